@@ -1,0 +1,76 @@
+/*
+ * ram_addr.h: the guest's RAM blocks as colo-standby holds them.
+ *
+ * Each RAMBlock is a MAP_SHARED mapping of one file in the RAM folder
+ * (<ram-dir>/<idstr without its leading '/'>), so the memory outlives the
+ * process and a stock QEMU can later map the very same pages with
+ * memory-backend-file,share=on.  A file that already exists with the right
+ * size is used as it is: that is how a stream saved with x-ignore-shared
+ * finds the RAM it does not carry.
+ *
+ * Owner: the incoming migration thread creates, fills and frees blocks; the
+ * monitor only reads the list after the migration thread is joined, or
+ * through the counters that migration.c publishes.
+ */
+#ifndef EXEC_RAM_ADDR_H
+#define EXEC_RAM_ADDR_H
+
+#include "qemu/osdep.h"
+
+/* Longest RAMBlock name we accept; QEMU's real ones (a qdev path plus a
+ * name) stay far below it. */
+#define RAM_BLOCK_IDSTR_MAX   128
+/* Upper bound for one block: 16 TiB, far above anything we map here. */
+#define RAM_BLOCK_MAX_BYTES   (UINT64_C(1) << 44)
+/* Upper bound for the number of blocks in one stream. */
+#define RAM_BLOCKS_MAX        1024
+
+typedef struct RAMBlock {
+    char idstr[RAM_BLOCK_IDSTR_MAX + 1];
+    uint8_t *host;              /* MAP_SHARED view of the block's file */
+    uint64_t used_length;       /* bytes the stream announced */
+    uint64_t max_length;        /* bytes mapped (== used_length here) */
+    uint64_t mr_addr;           /* address announced under x-ignore-shared */
+    bool has_mr_addr;
+    char *path;                 /* the RAM file */
+    int fd;
+    bool preexisting;           /* the file was there before we started */
+    bool ignored;               /* skipped by x-ignore-shared: never written */
+    unsigned long *receivedmap; /* pages written during this migration */
+
+    /*
+     * COLO (docs/colo.rst): checkpoint pages land here first and reach
+     * @host only when the whole checkpoint has arrived.  NULL outside COLO.
+     */
+    uint8_t *colo_cache;
+    unsigned long *bmap;        /* pages held in colo_cache, not yet flushed */
+} RAMBlock;
+
+typedef struct RAMList {
+    char *dir;                  /* the RAM folder */
+    GPtrArray *blocks;          /* of RAMBlock*, in announcement order */
+} RAMList;
+
+RAMList *ram_list_new(const char *dir);
+void ram_list_free(RAMList *rl);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(RAMList, ram_list_free)
+
+RAMBlock *ram_list_find(RAMList *rl, const char *idstr);
+/* Creates (or opens, if its file already has @length bytes) a block. */
+RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
+                       GError **errp);
+uint64_t ram_list_total(RAMList *rl);
+
+/* The file a block with @idstr lives in, or NULL (error set) if the name
+ * cannot be a file name under the RAM folder. */
+char *ram_block_path(const char *dir, const char *idstr, GError **errp);
+
+static inline uint64_t ram_block_pages(const RAMBlock *rb)
+{
+    return rb->used_length >> 12;
+}
+
+/* Msync and drop nothing: the files are the state. */
+void ram_block_sync(RAMBlock *rb);
+
+#endif /* EXEC_RAM_ADDR_H */

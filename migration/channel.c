@@ -1,0 +1,286 @@
+/*
+ * channel.c: opening incoming migration transports.
+ *
+ * Owner: created by whoever starts the incoming migration, then handed to
+ * the migration thread, which alone reads from it.
+ */
+#include "qemu/osdep.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <glib/gstdio.h>
+
+#include "migration/channel.h"
+
+static IncomingChannel *channel_new(ChannelKind kind, const char *uri)
+{
+    IncomingChannel *ch = g_new0(IncomingChannel, 1);
+
+    ch->kind = kind;
+    ch->uri = g_strdup(uri);
+    ch->listen_fd = -1;
+    ch->fd = -1;
+    return ch;
+}
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT". */
+static bool split_host_port(const char *s, char **host, char **port,
+                            GError **errp)
+{
+    const char *colon;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+
+        if (!close || close[1] != ':') {
+            goto bad;
+        }
+        *host = g_strndup(s + 1, close - s - 1);
+        *port = g_strdup(close + 2);
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            goto bad;
+        }
+        *host = g_strndup(s, colon - s);
+        *port = g_strdup(colon + 1);
+    }
+    /* Options such as ",to=..." are not supported; cut them off. */
+    if (strchr(*port, ',')) {
+        *strchr(*port, ',') = '\0';
+    }
+    if (!(*port)[0]) {
+        g_free(*host);
+        g_free(*port);
+        goto bad;
+    }
+    return true;
+
+bad:
+    g_set_error(errp, COLO_ERROR, EINVAL, "'%s' is not HOST:PORT", s);
+    return false;
+}
+
+static bool channel_listen_tcp(IncomingChannel *ch, const char *addr,
+                               GError **errp)
+{
+    g_autofree char *host = NULL;
+    g_autofree char *port = NULL;
+    struct addrinfo hints = { 0 }, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+    int fd = -1, one = 1, rc;
+
+    if (!split_host_port(addr, &host, &port, errp)) {
+        return false;
+    }
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "cannot resolve '%s': %s",
+                    addr, gai_strerror(rc));
+        return false;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, 1) == 0) {
+            break;
+        }
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot listen on tcp:%s: %s",
+                    addr, g_strerror(errno));
+        return false;
+    }
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), pbuf,
+                sizeof(pbuf), NI_NUMERICHOST | NI_NUMERICSERV);
+    ch->listen_fd = fd;
+    ch->host = g_strdup(hbuf);
+    ch->port = atoi(pbuf);
+    ch->ipv6 = ss.ss_family == AF_INET6;
+    return true;
+}
+
+static bool channel_listen_unix(IncomingChannel *ch, const char *path,
+                                GError **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "socket path too long: "
+                    "%s", path);
+        return false;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "socket: %s", g_strerror(errno));
+        return false;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(fd, 1) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot listen on unix:%s: %s",
+                    path, g_strerror(errno));
+        close(fd);
+        return false;
+    }
+    ch->listen_fd = fd;
+    ch->unix_path = g_strdup(path);
+    return true;
+}
+
+static bool channel_open_exec(IncomingChannel *ch, const char *cmd,
+                              GError **errp)
+{
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    int out = -1;
+
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                  &ch->child, NULL, &out, NULL, errp)) {
+        g_prefix_error(errp, "exec:%s: ", cmd);
+        return false;
+    }
+    fcntl(out, F_SETFD, FD_CLOEXEC);
+    ch->fd = out;
+    return true;
+}
+
+static bool channel_open_file(IncomingChannel *ch, const char *spec,
+                              GError **errp)
+{
+    g_autofree char *path = g_strdup(spec);
+    char *opt = strstr(path, ",offset=");
+    uint64_t offset = 0;
+
+    if (opt) {
+        if (!g_ascii_string_to_unsigned(opt + 8, 0, 0, INT64_MAX, &offset,
+                                        errp)) {
+            g_prefix_error(errp, "file: offset: ");
+            return false;
+        }
+        *opt = '\0';
+    }
+    ch->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ch->fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot open %s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    if (offset && lseek(ch->fd, offset, SEEK_SET) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot seek %s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+IncomingChannel *migration_channel_open(const char *uri, GError **errp)
+{
+    IncomingChannel *ch = NULL;
+    bool ok = false;
+
+    if (g_str_has_prefix(uri, "tcp:")) {
+        ch = channel_new(CHANNEL_TCP, uri);
+        ok = channel_listen_tcp(ch, uri + 4, errp);
+    } else if (g_str_has_prefix(uri, "unix:")) {
+        ch = channel_new(CHANNEL_UNIX, uri);
+        ok = channel_listen_unix(ch, uri + 5, errp);
+    } else if (g_str_has_prefix(uri, "exec:")) {
+        ch = channel_new(CHANNEL_EXEC, uri);
+        ok = channel_open_exec(ch, uri + 5, errp);
+    } else if (g_str_has_prefix(uri, "file:")) {
+        ch = channel_new(CHANNEL_FILE, uri);
+        ok = channel_open_file(ch, uri + 5, errp);
+    } else {
+        g_set_error(errp, COLO_ERROR, EINVAL, "unknown migration protocol: "
+                    "%s", uri);
+        return NULL;
+    }
+    if (!ok) {
+        migration_channel_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+bool migration_channel_accept(IncomingChannel *ch, GError **errp)
+{
+    int fd;
+
+    if (ch->listen_fd < 0) {
+        return ch->fd >= 0;
+    }
+    do {
+        fd = accept4(ch->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "accept on %s: %s", ch->uri,
+                    g_strerror(errno));
+        return false;
+    }
+    close(ch->listen_fd);
+    ch->listen_fd = -1;
+    ch->fd = fd;
+    ch->is_socket = true;
+    return true;
+}
+
+void migration_channel_shutdown(IncomingChannel *ch)
+{
+    if (ch->listen_fd >= 0) {
+        shutdown(ch->listen_fd, SHUT_RDWR);
+    }
+    if (ch->fd >= 0) {
+        shutdown(ch->fd, SHUT_RDWR);   /* fails harmlessly on non-sockets */
+    }
+    if (ch->child > 0) {
+        kill(ch->child, SIGTERM);
+    }
+}
+
+void migration_channel_free(IncomingChannel *ch)
+{
+    if (!ch) {
+        return;
+    }
+    if (ch->listen_fd >= 0) {
+        close(ch->listen_fd);
+    }
+    if (ch->fd >= 0) {
+        close(ch->fd);
+    }
+    if (ch->child > 0) {
+        int status;
+
+        waitpid(ch->child, &status, 0);
+        g_spawn_close_pid(ch->child);
+    }
+    if (ch->unix_path) {
+        g_unlink(ch->unix_path);
+    }
+    g_free(ch->unix_path);
+    g_free(ch->host);
+    g_free(ch->uri);
+    g_free(ch);
+}

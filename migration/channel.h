@@ -1,0 +1,43 @@
+/*
+ * channel.h: the transports an incoming migration arrives on, by URI:
+ * tcp:HOST:PORT, unix:PATH, exec:COMMAND, file:PATH[,offset=N].
+ *
+ * migration_channel_open() runs on the thread that takes the request (so
+ * that a bad URI or a busy port is reported at once); the blocking accept
+ * runs on the migration thread.
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include "qemu/osdep.h"
+
+typedef enum {
+    CHANNEL_TCP,
+    CHANNEL_UNIX,
+    CHANNEL_EXEC,
+    CHANNEL_FILE,
+} ChannelKind;
+
+typedef struct IncomingChannel {
+    ChannelKind kind;
+    char *uri;
+    int listen_fd;          /* tcp/unix: listening socket, -1 after accept */
+    int fd;                 /* the stream; -1 until connected */
+    bool is_socket;         /* @fd is a socket: replies can go back on it */
+    GPid child;             /* exec: the command, 0 if none */
+    char *unix_path;        /* unix: the socket file we created */
+    char *host;             /* tcp: as bound */
+    int port;               /* tcp: as bound (the real one if 0 asked) */
+    bool ipv6;
+} IncomingChannel;
+
+/* Parses @uri and makes it ready: listening, the file opened, or the
+ * command started. */
+IncomingChannel *migration_channel_open(const char *uri, GError **errp);
+/* Waits for the source to connect (sockets); no-op otherwise. */
+bool migration_channel_accept(IncomingChannel *ch, GError **errp);
+/* Wakes a thread blocked in accept() or read(). */
+void migration_channel_shutdown(IncomingChannel *ch);
+void migration_channel_free(IncomingChannel *ch);
+
+#endif /* MIGRATION_CHANNEL_H */

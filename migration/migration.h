@@ -1,0 +1,89 @@
+/*
+ * migration.h: one incoming migration session: its state machine,
+ * options, statistics, and the thread that reads the stream.
+ *
+ * Threads: the main thread creates the session, changes options, starts
+ * it and queries it; the migration thread reads the stream and owns the
+ * RAM list and loader state until it is joined.  Everything both of them
+ * touch sits behind @lock.  State changes and events reach the outside
+ * world only through MigrationNotifier, called on the migration thread:
+ * migration/ never knows who listens (the monitor, or main() with --once).
+ */
+#ifndef MIGRATION_MIGRATION_H
+#define MIGRATION_MIGRATION_H
+
+#include "qemu/osdep.h"
+
+#include "exec/ram_addr.h"
+#include "migration/channel.h"
+#include "migration/device-state.h"
+#include "migration/options.h"
+#include "migration/ram.h"
+#include "migration/savevm.h"
+
+typedef enum MigrationStatus {
+    MIGRATION_STATUS_NONE,
+    MIGRATION_STATUS_SETUP,
+    MIGRATION_STATUS_ACTIVE,
+    MIGRATION_STATUS_COLO,
+    MIGRATION_STATUS_COMPLETED,
+    MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_CANCELLED,
+} MigrationStatus;
+
+const char *migration_status_name(MigrationStatus s);
+
+typedef struct MigrationNotifier {
+    /* An event with QMP-shaped data (a{sv} GVariant, or NULL). */
+    void (*event)(void *opaque, const char *name, GVariant *data);
+    /* The migration thread has finished its work; join it from the main
+     * thread (migration_incoming_join). */
+    void (*thread_done)(void *opaque);
+    void *opaque;
+} MigrationNotifier;
+
+/* A snapshot for query-migrate. */
+typedef struct MigrationInfo {
+    MigrationStatus status;
+    char *error_desc;
+    RAMLoadStats ram;
+    uint64_t transferred;
+    uint64_t total;
+    int64_t total_time_ms;
+    double mbps;
+    double pages_per_second;
+    char *socket_host;
+    int socket_port;
+    bool socket_ipv6;
+    char *socket_path;
+} MigrationInfo;
+
+void migration_info_clear(MigrationInfo *info);
+
+typedef struct MigrationIncomingState MigrationIncomingState;
+
+MigrationIncomingState *migration_incoming_new(const char *ram_dir,
+                                               const MigrationNotifier *n);
+void migration_incoming_free(MigrationIncomingState *mis);
+
+MigrationOptions *migration_incoming_options(MigrationIncomingState *mis);
+/* True while options may change (no migration started yet). */
+bool migration_incoming_options_mutable(MigrationIncomingState *mis,
+                                        GError **errp);
+
+/* Opens @uri and starts the migration thread. */
+bool migration_incoming_start(MigrationIncomingState *mis, const char *uri,
+                              GError **errp);
+void migration_incoming_query(MigrationIncomingState *mis,
+                              MigrationInfo *info);
+MigrationStatus migration_incoming_status(MigrationIncomingState *mis);
+/* Joins a finished migration thread; no-op if none. */
+void migration_incoming_join(MigrationIncomingState *mis);
+/* Stops a running migration (quit) and joins the thread. */
+void migration_incoming_cancel(MigrationIncomingState *mis);
+
+const char *migration_incoming_ram_dir(MigrationIncomingState *mis);
+/* Run state as query-status reports it. */
+const char *migration_incoming_runstate(MigrationIncomingState *mis);
+
+#endif /* MIGRATION_MIGRATION_H */

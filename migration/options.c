@@ -1,0 +1,114 @@
+/*
+ * options.c: names, defaults and consistency rules of the migration
+ * capabilities and parameters (QEMU's QAPI spelling).
+ */
+#include "qemu/osdep.h"
+
+#include "migration/options.h"
+
+static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
+    [MIGRATION_CAPABILITY_XBZRLE] = "xbzrle",
+    [MIGRATION_CAPABILITY_EVENTS] = "events",
+    [MIGRATION_CAPABILITY_X_COLO] = "x-colo",
+    [MIGRATION_CAPABILITY_RETURN_PATH] = "return-path",
+    [MIGRATION_CAPABILITY_X_IGNORE_SHARED] = "x-ignore-shared",
+    [MIGRATION_CAPABILITY_COMPRESS] = "compress",
+    [MIGRATION_CAPABILITY_POSTCOPY_RAM] = "postcopy-ram",
+    [MIGRATION_CAPABILITY_MULTIFD] = "multifd",
+    [MIGRATION_CAPABILITY_VALIDATE_UUID] = "validate-uuid",
+    [MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
+    [MIGRATION_CAPABILITY_AUTO_CONVERGE] = "auto-converge",
+    [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
+};
+
+static const struct {
+    const char *name;
+    uint64_t def;
+    uint64_t max;
+} parameter_info[MIGRATION_PARAMETER__MAX] = {
+    [MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] = { "x-checkpoint-delay", 20000,
+                                                 UINT32_MAX },
+    [MIGRATION_PARAMETER_MAX_BANDWIDTH] = { "max-bandwidth", 134217728,
+                                            INT64_MAX },
+    [MIGRATION_PARAMETER_DOWNTIME_LIMIT] = { "downtime-limit", 300, 2000000 },
+    [MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE] = { "xbzrle-cache-size",
+                                                64 * 1024 * 1024, INT64_MAX },
+    [MIGRATION_PARAMETER_MULTIFD_CHANNELS] = { "multifd-channels", 2, 255 },
+};
+
+void migration_options_init(MigrationOptions *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
+        o->params[i] = parameter_info[i].def;
+    }
+}
+
+const char *migration_capability_name(MigrationCapability c)
+{
+    return capability_names[c];
+}
+
+int migration_capability_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (strcmp(capability_names[i], name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool migration_capabilities_check(const bool caps[MIGRATION_CAPABILITY__MAX],
+                                  GError **errp)
+{
+    static const MigrationCapability unsupported[] = {
+        MIGRATION_CAPABILITY_POSTCOPY_RAM,
+        MIGRATION_CAPABILITY_MULTIFD,
+        MIGRATION_CAPABILITY_MAPPED_RAM,
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++) {
+        if (caps[unsupported[i]]) {
+            g_set_error(errp, COLO_ERROR, ENOTSUP, "capability %s is not "
+                        "supported by colo-standby",
+                        capability_names[unsupported[i]]);
+            return false;
+        }
+    }
+    if (caps[MIGRATION_CAPABILITY_X_COLO] &&
+        caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "x-colo and return-path cannot "
+                    "be combined: COLO replies are not return-path "
+                    "messages");
+        return false;
+    }
+    return true;
+}
+
+const char *migration_parameter_name(MigrationParameter p)
+{
+    return parameter_info[p].name;
+}
+
+int migration_parameter_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
+        if (strcmp(parameter_info[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool migration_parameter_check(MigrationParameter p, uint64_t v,
+                               GError **errp)
+{
+    if (v > parameter_info[p].max) {
+        g_set_error(errp, COLO_ERROR, ERANGE, "Parameter '%s' expects a "
+                    "value up to %" PRIu64, parameter_info[p].name,
+                    parameter_info[p].max);
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,58 @@
+/*
+ * options.h: migration capabilities and parameters, by QEMU's names.
+ *
+ * Owner: the main thread changes them (QMP, command line) only while no
+ * incoming migration runs; the migration thread reads a copy taken at
+ * start.
+ */
+#ifndef MIGRATION_OPTIONS_H
+#define MIGRATION_OPTIONS_H
+
+#include "qemu/osdep.h"
+
+typedef enum MigrationCapability {
+    MIGRATION_CAPABILITY_XBZRLE,
+    MIGRATION_CAPABILITY_EVENTS,
+    MIGRATION_CAPABILITY_X_COLO,
+    MIGRATION_CAPABILITY_RETURN_PATH,
+    MIGRATION_CAPABILITY_X_IGNORE_SHARED,
+    MIGRATION_CAPABILITY_COMPRESS,
+    MIGRATION_CAPABILITY_POSTCOPY_RAM,
+    MIGRATION_CAPABILITY_MULTIFD,
+    MIGRATION_CAPABILITY_VALIDATE_UUID,
+    MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
+    MIGRATION_CAPABILITY_AUTO_CONVERGE,
+    MIGRATION_CAPABILITY_MAPPED_RAM,
+    MIGRATION_CAPABILITY__MAX
+} MigrationCapability;
+
+/* Parameters we keep (all unsigned integers in QEMU's QAPI). */
+typedef enum MigrationParameter {
+    MIGRATION_PARAMETER_X_CHECKPOINT_DELAY,
+    MIGRATION_PARAMETER_MAX_BANDWIDTH,
+    MIGRATION_PARAMETER_DOWNTIME_LIMIT,
+    MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE,
+    MIGRATION_PARAMETER_MULTIFD_CHANNELS,
+    MIGRATION_PARAMETER__MAX
+} MigrationParameter;
+
+typedef struct MigrationOptions {
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    uint64_t params[MIGRATION_PARAMETER__MAX];
+} MigrationOptions;
+
+void migration_options_init(MigrationOptions *o);
+const char *migration_capability_name(MigrationCapability c);
+/* -1 if unknown */
+int migration_capability_lookup(const char *name);
+/* Refuses combinations that cannot work (e.g. x-colo with return-path,
+ * capabilities this program does not implement being switched on). */
+bool migration_capabilities_check(const bool caps[MIGRATION_CAPABILITY__MAX],
+                                  GError **errp);
+
+const char *migration_parameter_name(MigrationParameter p);
+int migration_parameter_lookup(const char *name);
+bool migration_parameter_check(MigrationParameter p, uint64_t v,
+                               GError **errp);
+
+#endif /* MIGRATION_OPTIONS_H */

@@ -1,0 +1,386 @@
+/*
+ * ram.c: loading the RAM section of a QEMU migration stream.
+ *
+ * Every record starts with a be64 whose low 12 bits are flags and whose
+ * page-aligned rest is an offset inside a RAMBlock (or, for MEM_SIZE, a
+ * byte count).  Nothing here trusts the stream: every block name is looked
+ * up, every offset is checked against the block before a byte is written,
+ * and every payload is decoded into bounded buffers.
+ *
+ * Where a page goes: normally to the block's RAM file (block->host).  Once
+ * a COLO session has started checkpointing (rs->colo_cache_active) every
+ * page goes to block->colo_cache instead and only marks the page in
+ * block->bmap; colo-cache.c copies the marked pages into RAM when, and only
+ * when, the whole checkpoint has arrived.  A checkpoint that is cut off
+ * therefore never reaches the RAM files.
+ *
+ * Owner: the incoming migration thread.
+ */
+#include "qemu/osdep.h"
+
+#include "migration/ram.h"
+#include "migration/wire.h"
+#include "migration/xbzrle.h"
+#include "qemu/bitmap.h"
+
+void ram_load_init(RAMLoadState *rs, RAMList *ram_list)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->ram_list = ram_list;
+    rs->zero_fill_strict = true;
+}
+
+void ram_load_cleanup(RAMLoadState *rs)
+{
+    if (rs->zs_ready) {
+        inflateEnd(&rs->zs);
+        rs->zs_ready = false;
+    }
+    rs->last_block = NULL;
+}
+
+bool buffer_is_zero(const void *p, size_t len)
+{
+    const uint64_t *w = p;
+    size_t i;
+
+    /* Pages are 8-byte aligned and a multiple of 64 bytes long. */
+    for (i = 0; i + 8 <= len / 8; i += 8) {
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
+            w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) {
+            return false;
+        }
+    }
+    for (i *= 8; i < len; i++) {
+        if (((const uint8_t *)p)[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool G_GNUC_PRINTF(4, 5)
+ram_fail(GError **errp, uint64_t at, const char *what, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(errp, COLO_ERROR, EINVAL, "ram: %s: %s (record at byte "
+                "offset %" PRIu64 ")", what, msg, at);
+    return false;
+}
+
+/* Reads the block list of a MEM_SIZE record; @total is its byte count. */
+static bool ram_load_mem_size(RAMLoadState *rs, QEMUFile *f, uint64_t total,
+                              uint64_t at, GError **errp)
+{
+    uint64_t seen = 0;
+
+    while (seen < total) {
+        char idstr[256];
+        uint64_t entry_at = qemu_file_tell(f);
+        uint64_t len, mr_addr = 0;
+        RAMBlock *rb;
+        GError *local_err = NULL;
+        int n = qemu_get_str8(f, idstr);
+
+        len = qemu_get_be64(f);
+        if (rs->ignore_shared) {
+            mr_addr = qemu_get_be64(f);
+        }
+        if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        if (n == 0) {
+            return ram_fail(errp, entry_at, "MEM_SIZE", "empty block name");
+        }
+        if (n > RAM_BLOCK_IDSTR_MAX) {
+            return ram_fail(errp, entry_at, "MEM_SIZE", "block name of %d "
+                            "bytes is over-long (limit %d)", n,
+                            RAM_BLOCK_IDSTR_MAX);
+        }
+        if (len > total - seen) {
+            return ram_fail(errp, entry_at, "MEM_SIZE", "block '%s' of 0x%"
+                            PRIx64 " bytes overruns the announced total 0x%"
+                            PRIx64, idstr, len, total);
+        }
+        rb = ram_list_find(rs->ram_list, idstr);
+        if (rb) {
+            if (rb->used_length != len) {
+                return ram_fail(errp, entry_at, "MEM_SIZE", "block '%s' "
+                                "announced again with length 0x%" PRIx64
+                                " (was 0x%" PRIx64 ")", idstr, len,
+                                rb->used_length);
+            }
+        } else {
+            rb = ram_list_add(rs->ram_list, idstr, len, &local_err);
+            if (!rb) {
+                ram_fail(errp, entry_at, "MEM_SIZE", "%s",
+                         local_err->message);
+                g_error_free(local_err);
+                return false;
+            }
+        }
+        rb->mr_addr = mr_addr;
+        rb->has_mr_addr = rs->ignore_shared;
+        /* Under x-ignore-shared, a RAM file that was already there is the
+         * shared memory the source left out of the stream. */
+        rb->ignored = rs->ignore_shared && rb->preexisting;
+        seen += len;
+    }
+    rs->mem_size_seen = true;
+    (void)at;
+    return true;
+}
+
+/* Where the page at @offset of @rb is written (see the top of the file). */
+static inline uint8_t *ram_page_target(RAMLoadState *rs, RAMBlock *rb,
+                                       uint64_t offset)
+{
+    if (rs->colo_cache_active) {
+        return rb->colo_cache + offset;
+    }
+    return rb->host + offset;
+}
+
+/* Bookkeeping once the page at @offset has its new contents. */
+static inline void ram_page_done(RAMLoadState *rs, RAMBlock *rb,
+                                 uint64_t offset)
+{
+    uint64_t page = offset >> TARGET_PAGE_BITS;
+
+    if (rs->colo_cache_active) {
+        set_bit(page, rb->bmap);
+        return;
+    }
+    set_bit(page, rb->receivedmap);
+    if (rs->colo_mirror && rb->colo_cache) {
+        memcpy(rb->colo_cache + offset, rb->host + offset, TARGET_PAGE_SIZE);
+    }
+}
+
+/* True if the page certainly reads as zero without looking at it. */
+static inline bool ram_page_known_zero(RAMLoadState *rs, RAMBlock *rb,
+                                       uint64_t offset)
+{
+    return !rs->colo_cache_active && !rb->preexisting &&
+           !test_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
+}
+
+static bool ram_load_zlib(RAMLoadState *rs, const uint8_t *in, uint32_t len,
+                          const char **why)
+{
+    int ret;
+
+    if (!rs->zs_ready) {
+        memset(&rs->zs, 0, sizeof(rs->zs));
+        if (inflateInit(&rs->zs) != Z_OK) {
+            *why = "zlib could not be initialised";
+            return false;
+        }
+        rs->zs_ready = true;
+    } else if (inflateReset(&rs->zs) != Z_OK) {
+        *why = "zlib could not be reset";
+        return false;
+    }
+    rs->zs.next_in = (Bytef *)in;
+    rs->zs.avail_in = len;
+    rs->zs.next_out = rs->scratch;
+    rs->zs.avail_out = sizeof(rs->scratch);
+    ret = inflate(&rs->zs, Z_FINISH);
+    if (ret != Z_STREAM_END) {
+        *why = ret == Z_BUF_ERROR ? "zlib data does not fit in one page or "
+               "is cut short" : "zlib data is corrupt";
+        return false;
+    }
+    if (rs->zs.avail_out != 0) {
+        *why = "zlib data inflates to less than a page";
+        return false;
+    }
+    if (rs->zs.avail_in != 0) {
+        *why = "trailing bytes after the zlib stream";
+        return false;
+    }
+    return true;
+}
+
+bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
+{
+    for (;;) {
+        uint64_t at = qemu_file_tell(f);
+        uint64_t word = qemu_get_be64(f);
+        uint32_t flags = word & ~TARGET_PAGE_MASK;
+        uint64_t offset = word & TARGET_PAGE_MASK;
+        RAMBlock *rb = NULL;
+        uint8_t *dst = NULL;
+
+        if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+
+        if (flags & (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE |
+                     RAM_SAVE_FLAG_XBZRLE | RAM_SAVE_FLAG_COMPRESS_PAGE)) {
+            if (flags & RAM_SAVE_FLAG_CONTINUE) {
+                rb = rs->last_block;
+                if (!rb) {
+                    return ram_fail(errp, at, "page record", "CONTINUE "
+                                    "flag before any block was named");
+                }
+            } else {
+                char idstr[256];
+                int n = qemu_get_str8(f, idstr);
+
+                if (n < 0) {
+                    qemu_file_propagate_error(f, errp);
+                    return false;
+                }
+                rb = ram_list_find(rs->ram_list, idstr);
+                if (!rb) {
+                    return ram_fail(errp, at, "page record", "unknown RAM "
+                                    "block '%s'", idstr);
+                }
+                rs->last_block = rb;
+            }
+            if (rb->ignored) {
+                return ram_fail(errp, at, "page record", "block '%s' is "
+                                "shared (x-ignore-shared) and must not be "
+                                "migrated", rb->idstr);
+            }
+            if (offset >= rb->used_length) {
+                return ram_fail(errp, at, "page record", "offset 0x%" PRIx64
+                                " is outside block '%s' (0x%" PRIx64
+                                " bytes)", offset, rb->idstr,
+                                rb->used_length);
+            }
+            if (rs->colo_cache_active && !rb->colo_cache) {
+                return ram_fail(errp, at, "page record", "block '%s' has no "
+                                "COLO cache", rb->idstr);
+            }
+            dst = ram_page_target(rs, rb, offset);
+        }
+
+        switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
+        case RAM_SAVE_FLAG_MEM_SIZE:
+            if (!ram_load_mem_size(rs, f, offset, at, errp)) {
+                return false;
+            }
+            break;
+
+        case RAM_SAVE_FLAG_ZERO: {
+            uint8_t fill = qemu_get_byte(f);
+
+            if (qemu_file_propagate_error(f, errp)) {
+                return false;
+            }
+            if (fill != 0 && rs->zero_fill_strict) {
+                return ram_fail(errp, at, "ZERO page", "fill byte 0x%02x; "
+                                "a QEMU 8.0+ stream only has zero fills",
+                                fill);
+            }
+            if (fill != 0) {
+                memset(dst, fill, TARGET_PAGE_SIZE);
+            } else if (!ram_page_known_zero(rs, rb, offset) &&
+                       !buffer_is_zero(dst, TARGET_PAGE_SIZE)) {
+                memset(dst, 0, TARGET_PAGE_SIZE);
+            }
+            ram_page_done(rs, rb, offset);
+            rs->stats.duplicate++;
+            break;
+        }
+
+        case RAM_SAVE_FLAG_PAGE: {
+            const uint8_t *src = qemu_get_ptr(f, TARGET_PAGE_SIZE);
+
+            if (!src) {
+                qemu_file_propagate_error(f, errp);
+                return false;
+            }
+            memcpy(dst, src, TARGET_PAGE_SIZE);
+            ram_page_done(rs, rb, offset);
+            rs->stats.normal++;
+            rs->stats.normal_bytes += TARGET_PAGE_SIZE;
+            break;
+        }
+
+        case RAM_SAVE_FLAG_XBZRLE: {
+            uint8_t enc = qemu_get_byte(f);
+            uint16_t len = qemu_get_be16(f);
+            const uint8_t *data;
+            const char *why = NULL;
+
+            if (qemu_file_propagate_error(f, errp)) {
+                return false;
+            }
+            if (enc != XBZRLE_ENCODING_BYTE) {
+                return ram_fail(errp, at, "XBZRLE page", "encoding byte "
+                                "0x%02x, expected 0x%02x", enc,
+                                XBZRLE_ENCODING_BYTE);
+            }
+            if (len > TARGET_PAGE_SIZE) {
+                return ram_fail(errp, at, "XBZRLE page", "data length %u "
+                                "is larger than a page", len);
+            }
+            data = qemu_get_ptr(f, len);
+            if (!data) {
+                qemu_file_propagate_error(f, errp);
+                return false;
+            }
+            /* Decode on a copy so a bad record leaves the page intact. */
+            memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
+            if (xbzrle_decode(data, len, rs->scratch, TARGET_PAGE_SIZE,
+                              &why) < 0) {
+                return ram_fail(errp, at, "XBZRLE page", "%s", why);
+            }
+            memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
+            ram_page_done(rs, rb, offset);
+            rs->stats.xbzrle++;
+            break;
+        }
+
+        case RAM_SAVE_FLAG_COMPRESS_PAGE: {
+            uint32_t len = qemu_get_be32(f);
+            const uint8_t *data;
+            const char *why = NULL;
+
+            if (qemu_file_propagate_error(f, errp)) {
+                return false;
+            }
+            if (len == 0 || len > compressBound(TARGET_PAGE_SIZE)) {
+                return ram_fail(errp, at, "compressed page", "length %u "
+                                "outside 1..%lu", len,
+                                (unsigned long)compressBound(TARGET_PAGE_SIZE));
+            }
+            data = qemu_get_ptr(f, len);
+            if (!data) {
+                qemu_file_propagate_error(f, errp);
+                return false;
+            }
+            if (!ram_load_zlib(rs, data, len, &why)) {
+                return ram_fail(errp, at, "compressed page", "%s", why);
+            }
+            memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
+            ram_page_done(rs, rb, offset);
+            rs->stats.compressed++;
+            break;
+        }
+
+        case RAM_SAVE_FLAG_MULTIFD_FLUSH:
+            /* No multifd channels here: nothing is in flight elsewhere. */
+            break;
+
+        case RAM_SAVE_FLAG_EOS:
+            return true;
+
+        case RAM_SAVE_FLAG_HOOK:
+            return ram_fail(errp, at, "record", "RDMA hook record on a "
+                            "non-RDMA stream");
+
+        default:
+            return ram_fail(errp, at, "record", "unknown combination of "
+                            "flags 0x%03x", flags);
+        }
+    }
+}

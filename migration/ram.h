@@ -1,0 +1,59 @@
+/*
+ * ram.h: the RAM section ("ram", instance 0, version 4) of a migration
+ * stream, load side.
+ *
+ * Owner: the incoming migration thread.
+ */
+#ifndef MIGRATION_RAM_H
+#define MIGRATION_RAM_H
+
+#include "qemu/osdep.h"
+
+#include <zlib.h>
+
+#include "exec/ram_addr.h"
+#include "migration/qemu-file.h"
+
+typedef struct RAMLoadStats {
+    uint64_t normal;        /* PAGE records */
+    uint64_t duplicate;     /* ZERO records */
+    uint64_t xbzrle;        /* XBZRLE records */
+    uint64_t compressed;    /* COMPRESS_PAGE records */
+    uint64_t normal_bytes;
+} RAMLoadStats;
+
+typedef struct RAMLoadState {
+    RAMList *ram_list;
+    /*
+     * The block CONTINUE records refer to.  QEMU's sender keeps it across
+     * sections and COLO checkpoints, so it lives for the whole incoming
+     * migration.
+     */
+    RAMBlock *last_block;
+    bool ignore_shared;     /* x-ignore-shared agreed with the source */
+    bool zero_fill_strict;  /* refuse ZERO records with a non-zero fill */
+    /*
+     * COLO: once @colo_cache_active, page records land in each block's
+     * colo_cache and set its bmap bit instead of touching RAM; before that,
+     * with @colo_mirror, RAM writes are copied to the cache as well.
+     */
+    bool colo_mirror;
+    bool colo_cache_active;
+    bool mem_size_seen;
+
+    z_stream zs;
+    bool zs_ready;
+    uint8_t scratch[4096];
+    RAMLoadStats stats;
+} RAMLoadState;
+
+void ram_load_init(RAMLoadState *rs, RAMList *ram_list);
+void ram_load_cleanup(RAMLoadState *rs);
+
+/* Loads one START/PART/END body (records up to EOS). */
+bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp);
+
+/* True if @len bytes at @p are all zero. */
+bool buffer_is_zero(const void *p, size_t len);
+
+#endif /* MIGRATION_RAM_H */

@@ -1,0 +1,41 @@
+/*
+ * monitor.h: the QMP server (QEMU's JSON protocol on a UNIX socket).
+ *
+ * Threads: everything here runs on the main thread's GMainContext.
+ * Events raised on other threads are handed over with
+ * monitor_emit_event(), which is thread safe.
+ */
+#ifndef MONITOR_MONITOR_H
+#define MONITOR_MONITOR_H
+
+#include "qemu/osdep.h"
+
+#include <json-glib/json-glib.h>
+
+#include "migration/migration.h"
+
+typedef struct Monitor Monitor;
+
+/* What the commands operate on, owned by main(). */
+typedef struct MonitorContext {
+    MigrationIncomingState *mis;
+    const char *name;               /* -name, or NULL */
+    void (*quit)(void *opaque);     /* the quit command */
+    void *opaque;
+} MonitorContext;
+
+/* @spec: "unix:PATH[,server=on][,wait=off]" as QEMU's -qmp takes it. */
+Monitor *monitor_new(const char *spec, const MonitorContext *ctx,
+                     GError **errp);
+void monitor_free(Monitor *mon);
+
+/* Thread safe: queues an event for every negotiated client.  @data is an
+ * a{sv} GVariant (floating references are sunk) or NULL. */
+void monitor_emit_event(Monitor *mon, const char *name, GVariant *data);
+
+/* Command table (monitor/qmp-cmds.c). */
+typedef JsonNode *(*QmpCommandFn)(const MonitorContext *ctx,
+                                  JsonObject *args, GError **errp);
+QmpCommandFn qmp_find_command(const char *name);
+
+#endif /* MONITOR_MONITOR_H */

@@ -1,0 +1,360 @@
+/*
+ * qmp-cmds.c: the QMP commands colo-standby answers, with QEMU's names,
+ * arguments and reply shapes.
+ *
+ * Owner: the main thread.
+ */
+#include "qemu/osdep.h"
+
+#include "monitor/monitor.h"
+
+static JsonNode *node_take_object(JsonObject *o)
+{
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(n, o);
+    return n;
+}
+
+/* Reads an unsigned integer argument; false (error set) if malformed. */
+static bool arg_uint(JsonObject *args, const char *name, uint64_t *out,
+                     GError **errp)
+{
+    JsonNode *n = json_object_get_member(args, name);
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
+        json_node_get_value_type(n) != G_TYPE_INT64 ||
+        json_node_get_int(n) < 0) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' expects "
+                    "uint64", name);
+        return false;
+    }
+    *out = json_node_get_int(n);
+    return true;
+}
+
+static const char *arg_str(JsonObject *args, const char *name, GError **errp)
+{
+    JsonNode *n = json_object_get_member(args, name);
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
+        json_node_get_value_type(n) != G_TYPE_STRING) {
+        g_set_error(errp, COLO_ERROR, EINVAL, n ? "Parameter '%s' expects "
+                    "string" : "Parameter '%s' is missing", name);
+        return NULL;
+    }
+    return json_node_get_string(n);
+}
+
+static JsonNode *qmp_query_version(const MonitorContext *ctx,
+                                   JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new(), *q = json_object_new();
+    g_auto(GStrv) v = g_strsplit(COLO_VERSION_STRING, ".", 3);
+
+    (void)ctx;
+    (void)args;
+    (void)errp;
+    json_object_set_int_member(q, "major", atoi(v[0]));
+    json_object_set_int_member(q, "minor", atoi(v[1]));
+    json_object_set_int_member(q, "micro", atoi(v[2]));
+    json_object_set_object_member(o, "qemu", q);
+    json_object_set_string_member(o, "package", "colo-standby "
+                                  COLO_VERSION_STRING);
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_query_status(const MonitorContext *ctx,
+                                  JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+
+    (void)args;
+    (void)errp;
+    json_object_set_boolean_member(o, "running", FALSE);
+    json_object_set_boolean_member(o, "singlestep", FALSE);
+    json_object_set_string_member(o, "status",
+                                  migration_incoming_runstate(ctx->mis));
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_query_name(const MonitorContext *ctx, JsonObject *args,
+                                GError **errp)
+{
+    JsonObject *o = json_object_new();
+
+    (void)args;
+    (void)errp;
+    if (ctx->name) {
+        json_object_set_string_member(o, "name", ctx->name);
+    }
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
+                                   JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+    MigrationInfo info;
+
+    (void)args;
+    (void)errp;
+    migration_incoming_query(ctx->mis, &info);
+    if (info.status == MIGRATION_STATUS_NONE) {
+        migration_info_clear(&info);
+        return node_take_object(o);
+    }
+    json_object_set_string_member(o, "status",
+                                  migration_status_name(info.status));
+    if (info.status != MIGRATION_STATUS_SETUP) {
+        JsonObject *ram = json_object_new();
+        uint64_t pages = info.ram.normal + info.ram.duplicate +
+                         info.ram.xbzrle + info.ram.compressed;
+
+        json_object_set_int_member(ram, "transferred", info.transferred);
+        json_object_set_int_member(ram, "remaining", 0);
+        json_object_set_int_member(ram, "total", info.total);
+        json_object_set_int_member(ram, "duplicate", info.ram.duplicate);
+        json_object_set_int_member(ram, "normal", info.ram.normal);
+        json_object_set_int_member(ram, "normal-bytes", info.ram.normal_bytes);
+        json_object_set_int_member(ram, "skipped", 0);
+        json_object_set_int_member(ram, "dirty-sync-count", 0);
+        json_object_set_int_member(ram, "page-size", 4096);
+        json_object_set_int_member(ram, "pages-per-second",
+                                   (int64_t)info.pages_per_second);
+        json_object_set_double_member(ram, "mbps", info.mbps);
+        json_object_set_int_member(ram, "precopy-bytes", info.transferred);
+        json_object_set_int_member(ram, "x-pages", pages);
+        json_object_set_int_member(ram, "x-xbzrle-pages", info.ram.xbzrle);
+        json_object_set_int_member(ram, "x-compressed-pages",
+                                   info.ram.compressed);
+        json_object_set_object_member(o, "ram", ram);
+        json_object_set_int_member(o, "total-time", info.total_time_ms);
+    }
+    if (info.error_desc) {
+        json_object_set_string_member(o, "error-desc", info.error_desc);
+    }
+    if (info.socket_host) {
+        JsonArray *a = json_array_new();
+        JsonObject *s = json_object_new();
+        g_autofree char *port = g_strdup_printf("%d", info.socket_port);
+
+        json_object_set_string_member(s, "type", "inet");
+        json_object_set_string_member(s, "host", info.socket_host);
+        json_object_set_string_member(s, "port", port);
+        json_object_set_boolean_member(s, info.socket_ipv6 ? "ipv6" : "ipv4",
+                                       TRUE);
+        json_array_add_object_element(a, s);
+        json_object_set_array_member(o, "socket-address", a);
+    } else if (info.socket_path) {
+        JsonArray *a = json_array_new();
+        JsonObject *s = json_object_new();
+
+        json_object_set_string_member(s, "type", "unix");
+        json_object_set_string_member(s, "path", info.socket_path);
+        json_array_add_object_element(a, s);
+        json_object_set_array_member(o, "socket-address", a);
+    }
+    migration_info_clear(&info);
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
+                                              JsonObject *args, GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    JsonNode *n = json_object_get_member(args, "capabilities");
+    JsonArray *a;
+
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capabilities' "
+                    "expects array");
+        return NULL;
+    }
+    if (!migration_incoming_options_mutable(ctx->mis, errp)) {
+        return NULL;
+    }
+    memcpy(caps, opts->caps, sizeof(caps));
+    a = json_node_get_array(n);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonNode *en = json_array_get_element(a, i);
+        JsonObject *e = JSON_NODE_HOLDS_OBJECT(en) ?
+                        json_node_get_object(en) : NULL;
+        JsonNode *state = e ? json_object_get_member(e, "state") : NULL;
+        const char *name = e ? arg_str(e, "capability", errp) : NULL;
+        int cap;
+
+        if (!e) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Invalid parameter type "
+                        "for 'capabilities[%u]', expected: object", i);
+            return NULL;
+        }
+        if (!name) {
+            return NULL;
+        }
+        cap = migration_capability_lookup(name);
+        if (cap < 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capability' "
+                        "does not accept value '%s'", name);
+            return NULL;
+        }
+        if (!state || !JSON_NODE_HOLDS_VALUE(state) ||
+            json_node_get_value_type(state) != G_TYPE_BOOLEAN) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'state' expects "
+                        "boolean");
+            return NULL;
+        }
+        caps[cap] = json_node_get_boolean(state);
+    }
+    if (!migration_capabilities_check(caps, errp)) {
+        return NULL;
+    }
+    memcpy(opts->caps, caps, sizeof(caps));
+    return NULL;
+}
+
+static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
+                                                JsonObject *args,
+                                                GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    JsonArray *a = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+    (void)args;
+    (void)errp;
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "capability",
+                                      migration_capability_name(i));
+        json_object_set_boolean_member(o, "state", opts->caps[i]);
+        json_array_add_object_element(a, o);
+    }
+    json_node_take_array(n, a);
+    return n;
+}
+
+static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
+                                            JsonObject *args, GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    uint64_t params[MIGRATION_PARAMETER__MAX];
+    g_autoptr(GList) names = json_object_get_members(args);
+
+    memcpy(params, opts->params, sizeof(params));
+    for (GList *l = names; l; l = l->next) {
+        int p = migration_parameter_lookup(l->data);
+        uint64_t v;
+
+        if (p < 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
+                        "unexpected", (const char *)l->data);
+            return NULL;
+        }
+        if (!arg_uint(args, l->data, &v, errp) ||
+            !migration_parameter_check(p, v, errp)) {
+            return NULL;
+        }
+        params[p] = v;
+    }
+    memcpy(opts->params, params, sizeof(params));
+    return NULL;
+}
+
+static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
+                                              JsonObject *args, GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    JsonObject *o = json_object_new();
+
+    (void)args;
+    (void)errp;
+    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
+        json_object_set_int_member(o, migration_parameter_name(i),
+                                   opts->params[i]);
+    }
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
+                                      JsonObject *args, GError **errp)
+{
+    const char *uri;
+
+    if (json_object_has_member(args, "channels")) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "'channels' is not supported; "
+                    "use 'uri'");
+        return NULL;
+    }
+    uri = arg_str(args, "uri", errp);
+    if (!uri) {
+        return NULL;
+    }
+    migration_incoming_start(ctx->mis, uri, errp);
+    return NULL;
+}
+
+static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
+                          GError **errp)
+{
+    (void)args;
+    (void)errp;
+    if (ctx->quit) {
+        ctx->quit(ctx->opaque);
+    }
+    return NULL;
+}
+
+static JsonNode *qmp_query_commands(const MonitorContext *ctx,
+                                    JsonObject *args, GError **errp);
+
+static const struct {
+    const char *name;
+    QmpCommandFn fn;
+} qmp_commands[] = {
+    { "query-version", qmp_query_version },
+    { "query-status", qmp_query_status },
+    { "query-name", qmp_query_name },
+    { "query-commands", qmp_query_commands },
+    { "query-migrate", qmp_query_migrate },
+    { "migrate-set-capabilities", qmp_migrate_set_capabilities },
+    { "query-migrate-capabilities", qmp_query_migrate_capabilities },
+    { "migrate-set-parameters", qmp_migrate_set_parameters },
+    { "query-migrate-parameters", qmp_query_migrate_parameters },
+    { "migrate-incoming", qmp_migrate_incoming },
+    { "quit", qmp_quit },
+};
+
+static JsonNode *qmp_query_commands(const MonitorContext *ctx,
+                                    JsonObject *args, GError **errp)
+{
+    JsonArray *a = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    JsonObject *cap = json_object_new();
+
+    (void)ctx;
+    (void)args;
+    (void)errp;
+    json_object_set_string_member(cap, "name", "qmp_capabilities");
+    json_array_add_object_element(a, cap);
+    for (size_t i = 0; i < G_N_ELEMENTS(qmp_commands); i++) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "name", qmp_commands[i].name);
+        json_array_add_object_element(a, o);
+    }
+    json_node_take_array(n, a);
+    return n;
+}
+
+QmpCommandFn qmp_find_command(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(qmp_commands); i++) {
+        if (strcmp(qmp_commands[i].name, name) == 0) {
+            return qmp_commands[i].fn;
+        }
+    }
+    return NULL;
+}

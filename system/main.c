@@ -1,0 +1,288 @@
+/*
+ * main.c: colo-secondary, the receiving side of a QEMU migration and COLO
+ * session, with QEMU's command line conventions (one or two dashes).
+ *
+ *   colo-secondary [-name NAME] [-ram-dir DIR] [-qmp unix:PATH,server=on,wait=off]
+ *                  [-global migration.CAPABILITY=on|off]
+ *                  [-global migration.PARAMETER=N]
+ *                  -incoming tcp:HOST:PORT|unix:PATH|exec:CMD|file:PATH|defer
+ *                  [--once]
+ *
+ * Threads: main runs the GMainLoop (QMP, signals); the incoming migration
+ * has its own thread (migration/migration.c).
+ */
+#include "qemu/osdep.h"
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "migration/migration.h"
+#include "monitor/monitor.h"
+
+typedef struct SecondaryMain {
+    GMainLoop *loop;
+    MigrationIncomingState *mis;
+    Monitor *mon;
+    bool once;
+    bool quitting;
+    int exit_status;
+} SecondaryMain;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: colo-secondary [options] -incoming URI\n"
+"\n"
+"  -incoming URI       tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH[,offset=N]\n"
+"                      or defer (then QMP migrate-incoming)\n"
+"  -ram-dir DIR        where the RAM block files live (default: a new\n"
+"                      folder under /dev/shm)\n"
+"  -qmp unix:PATH,server=on,wait=off\n"
+"                      QMP monitor socket\n"
+"  -name NAME          a name for this instance (query-name)\n"
+"  -global migration.CAP=on|off    set a migration capability (x-colo,\n"
+"                      x-ignore-shared, events, ...)\n"
+"  -global migration.PARAM=N       set a migration parameter\n"
+"  --once              exit when the incoming migration ends: 0 if it\n"
+"                      completed, 1 (with the error on stderr) if not\n"
+"  -version, -h\n");
+}
+
+static void main_quit(void *opaque)
+{
+    SecondaryMain *m = opaque;
+
+    m->quitting = true;
+    g_main_loop_quit(m->loop);
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    main_quit(opaque);
+    return G_SOURCE_CONTINUE;
+}
+
+static void on_event(void *opaque, const char *name, GVariant *data)
+{
+    SecondaryMain *m = opaque;
+
+    if (m->mon) {
+        monitor_emit_event(m->mon, name, data);
+    }
+}
+
+static gboolean on_thread_done_main(gpointer opaque)
+{
+    SecondaryMain *m = opaque;
+    MigrationInfo info;
+
+    migration_incoming_join(m->mis);
+    migration_incoming_query(m->mis, &info);
+    if (info.status == MIGRATION_STATUS_FAILED) {
+        fprintf(stderr, "colo-secondary: %s\n",
+                info.error_desc ? info.error_desc : "migration failed");
+        m->exit_status = 1;
+    } else {
+        m->exit_status = 0;
+    }
+    migration_info_clear(&info);
+    if (m->once) {
+        main_quit(m);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void on_thread_done(void *opaque)
+{
+    g_main_context_invoke(NULL, on_thread_done_main, opaque);
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes")) {
+        *out = true;
+    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")) {
+        *out = false;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* -global migration.NAME=VALUE */
+static bool apply_global(MigrationOptions *opts, const char *spec,
+                         GError **errp)
+{
+    const char *eq = strchr(spec, '=');
+    g_autofree char *name = NULL;
+    int idx;
+
+    if (!g_str_has_prefix(spec, "migration.") || !eq) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "-global %s: only "
+                    "migration.NAME=VALUE is supported", spec);
+        return false;
+    }
+    name = g_strndup(spec + 10, eq - spec - 10);
+    idx = migration_capability_lookup(name);
+    if (idx >= 0) {
+        if (!parse_bool(eq + 1, &opts->caps[idx])) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "-global %s: expected "
+                        "on or off", spec);
+            return false;
+        }
+        return true;
+    }
+    idx = migration_parameter_lookup(name);
+    if (idx >= 0) {
+        uint64_t v;
+
+        if (!g_ascii_string_to_unsigned(eq + 1, 10, 0, UINT64_MAX, &v,
+                                        errp) ||
+            !migration_parameter_check(idx, v, errp)) {
+            g_prefix_error(errp, "-global %s: ", spec);
+            return false;
+        }
+        opts->params[idx] = v;
+        return true;
+    }
+    g_set_error(errp, COLO_ERROR, EINVAL, "-global %s: unknown migration "
+                "property '%s'", spec, name);
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    SecondaryMain m = { .exit_status = 0 };
+    g_autofree char *ram_dir = NULL;
+    g_autoptr(GError) err = NULL;
+    GPtrArray *globals = g_ptr_array_new();
+    const char *incoming = NULL, *qmp = NULL, *name = NULL;
+    MigrationNotifier notifier = {
+        .event = on_event,
+        .thread_done = on_thread_done,
+        .opaque = &m,
+    };
+    MonitorContext mctx;
+
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (opt[0] == '-' && opt[1] == '-') {
+            opt++;
+        }
+        if (!strcmp(opt, "-once")) {
+            m.once = true;
+            continue;
+        }
+        if (!strcmp(opt, "-h") || !strcmp(opt, "-help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(opt, "-version")) {
+            printf("colo-secondary %s\n", COLO_VERSION_STRING);
+            return 0;
+        }
+        if (!strcmp(opt, "-incoming") || !strcmp(opt, "-qmp") ||
+            !strcmp(opt, "-ram-dir") || !strcmp(opt, "-name") ||
+            !strcmp(opt, "-global")) {
+            if (!val) {
+                fprintf(stderr, "colo-secondary: %s needs an argument\n",
+                        argv[i]);
+                return 1;
+            }
+            i++;
+            if (!strcmp(opt, "-incoming")) {
+                incoming = val;
+            } else if (!strcmp(opt, "-qmp")) {
+                qmp = val;
+            } else if (!strcmp(opt, "-ram-dir")) {
+                g_free(ram_dir);
+                ram_dir = g_strdup(val);
+            } else if (!strcmp(opt, "-name")) {
+                name = g_str_has_prefix(val, "guest=") ? val + 6 : val;
+            } else {
+                g_ptr_array_add(globals, (gpointer)val);
+            }
+            continue;
+        }
+        fprintf(stderr, "colo-secondary: unknown option %s\n", argv[i]);
+        usage(stderr);
+        return 1;
+    }
+    if (!incoming) {
+        fprintf(stderr, "colo-secondary: -incoming is required\n");
+        usage(stderr);
+        return 1;
+    }
+    if (!ram_dir) {
+        ram_dir = g_strdup("/dev/shm/colo-secondary-XXXXXX");
+        if (!g_mkdtemp(ram_dir)) {
+            fprintf(stderr, "colo-secondary: cannot create %s: %s\n", ram_dir,
+                    g_strerror(errno));
+            return 1;
+        }
+    } else if (g_mkdir_with_parents(ram_dir, 0700) < 0) {
+        fprintf(stderr, "colo-secondary: cannot create %s: %s\n", ram_dir,
+                g_strerror(errno));
+        return 1;
+    }
+
+    m.loop = g_main_loop_new(NULL, FALSE);
+    m.mis = migration_incoming_new(ram_dir, &notifier);
+    for (guint i = 0; i < globals->len; i++) {
+        if (!apply_global(migration_incoming_options(m.mis),
+                          g_ptr_array_index(globals, i), &err)) {
+            fprintf(stderr, "colo-secondary: %s\n", err->message);
+            return 1;
+        }
+    }
+    g_ptr_array_free(globals, TRUE);
+
+    mctx = (MonitorContext) {
+        .mis = m.mis, .name = name, .quit = main_quit, .opaque = &m,
+    };
+    if (qmp) {
+        m.mon = monitor_new(qmp, &mctx, &err);
+        if (!m.mon) {
+            fprintf(stderr, "colo-secondary: %s\n", err->message);
+            return 1;
+        }
+    }
+    if (strcmp(incoming, "defer") != 0 &&
+        !migration_incoming_start(m.mis, incoming, &err)) {
+        fprintf(stderr, "colo-secondary: -incoming %s: %s\n", incoming,
+                err->message);
+        migration_incoming_free(m.mis);
+        monitor_free(m.mon);
+        g_main_loop_unref(m.loop);
+        return 1;
+    }
+    g_unix_signal_add(SIGINT, on_signal, &m);
+    g_unix_signal_add(SIGTERM, on_signal, &m);
+    g_unix_signal_add(SIGHUP, on_signal, &m);
+
+    g_main_loop_run(m.loop);
+
+    migration_incoming_cancel(m.mis);
+    if (m.quitting && m.once &&
+        migration_incoming_status(m.mis) != MIGRATION_STATUS_COMPLETED &&
+        m.exit_status == 0) {
+        MigrationInfo info;
+
+        migration_incoming_query(m.mis, &info);
+        if (info.status != MIGRATION_STATUS_FAILED) {
+            fprintf(stderr, "colo-secondary: interrupted before the "
+                    "migration completed\n");
+        }
+        migration_info_clear(&info);
+        m.exit_status = 1;
+    }
+    /* Deliver what the migration thread queued before the monitor goes. */
+    while (g_main_context_iteration(NULL, FALSE)) {
+    }
+    monitor_free(m.mon);
+    migration_incoming_free(m.mis);
+    g_main_loop_unref(m.loop);
+    return m.exit_status;
+}

@@ -1,0 +1,197 @@
+/*
+ * physmem.c: RAMBlocks backed by shared files in the RAM folder.
+ *
+ * Owner: the incoming migration thread (see include/exec/ram_addr.h).
+ */
+#include "qemu/osdep.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+
+#include "exec/ram_addr.h"
+#include "qemu/bitmap.h"
+
+RAMList *ram_list_new(const char *dir)
+{
+    RAMList *rl = g_new0(RAMList, 1);
+
+    rl->dir = g_strdup(dir);
+    rl->blocks = g_ptr_array_new();
+    return rl;
+}
+
+static void ram_block_free(RAMBlock *rb)
+{
+    g_assert(!rb->colo_cache);
+    if (rb->host) {
+        munmap(rb->host, rb->max_length);
+    }
+    if (rb->fd >= 0) {
+        close(rb->fd);
+    }
+    g_free(rb->receivedmap);
+    g_free(rb->path);
+    g_free(rb);
+}
+
+void ram_list_free(RAMList *rl)
+{
+    if (!rl) {
+        return;
+    }
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        ram_block_free(g_ptr_array_index(rl->blocks, i));
+    }
+    g_ptr_array_unref(rl->blocks);
+    g_free(rl->dir);
+    g_free(rl);
+}
+
+RAMBlock *ram_list_find(RAMList *rl, const char *idstr)
+{
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
+
+        if (strcmp(rb->idstr, idstr) == 0) {
+            return rb;
+        }
+    }
+    return NULL;
+}
+
+uint64_t ram_list_total(RAMList *rl)
+{
+    uint64_t total = 0;
+
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        total += ((RAMBlock *)g_ptr_array_index(rl->blocks, i))->used_length;
+    }
+    return total;
+}
+
+char *ram_block_path(const char *dir, const char *idstr, GError **errp)
+{
+    const char *rel = idstr;
+    g_auto(GStrv) parts = NULL;
+    size_t len = strlen(idstr);
+
+    if (len == 0 || len > RAM_BLOCK_IDSTR_MAX) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name of %zu bytes "
+                    "(the limit is %d)", len, RAM_BLOCK_IDSTR_MAX);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isprint(idstr[i])) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name contains "
+                        "byte 0x%02x at position %zu", (uint8_t)idstr[i], i);
+            return NULL;
+        }
+    }
+    while (*rel == '/') {
+        rel++;
+    }
+    parts = g_strsplit(rel, "/", -1);
+    for (int i = 0; parts[i]; i++) {
+        if (!parts[i][0] || strcmp(parts[i], ".") == 0 ||
+            strcmp(parts[i], "..") == 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name '%s' is "
+                        "not usable as a file name", idstr);
+            return NULL;
+        }
+    }
+    return g_build_filename(dir, rel, NULL);
+}
+
+RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
+                       GError **errp)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *parent = NULL;
+    RAMBlock *rb;
+    struct stat st;
+    int fd;
+
+    if (rl->blocks->len >= RAM_BLOCKS_MAX) {
+        g_set_error(errp, COLO_ERROR, E2BIG, "more than %d RAM blocks",
+                    RAM_BLOCKS_MAX);
+        return NULL;
+    }
+    if (length == 0 || length > RAM_BLOCK_MAX_BYTES ||
+        (length & 4095) != 0) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block '%s' has an "
+                    "unusable length 0x%" PRIx64, idstr, length);
+        return NULL;
+    }
+    path = ram_block_path(rl->dir, idstr, errp);
+    if (!path) {
+        return NULL;
+    }
+    parent = g_path_get_dirname(path);
+    if (g_mkdir_with_parents(parent, 0700) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot create %s: %s", parent,
+                    g_strerror(errno));
+        return NULL;
+    }
+
+    rb = g_new0(RAMBlock, 1);
+    rb->fd = -1;
+    g_strlcpy(rb->idstr, idstr, sizeof(rb->idstr));
+    rb->used_length = rb->max_length = length;
+    rb->path = g_steal_pointer(&path);
+
+    fd = open(rb->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        fd = open(rb->path, O_RDWR | O_CLOEXEC);
+        rb->preexisting = fd >= 0;
+    }
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot open RAM file %s: %s",
+                    rb->path, g_strerror(errno));
+        goto fail;
+    }
+    rb->fd = fd;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM file %s is not a regular "
+                    "file", rb->path);
+        goto fail;
+    }
+    if (rb->preexisting && (uint64_t)st.st_size != length) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block '%s': the stream "
+                    "says 0x%" PRIx64 " bytes but %s has 0x%" PRIx64, idstr,
+                    length, rb->path, (uint64_t)st.st_size);
+        goto fail;
+    }
+    if (!rb->preexisting && ftruncate(fd, length) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot size RAM file %s: %s",
+                    rb->path, g_strerror(errno));
+        goto fail;
+    }
+    rb->host = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (rb->host == MAP_FAILED) {
+        rb->host = NULL;
+        g_set_error(errp, COLO_ERROR, errno, "cannot map RAM file %s: %s",
+                    rb->path, g_strerror(errno));
+        goto fail;
+    }
+    rb->receivedmap = g_new0(unsigned long,
+                             BITS_TO_LONGS(ram_block_pages(rb)));
+    g_ptr_array_add(rl->blocks, rb);
+    return rb;
+
+fail:
+    if (!rb->preexisting && rb->path) {
+        g_unlink(rb->path);
+    }
+    ram_block_free(rb);
+    return NULL;
+}
+
+void ram_block_sync(RAMBlock *rb)
+{
+    if (rb->host) {
+        msync(rb->host, rb->max_length, MS_ASYNC);
+    }
+}
