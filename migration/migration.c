@@ -225,8 +225,8 @@ static gpointer migration_incoming_thread(gpointer opaque)
 
     if (!qemu_file_fill(mis->file, 1)) {
         if (!qemu_file_propagate_error(mis->file, &err)) {
-            g_set_error(&err, COLO_ERROR, EPIPE, "the source closed the "
-                        "connection before sending anything");
+            g_set_error(&err, COLO_ERROR, EPIPE, "the stream ended at byte "
+                        "offset 0, before the source sent anything");
         }
         goto fail;
     }

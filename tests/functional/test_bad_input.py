@@ -1,0 +1,308 @@
+"""Part 1, bad input: every defect ends the migration as failed, with an
+error naming the problem and a byte offset, exit status 1 under --once,
+no crash (the suite also runs under ASan+UBSan), and no RAM file other
+than the announced ones, none of them resized."""
+
+import os
+import re
+import struct
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import colotest as ct  # noqa: E402
+import streamgen as sg  # noqa: E402
+
+with open(os.path.join(ct.DATA, "pc64.mig"), "rb") as _f:
+    PC64 = _f.read()
+
+# Offsets in pc64.mig (QEMU 10.0.2, -M pc -m 64); see the spec's 1.6.
+OFF_START = 0x1b            # START section, id 1, "ram"
+OFF_START_IDSTR = 0x21      # "ram"
+OFF_BLOCKLIST = 0x34        # 06 "pc.ram" be64 0x4000000 ...
+OFF_PART = 0xc5             # PART id 1
+OFF_PAGE = 0xca             # first PAGE record: be64 word, 06 "pc.ram"
+OFF_DEVICES = 0x096562      # first FULL section
+OFF_EOF = 0x0997ba
+
+
+def patch(data, offset, new):
+    return data[:offset] + new + data[offset + len(new):]
+
+
+class BadInput(ct.TempDirTestCase):
+
+    def run_bad(self, data, *phrases, ram_dir=None, extra=()):
+        path = os.path.join(self.tmp, "bad.mig")
+        with open(path, "wb") as f:
+            f.write(data)
+        ram_dir = ram_dir or os.path.join(self.tmp, "ram")
+        before = self.sizes(ram_dir)
+        rc, err = ct.run_once(path, ram_dir, extra)
+        self.assertEqual(rc, 1, "expected failure, got %d: %s" % (rc, err))
+        self.assertNotIn("AddressSanitizer", err)
+        self.assertNotIn("runtime error", err)
+        self.assertRegex(err, r"byte offset \d+", err)
+        for p in phrases:
+            self.assertIn(p, err)
+        # No RAM file changes size; files only for announced blocks.
+        after = self.sizes(ram_dir)
+        for name, size in before.items():
+            self.assertEqual(after.get(name), size, name)
+        for name, size in after.items():
+            self.assertIn(name, ("pc.ram", "pc.bios", "pc.rom",
+                                 "rom@etc/acpi/tables",
+                                 "rom@etc/table-loader",
+                                 "rom@etc/acpi/rsdp"), name)
+        return err
+
+    @staticmethod
+    def sizes(ram_dir):
+        out = {}
+        for root, _d, files in os.walk(ram_dir):
+            for n in files:
+                p = os.path.join(root, n)
+                out[os.path.relpath(p, ram_dir)] = os.path.getsize(p)
+        return out
+
+    def offset_of(self, err):
+        return int(re.search(r"byte offset (\d+)", err).group(1))
+
+    # -- truncation -----------------------------------------------------
+    def test_truncated_everywhere(self):
+        cuts = [0, 1, 4, 7, 8, 9, 12, 0x1a, 0x1b, 0x20, 0x2c, 0x33, 0x40,
+                0xb8, 0xbf, 0xc0, 0xc4, 0xc5, 0xca, 0xd1, 0xd9, 0x500,
+                0x10d8, 0x10d9, 0x10e1, 0x20000, 0x96550, OFF_DEVICES,
+                OFF_DEVICES + 1, OFF_DEVICES + 0x20, 0x98000, OFF_EOF,
+                OFF_EOF + 1, OFF_EOF + 3, OFF_EOF + 6, len(PC64) - 1000,
+                len(PC64) - 1]
+        for cut in cuts:
+            with self.subTest(cut=cut):
+                err = self.run_bad(PC64[:cut],
+                                   ram_dir=os.path.join(self.tmp,
+                                                        "t%d" % cut))
+                self.assertTrue("truncated" in err or "ended" in err, err)
+                self.assertLessEqual(self.offset_of(err), len(PC64))
+
+    # -- header ----------------------------------------------------------
+    def test_wrong_magic(self):
+        err = self.run_bad(patch(PC64, 0, b"QEVN"), "magic")
+        self.assertEqual(self.offset_of(err), 0)
+
+    def test_wrong_version(self):
+        err = self.run_bad(patch(PC64, 4, struct.pack(">I", 2)),
+                           "version 2")
+        self.assertEqual(self.offset_of(err), 4)
+
+    def test_missing_configuration(self):
+        self.run_bad(patch(PC64, 8, b"\x01"), "configuration")
+
+    # -- sections ---------------------------------------------------------
+    def test_unknown_section_type(self):
+        err = self.run_bad(patch(PC64, OFF_PART, b"\x09"),
+                           "unknown section type 0x09")
+        self.assertEqual(self.offset_of(err), OFF_PART)
+
+    def test_unknown_section_id(self):
+        err = self.run_bad(patch(PC64, OFF_PART + 1, struct.pack(">I", 7)),
+                           "unknown section id 7")
+        self.assertEqual(self.offset_of(err), OFF_PART)
+
+    def test_unknown_section_idstr(self):
+        err = self.run_bad(patch(PC64, OFF_START_IDSTR, b"rom"),
+                           "unknown live section 'rom'")
+        self.assertEqual(self.offset_of(err), OFF_START)
+
+    def test_wrong_footer(self):
+        self.run_bad(patch(PC64, 0xc0 + 1, struct.pack(">I", 5)),
+                     "footer names section 5")
+
+    def test_unknown_command(self):
+        # SWITCHOVER_START (cmd 11) turned into cmd 99
+        off = PC64.index(b"\x08\x00\x0b\x00\x00\x03")
+        err = self.run_bad(patch(PC64, off + 1, b"\x00\x63"),
+                           "unknown command 0x63")
+        self.assertEqual(self.offset_of(err), off)
+
+    def test_command_bad_length(self):
+        off = PC64.index(b"\x08\x00\x0b\x00\x00\x03")
+        self.run_bad(patch(PC64, off + 3, b"\x00\x04"), "length 4")
+
+    def test_ping_without_return_path(self):
+        data = PC64[:0x1b] + b"\x08\x00\x02\x00\x04\x00\x00\x00\x01" + \
+            PC64[0x1b:]
+        self.run_bad(data, "PING", "no return path")
+
+    def test_enable_colo_without_x_colo(self):
+        data = PC64[:0x1b] + b"\x08\x00\x08\x00\x00" + PC64[0x1b:]
+        self.run_bad(data, "x-colo capability is not set")
+
+    def test_device_section_garbled(self):
+        # Rename the first device section: it no longer matches the JSON.
+        off = OFF_DEVICES + 6
+        self.assertEqual(PC64[off:off + 5], b"timer")
+        self.run_bad(patch(PC64, off, b"tomer"), "device state",
+                     "could not be delimited")
+
+    # -- RAM ----------------------------------------------------------------
+    def test_unknown_ram_block(self):
+        err = self.run_bad(patch(PC64, OFF_PAGE + 9, b"pc.rax"),
+                           "unknown RAM block 'pc.rax'")
+        self.assertEqual(self.offset_of(err), OFF_PAGE)
+
+    def test_block_size_disagrees_with_file(self):
+        ram_dir = os.path.join(self.tmp, "sized")
+        os.makedirs(ram_dir)
+        with open(os.path.join(ram_dir, "pc.ram"), "wb") as f:
+            f.truncate(1 << 20)
+        err = self.run_bad(PC64, "pc.ram", "0x4000000", "0x100000",
+                           ram_dir=ram_dir)
+        self.assertEqual(self.offset_of(err), OFF_BLOCKLIST)
+        self.assertEqual(os.path.getsize(os.path.join(ram_dir, "pc.ram")),
+                         1 << 20)
+
+    def test_offset_outside_block(self):
+        word = struct.pack(">Q", 0x4000000 | 0x008)
+        err = self.run_bad(patch(PC64, OFF_PAGE, word),
+                           "offset 0x4000000 is outside block 'pc.ram'")
+        self.assertEqual(self.offset_of(err), OFF_PAGE)
+
+    def test_offset_far_outside_block(self):
+        word = struct.pack(">Q", 0xfffffffffffff000 | 0x008)
+        self.run_bad(patch(PC64, OFF_PAGE, word), "outside block")
+
+    def test_overlong_idstr(self):
+        s = sg.Stream(blocks=(("B" * 200, 1 << 20),))
+        err = self.run_bad(s.finish(), "over-long")
+        self.assertEqual(self.offset_of(err), 0x2c + 8)
+
+    def test_idstr_escaping_ram_dir(self):
+        s = sg.Stream(blocks=(("/../evil", 1 << 20),))
+        self.run_bad(s.finish(), "not usable as a file name")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil")))
+
+    def test_mem_size_overrun(self):
+        # Block list whose entry is larger than the announced total.
+        data = bytearray(sg.Stream(blocks=(("pc.ram", 1 << 20),)).finish())
+        off = data.index(b"\x06pc.ram") + 7
+        data[off:off + 8] = struct.pack(">Q", 2 << 20)
+        self.run_bad(bytes(data), "overruns the announced total")
+
+    def test_continue_without_block(self):
+        s = sg.Stream()
+        s.part()
+        s.b += sg.be64(0x1000 | sg.ZERO | sg.CONTINUE) + b"\x00"
+        s.end_section()
+        self.run_bad(s.finish(), "CONTINUE flag before any block")
+
+    def test_unknown_flag_combination(self):
+        s = sg.Stream()
+        s.part()
+        s.b += sg.be64(sg.PAGE_F | sg.EOS) + sg.str8("pc.ram") + \
+            bytes(4096)
+        s.end_section()
+        self.run_bad(s.finish(), "unknown combination of flags 0x018")
+
+    def test_xbzrle_malformed(self):
+        cases = {
+            "encoding byte 0x02": dict(encoded=b"\x00\x01\xaa", enc_byte=2),
+            "larger than a page": dict(encoded=b"", length=4097),
+            "empty changed run": dict(encoded=b"\x05\x00\x01"),
+            "past the end of the page": dict(encoded=b"\xff\x1f\x02\x01\x02"),
+            "past the end of the record": dict(encoded=b"\x00\x05\x01\x02"),
+            "empty unchanged run": dict(encoded=b"\x00\x01\xaa\x00\x01\xbb"),
+            "malformed": dict(encoded=b"\x80\x80\x01\x01\x01"),
+        }
+        for phrase, kw in cases.items():
+            with self.subTest(phrase=phrase):
+                s = sg.Stream()
+                s.part().page("pc.ram", 0x3000, bytes([7]) * 4096)
+                s.xbzrle("pc.ram", 0x3000, **kw).end_section()
+                data = s.finish()
+                if "length" in kw:      # the payload is cut short on purpose
+                    data = data[:-1]
+                err = self.run_bad(data, "XBZRLE",
+                                   ram_dir=os.path.join(self.tmp, phrase))
+                if "length" not in kw:
+                    self.assertIn(phrase, err)
+
+    def test_zlib_malformed(self):
+        good = sg.zlib_page(bytes(range(256)) * 16)
+        cases = {
+            "corrupt": good[:10] + b"\xff" * 8 + good[18:],
+            "less than a page": sg.zlib_page(b"x" * 100),
+            "trailing bytes": good + b"\x00\x01",
+            "cut short": good[:-6],
+        }
+        for phrase, payload in cases.items():
+            with self.subTest(phrase=phrase):
+                s = sg.Stream()
+                s.part().compressed("pc.ram", 0x5000, payload).end_section()
+                err = self.run_bad(s.finish(), "compressed page",
+                                   ram_dir=os.path.join(self.tmp, phrase))
+                self.assertIn(phrase, err)
+        s = sg.Stream()
+        s.part()
+        s.b += sg.be64(0x5000 | sg.COMPRESS) + sg.str8("pc.ram") + \
+            sg.be32(100000)
+        self.run_bad(s.finish(), "length 100000")
+
+    def test_zero_page_nonzero_fill_on_10_stream(self):
+        s = sg.Stream(machine="pc-i440fx-10.0")
+        s.part().zero("pc.ram", 0x2000, fill=0x41).end_section()
+        err = self.run_bad(s.finish(), "fill byte 0x41")
+        self.assertEqual(self.offset_of(err), 85)
+
+    # -- the same builder, well-formed: accepted, and correct -------------
+    def test_synthetic_stream_loads(self):
+        page_a = bytes(range(256)) * 16
+        page_b = bytearray(page_a)
+        page_b[10:20] = b"XXXXXXXXXX"
+        page_b[4000] = 0
+        s = sg.Stream(machine="pc-i440fx-7.2",
+                      blocks=(("pc.ram", 1 << 20), ("/rom@etc/x", 4096)))
+        s.part().page("pc.ram", 0x1000, page_a)
+        s.xbzrle("pc.ram", 0x1000, sg.xbzrle_encode(page_a, bytes(page_b)))
+        s.compressed("pc.ram", 0x2000, sg.zlib_page(page_a))
+        s.zero("pc.ram", 0x3000, fill=0x41)      # 7.2 machine: allowed
+        s.page("/rom@etc/x", 0, page_a)
+        s.zero("pc.ram", 0x1000)                 # CONTINUE of a new block
+        s.page("pc.ram", 0xff000, page_a)
+        s.end_section()
+        path = os.path.join(self.tmp, "good.mig")
+        with open(path, "wb") as f:
+            f.write(s.finish())
+        ram = os.path.join(self.tmp, "good")
+        rc, err = ct.run_once(path, ram)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(ram, "pc.ram"), "rb") as f:
+            mem = f.read()
+        self.assertEqual(len(mem), 1 << 20)
+        self.assertEqual(mem[0x1000:0x2000], bytes(4096))
+        self.assertEqual(mem[0x2000:0x3000], page_a)
+        self.assertEqual(mem[0x3000:0x4000], b"A" * 4096)
+        self.assertEqual(mem[0xff000:], page_a)
+        with open(os.path.join(ram, "rom@etc", "x"), "rb") as f:
+            self.assertEqual(f.read(), page_a)
+
+    def test_xbzrle_applies_on_top(self):
+        page_a = bytes(range(256)) * 16
+        page_b = bytearray(page_a)
+        page_b[100:110] = b"0123456789"
+        s = sg.Stream()
+        s.part().page("pc.ram", 0x1000, page_a)
+        s.xbzrle("pc.ram", 0x1000, sg.xbzrle_encode(page_a, bytes(page_b)))
+        s.end_section()
+        path = os.path.join(self.tmp, "x.mig")
+        with open(path, "wb") as f:
+            f.write(s.finish())
+        ram = os.path.join(self.tmp, "x")
+        rc, err = ct.run_once(path, ram)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(ram, "pc.ram"), "rb") as f:
+            f.seek(0x1000)
+            self.assertEqual(f.read(4096), bytes(page_b))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,332 @@
+"""Helpers for colo-standby's functional tests: paths, a QMP client,
+launching stock QEMU (10.0 from the system, 7.2 unpacked in the build tree)
+and colo-secondary, hashing RAM files.  Python standard library only."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+SOURCE_ROOT = os.environ.get(
+    "COLO_SOURCE_ROOT",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD_ROOT = os.environ.get("COLO_BUILD_ROOT",
+                            os.path.join(SOURCE_ROOT, "build"))
+SECONDARY = os.environ.get("COLO_SECONDARY",
+                           os.path.join(BUILD_ROOT, "colo-secondary"))
+GUEST_BIOS = os.environ.get(
+    "COLO_GUEST_BIOS", os.path.join(BUILD_ROOT, "tests", "guest",
+                                    "colo-guest.bios"))
+DATA = os.path.join(SOURCE_ROOT, "tests", "data")
+QEMU72_ROOT = os.path.join(BUILD_ROOT, "qemu-7.2")
+if not os.path.isdir(QEMU72_ROOT):
+    QEMU72_ROOT = os.path.join(SOURCE_ROOT, "build", "qemu-7.2")
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest():
+    """{stream: {block file name: sha256}} from tests/data/ram-manifest.tsv"""
+    out = {}
+    with open(os.path.join(DATA, "ram-manifest.tsv")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            stream, block, _size, digest = line.rstrip("\n").split("\t")
+            out.setdefault(stream, {})[block] = digest
+    return out
+
+
+def wait_for(predicate, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+class QMP:
+    """A minimal QMP client: negotiates, runs commands, keeps events."""
+
+    def __init__(self, path, timeout=30):
+        self.path = path
+        wait_for(lambda: os.path.exists(path), timeout, "QMP socket " + path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        wait_for(self._try_connect, timeout, "QMP connect " + path)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.events = []
+        self.greeting = self._read()
+        self.next_id = 0
+        r = self.cmd_raw("qmp_capabilities")
+        assert "return" in r, r
+
+    def _try_connect(self):
+        try:
+            self.sock.connect(self.path)
+            return True
+        except OSError:
+            return False
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd_raw(self, name, **args):
+        self.next_id += 1
+        req = {"execute": name, "id": self.next_id}
+        if args:
+            req["arguments"] = args
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        while True:
+            msg = self._read()
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, name, **args):
+        r = self.cmd_raw(name, **args)
+        if "error" in r:
+            raise RuntimeError("QMP %s failed: %s" % (name, r["error"]))
+        return r["return"]
+
+    def poll_events(self, timeout=0.0):
+        self.sock.settimeout(timeout if timeout > 0 else 0.001)
+        try:
+            while True:
+                if b"\n" not in self.buf:
+                    data = self.sock.recv(65536)
+                    if not data:
+                        break
+                    self.buf += data
+                    continue
+                msg = self._read()
+                if "event" in msg:
+                    self.events.append(msg)
+        except (socket.timeout, BlockingIOError):
+            pass
+        finally:
+            self.sock.settimeout(30)
+        return self.events
+
+    def wait_event(self, name, timeout=30, match=None):
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events:
+                if ev["event"] == name and (match is None or match(ev)):
+                    self.events.remove(ev)
+                    return ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no %s event" % name)
+            self.poll_events(min(left, 0.2))
+
+    def set_caps(self, **caps):
+        self.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": k.replace("_", "-"), "state": v}
+            for k, v in caps.items()])
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Qemu:
+    """A stock qemu-system-x86_64 with its RAM in a shared file."""
+
+    VERSIONS = ("10.0", "7.2")
+
+    def __init__(self, version, workdir, machine="pc", mem_mb=64,
+                 bios=None, incoming=None, ram_path=None, extra=()):
+        self.version = version
+        self.workdir = workdir
+        self.qmp_path = os.path.join(workdir, "qemu-%s.qmp" % version)
+        self.ram_path = ram_path or os.path.join(
+            "/dev/shm", "colo-test-%d-%s" % (os.getpid(),
+                                             os.path.basename(workdir)))
+        self.serial_path = os.path.join(workdir, "serial-%s.log" % version)
+        self.mem_mb = mem_mb
+        argv, env = qemu_command(version)
+        argv += [
+            "-M", "%s,memory-backend=pc.ram" % machine,
+            "-object", "memory-backend-file,id=pc.ram,size=%dM,mem-path=%s,"
+                       "share=on" % (mem_mb, self.ram_path),
+            "-m", "%d" % mem_mb,
+            "-display", "none", "-nodefaults", "-accel", "tcg",
+            "-serial", "file:" + self.serial_path,
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+        ]
+        if bios:
+            argv += ["-bios", bios]
+        if incoming:
+            argv += ["-incoming", incoming]
+        argv += list(extra)
+        self.argv = argv
+        self.log_path = os.path.join(workdir, "qemu-%s.stderr" % version)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        try:
+            self.qmp = QMP(self.qmp_path)
+        except Exception:
+            self.kill()
+            raise RuntimeError("QEMU %s did not start: %s" %
+                               (version, self.stderr()))
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def serial(self):
+        try:
+            with open(self.serial_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        try:
+            os.unlink(self.ram_path)
+        except FileNotFoundError:
+            pass
+
+    def quit(self):
+        try:
+            self.qmp.cmd("quit")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.qmp.close()
+        self.kill()
+
+
+def qemu_available(version):
+    try:
+        argv, env = qemu_command(version)
+    except unittest.SkipTest:
+        return False
+    return shutil.which(argv[0]) is not None or os.path.exists(argv[0])
+
+
+def qemu_command(version):
+    """argv prefix and environment to run stock QEMU of @version."""
+    env = dict(os.environ)
+    if version == "10.0":
+        exe = shutil.which("qemu-system-x86_64")
+        if not exe:
+            raise unittest.SkipTest("qemu-system-x86_64 is not installed")
+        return [exe], env
+    if version == "7.2":
+        exe = os.path.join(QEMU72_ROOT, "usr", "bin", "qemu-system-x86_64")
+        if not os.path.exists(exe):
+            raise unittest.SkipTest("QEMU 7.2 is not unpacked in " +
+                                    QEMU72_ROOT)
+        env["QEMU_MODULE_DIR"] = os.path.join(QEMU72_ROOT, "usr", "lib",
+                                              "x86_64-linux-gnu", "qemu")
+        return [exe, "-L", os.path.join(QEMU72_ROOT, "usr", "share", "qemu"),
+                "-L", "/usr/share/seabios"], env
+    raise ValueError(version)
+
+
+class Secondary:
+    """colo-secondary with a QMP socket."""
+
+    def __init__(self, workdir, incoming="defer", ram_dir=None, extra=(),
+                 name="colo-test"):
+        self.workdir = workdir
+        self.ram_dir = ram_dir or os.path.join(workdir, "ram")
+        self.qmp_path = os.path.join(workdir, "secondary.qmp")
+        self.log_path = os.path.join(workdir, "secondary.stderr")
+        self.log = open(self.log_path, "wb")
+        argv = [SECONDARY, "-name", name, "-ram-dir", self.ram_dir,
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+                "-incoming", incoming] + list(extra)
+        self.proc = subprocess.Popen(argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.qmp = QMP(self.qmp_path)
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def quit(self):
+        try:
+            self.qmp.cmd("quit")
+        except Exception:
+            pass
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.qmp.close()
+        self.log.close()
+        return rc
+
+
+def run_once(stream, ram_dir, extra=(), timeout=120):
+    """colo-secondary --once on a file; returns (exit code, stderr)."""
+    argv = [SECONDARY, "--once", "-ram-dir", ram_dir] + list(extra) + \
+           ["-incoming", "file:" + stream]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def ram_files(ram_dir):
+    """{relative block file: sha256} of every RAM file in @ram_dir."""
+    out = {}
+    for root, _dirs, files in os.walk(ram_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, ram_dir)
+            if rel in ("device-state.bin", "vmdesc.json") or \
+                    rel.startswith("colo-"):
+                continue
+            out[rel] = sha256_file(path)
+    return out
+
+
+class TempDirTestCase(unittest.TestCase):
+    def setUp(self):
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.tmp = tempfile.mkdtemp(prefix="colo-test-", dir=base)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)

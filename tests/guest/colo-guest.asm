@@ -1,0 +1,151 @@
+; colo-guest.asm: a tiny -bios guest that keeps dirtying memory in a way a
+; test can check.
+;
+; It runs from the reset vector, switches to "unreal" mode (real mode with
+; 4 GiB data segment limits) and then loops forever:
+;
+;   C = C + 1                                (the counter, also at 0x500)
+;   page = PAGES_BASE + (C mod NPAGES) * 4096
+;   page[0..15]  = "COLO", page index, C, C xor 0xa5a5a5a5
+;   page[16 + 4 * ((C / NPAGES) mod 1020)] = C   (a moving word, so
+;                                                 XBZRLE has work to do)
+;
+; Every 65536 iterations it prints "colo-guest C=XXXXXXXX" on COM1.
+; Invariants a test can check on any consistent snapshot of guest RAM:
+; every page whose first word is "COLO" has the right index, a matching
+; xor word, and a counter not above the one at 0x500.
+;
+; Build: nasm -f bin -o colo-guest.bios colo-guest.asm  (64 KiB image)
+
+            bits 16
+            cpu 686
+
+PAGES_BASE  equ 0x00100000
+NPAGES      equ 1024                ; 4 MiB of guest RAM kept dirty
+COUNTER     equ 0x500
+COM1        equ 0x3f8
+ROM_BASE    equ 0xf0000             ; where the 64 KiB image sits below 1 MiB
+
+            org 0
+
+start:
+            cli
+            cld
+            xor ax, ax
+            mov ss, ax
+            mov sp, 0x7000
+            ; A20 on (QEMU starts with it on; be explicit)
+            in al, 0x92
+            or al, 2
+            and al, 0xfe
+            out 0x92, al
+
+            ; unreal mode: load a flat 4 GiB data descriptor, come back
+            o32 lgdt [cs:gdt_desc]
+            mov eax, cr0
+            or al, 1
+            mov cr0, eax
+            jmp short .pm
+.pm:
+            mov bx, 0x08
+            mov ds, bx
+            mov es, bx
+            and al, 0xfe
+            mov cr0, eax
+            jmp short .rm
+.rm:
+            xor ax, ax
+            mov ds, ax
+            mov es, ax
+
+            mov si, banner
+            call puts
+
+            mov ecx, [COUNTER]          ; 0 after reset
+
+main_loop:
+            inc ecx
+            mov [COUNTER], ecx
+
+            mov eax, ecx
+            and eax, NPAGES - 1
+            mov edx, eax                ; page index
+            shl eax, 12
+            add eax, PAGES_BASE
+            mov edi, eax                ; page address
+
+            mov dword [edi], 0x4f4c4f43 ; "COLO"
+            mov [edi + 4], edx
+            mov [edi + 8], ecx
+            mov eax, ecx
+            xor eax, 0xa5a5a5a5
+            mov [edi + 12], eax
+
+            mov eax, ecx
+            shr eax, 10                 ; C / NPAGES
+            xor edx, edx
+            mov ebx, 1020
+            div ebx                     ; edx = (C / NPAGES) mod 1020
+            mov [edi + 16 + edx * 4], ecx
+
+            test ecx, 0xffff
+            jnz main_loop
+            call report
+            jmp main_loop
+
+; print "colo-guest C=XXXXXXXX\r\n" for ecx
+report:
+            push ecx
+            mov si, tick
+            call puts
+            mov ebx, ecx
+            mov cx, 8
+.digit:
+            rol ebx, 4
+            mov al, bl
+            and al, 0x0f
+            add al, '0'
+            cmp al, '9'
+            jbe .out
+            add al, 'a' - '0' - 10
+.out:
+            call putc
+            loop .digit
+            mov al, 13
+            call putc
+            mov al, 10
+            call putc
+            pop ecx
+            ret
+
+; print the NUL-terminated string at cs:si
+puts:
+            mov al, [cs:si]
+            test al, al
+            jz .done
+            call putc
+            inc si
+            jmp puts
+.done:
+            ret
+
+putc:
+            push dx
+            mov dx, COM1
+            out dx, al
+            pop dx
+            ret
+
+banner:     db "colo-guest start", 13, 10, 0
+tick:       db "colo-guest C=", 0
+
+            align 8
+gdt:        dq 0
+            dq 0x00cf92000000ffff       ; flat data, 4 GiB, writable
+gdt_end:
+gdt_desc:   dw gdt_end - gdt - 1
+            dd ROM_BASE + gdt
+
+            times 0xfff0 - ($ - $$) db 0xff
+reset:      jmp 0xf000:start
+            times 0x10000 - ($ - $$) db 0xff
