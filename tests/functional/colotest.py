@@ -200,7 +200,8 @@ class Qemu:
                                (version, self.stderr()))
 
     def stderr(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -281,7 +282,8 @@ class Secondary:
         self.qmp = QMP(self.qmp_path)
 
     def stderr(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -330,3 +332,75 @@ class TempDirTestCase(unittest.TestCase):
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class TcpRecorder:
+    """A TCP proxy on 127.0.0.1 that forwards one connection to
+    @target_port, both ways, and keeps a copy of the source's bytes."""
+
+    def __init__(self, target_port, record_path):
+        import threading
+        self.target_port = int(target_port)
+        self.record_path = record_path
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _pump(self, a, b, record=None):
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                if record:
+                    record.write(data)
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _run(self):
+        import threading
+        src, _ = self.listener.accept()
+        dst = socket.create_connection(("127.0.0.1", self.target_port))
+        with open(self.record_path, "wb") as rec:
+            back = threading.Thread(target=self._pump, args=(dst, src),
+                                    daemon=True)
+            back.start()
+            self._pump(src, dst, rec)
+            back.join(30)
+        src.close()
+        dst.close()
+        self.listener.close()
+
+    def wait(self, timeout=60):
+        self.thread.join(timeout)
+
+
+def qemu_load_reference(version, workdir, machine, mem_mb, stream_path,
+                        bios=None):
+    """Loads @stream_path into a paused stock QEMU of @version and returns
+    the sha256 of its RAM and its per-page contents (bytes)."""
+    ref_dir = os.path.join(workdir, "reference")
+    os.makedirs(ref_dir, exist_ok=True)
+    q = Qemu(version, ref_dir, machine=machine, mem_mb=mem_mb, bios=bios,
+             incoming="exec:cat " + stream_path, extra=["-S"])
+    try:
+        def done():
+            st = q.qmp.cmd("query-migrate").get("status")
+            if st == "failed":
+                raise AssertionError("QEMU %s could not load the stream"
+                                     % version)
+            return st == "completed"
+        wait_for(done, 120, "the reference QEMU load", 0.05)
+        with open(q.ram_path, "rb") as f:
+            return f.read()
+    finally:
+        q.quit()

@@ -1,0 +1,50 @@
+# Makefile: the entry points a QEMU user expects.  The build itself is
+# meson + ninja in build/.
+#
+#   make          install missing packages (Debian 12), configure, build
+#   make check    the whole test suite (unit, real streams, bad input,
+#                 live interop with stock QEMU 10.0 and 7.2)
+#   make check-asan   the suite once more under ASan + UBSan
+#   make demo     the main job: a protected VM, end to end
+#   make bench    the benchmarks (figures on stdout, plots in bench/out)
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+MESON_TEST_ARGS ?= --print-errorlogs
+
+.PHONY: all deps build check check-unit check-asan demo bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	./configure --builddir=$(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+check: build
+	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+
+check-unit: build
+	meson test -C $(BUILD) --suite unit $(MESON_TEST_ARGS)
+
+$(ASAN_BUILD)/build.ninja:
+	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers --disable-slow-tests
+
+check-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C $(ASAN_BUILD) $(MESON_TEST_ARGS)
+
+demo: build
+	@bash scripts/demo.sh
+
+bench: build
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
