@@ -262,6 +262,11 @@ size_t qemu_file_fill(QEMUFile *f, size_t want)
     return qemu_file_ensure(f, want);
 }
 
+size_t qemu_file_buffered(QEMUFile *f)
+{
+    return f->len - f->pos;
+}
+
 void qemu_file_skip(QEMUFile *f, size_t size)
 {
     qemu_get_ptr(f, size);

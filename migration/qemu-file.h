@@ -64,6 +64,9 @@ const uint8_t *qemu_peek(QEMUFile *f, size_t size);
  * buffer is empty.  0 means end of stream or error. */
 size_t qemu_file_fill(QEMUFile *f, size_t want);
 void qemu_file_skip(QEMUFile *f, size_t size);
+/* Bytes buffered right now: reading at most this many more bytes will not
+ * move the buffer, so pointers from qemu_get_ptr() stay valid. */
+size_t qemu_file_buffered(QEMUFile *f);
 /* True at a clean end of stream (nothing buffered and the source is done). */
 bool qemu_file_at_eof(QEMUFile *f);
 

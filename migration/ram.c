@@ -170,6 +170,65 @@ static inline bool ram_page_known_zero(RAMLoadState *rs, RAMBlock *rb,
            !test_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
 }
 
+/* Largest record a page run may see before the next flush check: header,
+ * block name, one page. */
+#define RAM_RECORD_MAX   (8 + 1 + 255 + TARGET_PAGE_SIZE)
+
+static bool ram_run_flush(RAMLoadState *rs, GError **errp)
+{
+    RAMBlock *rb = rs->run_block;
+    struct iovec *iov = rs->run_iov;
+    int cnt = rs->run_pages;
+    uint64_t off = rs->run_offset;
+
+    rs->run_pages = 0;
+    while (cnt > 0) {
+        ssize_t n = pwritev(rb->fd, iov, cnt, off);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            g_set_error(errp, COLO_ERROR, n < 0 ? errno : EIO, "ram: cannot "
+                        "write RAM file %s at 0x%" PRIx64 ": %s", rb->path,
+                        off, n < 0 ? g_strerror(errno) : "short write");
+            return false;
+        }
+        off += n;
+        while (cnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0 && n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= n;
+        }
+    }
+    return true;
+}
+
+/* Queues a PAGE for @rb at @offset, whose bytes sit in the stream buffer. */
+static bool ram_run_add(RAMLoadState *rs, RAMBlock *rb, uint64_t offset,
+                        const uint8_t *src, GError **errp)
+{
+    if (rs->run_pages &&
+        (rs->run_block != rb ||
+         rs->run_offset + (uint64_t)rs->run_pages * TARGET_PAGE_SIZE !=
+         offset || rs->run_pages == RAM_WRITE_RUN_PAGES) &&
+        !ram_run_flush(rs, errp)) {
+        return false;
+    }
+    if (!rs->run_pages) {
+        rs->run_block = rb;
+        rs->run_offset = offset;
+    }
+    rs->run_iov[rs->run_pages].iov_base = (void *)src;
+    rs->run_iov[rs->run_pages].iov_len = TARGET_PAGE_SIZE;
+    rs->run_pages++;
+    return true;
+}
+
 static bool ram_load_zlib(RAMLoadState *rs, const uint8_t *in, uint32_t len,
                           const char **why)
 {
@@ -210,14 +269,30 @@ static bool ram_load_zlib(RAMLoadState *rs, const uint8_t *in, uint32_t len,
 bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
 {
     for (;;) {
-        uint64_t at = qemu_file_tell(f);
-        uint64_t word = qemu_get_be64(f);
-        uint32_t flags = word & ~TARGET_PAGE_MASK;
-        uint64_t offset = word & TARGET_PAGE_MASK;
+        uint64_t at, word;
+        uint32_t flags;
+        uint64_t offset;
         RAMBlock *rb = NULL;
         uint8_t *dst = NULL;
 
+        /* The next record must not move the buffer under a queued run. */
+        if (rs->run_pages && qemu_file_buffered(f) < RAM_RECORD_MAX &&
+            !ram_run_flush(rs, errp)) {
+            return false;
+        }
+        at = qemu_file_tell(f);
+        word = qemu_get_be64(f);
+        flags = word & ~TARGET_PAGE_MASK;
+        offset = word & TARGET_PAGE_MASK;
+
         if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        /* Anything but another PAGE may read or write a block: the queued
+         * run must reach its file first. */
+        if (rs->run_pages &&
+            (flags & ~RAM_SAVE_FLAG_CONTINUE) != RAM_SAVE_FLAG_PAGE &&
+            !ram_run_flush(rs, errp)) {
             return false;
         }
 
@@ -298,7 +373,11 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 qemu_file_propagate_error(f, errp);
                 return false;
             }
-            memcpy(dst, src, TARGET_PAGE_SIZE);
+            if (rs->colo_cache_active || rs->colo_mirror) {
+                memcpy(dst, src, TARGET_PAGE_SIZE);
+            } else if (!ram_run_add(rs, rb, offset, src, errp)) {
+                return false;
+            }
             ram_page_done(rs, rb, offset);
             rs->stats.normal++;
             rs->stats.normal_bytes += TARGET_PAGE_SIZE;

@@ -9,6 +9,7 @@
 
 #include "qemu/osdep.h"
 
+#include <sys/uio.h>
 #include <zlib.h>
 
 #include "exec/ram_addr.h"
@@ -21,6 +22,8 @@ typedef struct RAMLoadStats {
     uint64_t compressed;    /* COMPRESS_PAGE records */
     uint64_t normal_bytes;
 } RAMLoadStats;
+
+#define RAM_WRITE_RUN_PAGES   64
 
 typedef struct RAMLoadState {
     RAMList *ram_list;
@@ -40,6 +43,18 @@ typedef struct RAMLoadState {
     bool colo_mirror;
     bool colo_cache_active;
     bool mem_size_seen;
+
+    /*
+     * Runs of PAGE records for consecutive pages of one block are written
+     * to the block's file with one pwritev(), straight from the stream
+     * buffer: far cheaper than faulting each page of the shared mapping
+     * in (bench/ram-write).  The iovecs point into the QEMUFile buffer, so
+     * the run is flushed before the buffer can move.
+     */
+    RAMBlock *run_block;
+    uint64_t run_offset;
+    int run_pages;
+    struct iovec run_iov[RAM_WRITE_RUN_PAGES];
 
     z_stream zs;
     bool zs_ready;

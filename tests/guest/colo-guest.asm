@@ -10,6 +10,8 @@
 ;   page[16 + 4 * ((C / NPAGES) mod 1020)] = C   (a moving word, so
 ;                                                 XBZRLE has work to do)
 ;
+; NPAGES can be set with nasm -DNPAGES=N (bench/ fills 1 GiB that way).
+;
 ; Every 65536 iterations it prints "colo-guest C=XXXXXXXX" on COM1.
 ; Invariants a test can check on any consistent snapshot of guest RAM:
 ; every page whose first word is "COLO" has the right index, a matching
@@ -24,7 +26,9 @@
             cpu 686
 
 PAGES_BASE  equ 0x00100000
+%ifndef NPAGES
 NPAGES      equ 1024                ; 4 MiB of guest RAM kept dirty
+%endif
 COUNTER     equ PAGES_BASE + NPAGES * 4096  ; own page, above 1 MiB
 COM1        equ 0x3f8
 ROM_BASE    equ 0xf0000             ; where the 64 KiB image sits below 1 MiB
@@ -71,8 +75,11 @@ main_loop:
             mov [dword COUNTER], ecx
 
             mov eax, ecx
-            and eax, NPAGES - 1
-            mov edx, eax                ; page index
+            xor edx, edx
+            mov ebx, NPAGES
+            div ebx                     ; eax = C / NPAGES, edx = C mod NPAGES
+            mov esi, eax                ; the pass number
+            mov eax, edx
             shl eax, 12
             add eax, PAGES_BASE
             mov edi, eax                ; page address
@@ -84,11 +91,10 @@ main_loop:
             xor eax, 0xa5a5a5a5
             mov [edi + 12], eax
 
-            mov eax, ecx
-            shr eax, 10                 ; C / NPAGES
+            mov eax, esi
             xor edx, edx
             mov ebx, 1020
-            div ebx                     ; edx = (C / NPAGES) mod 1020
+            div ebx                     ; edx = pass mod 1020
             mov [edi + 16 + edx * 4], ecx
 
             test ecx, 0xffff

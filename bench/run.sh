@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# bench/run.sh: run the benchmarks; figures on stdout, text and PNG plots
+# in bench/out/.  Debian's python3 (for python3-matplotlib).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+export COLO_BUILD_ROOT=${COLO_BUILD_ROOT:-$PWD/build}
+export COLO_SECONDARY=${COLO_SECONDARY:-$COLO_BUILD_ROOT/colo-secondary}
+what=${1:-all}
+case "$what" in
+load|all) "$PY" bench/load_speed.py ;;
+esac
