@@ -3,13 +3,22 @@
  * owns what).
  *
  *   NONE --start--> SETUP --first byte--> ACTIVE --EOF--> COMPLETED
- *                     |                     |  \
- *                     +--------error--------+   +--ENABLE_COLO--> COLO
- *                                 v
+ *                     |                     |                  ^
+ *                     +--------error--------+                  | failover
+ *                                 v         +-EOF, ENABLE_COLO-> COLO
  *                               FAILED
+ *
+ * In COLO the same thread serves checkpoints (colo.c).  When the stream
+ * fails it emits COLO_EXIT (error) and waits, as QEMU does, for
+ * x-colo-lost-heartbeat; a heartbeat loss while it is still serving shuts
+ * the socket down so the thread notices at once.  Either way the state
+ * ends COMPLETED, holding the last committed checkpoint.
  */
 #include "qemu/osdep.h"
 
+#include <sys/socket.h>
+
+#include "migration/colo.h"
 #include "migration/migration.h"
 #include "migration/wire.h"
 
@@ -28,6 +37,19 @@ struct MigrationIncomingState {
     int64_t start_us;
     int64_t end_us;
     bool started;
+
+    /* COLO, under @lock. */
+    GCond colo_cond;
+    bool failover_requested;
+    bool cancelled;
+    bool colo_exit_sent;
+    COLOMode last_mode;
+    COLOExitReason reason;
+    ColoCheckpointStats last_ckpt;
+    uint64_t checkpoints;
+    uint64_t cache_reserved;
+    bool in_checkpoint;
+    VMDeviceState *committed;       /* last committed device state */
 
     /* Set at start; read by the main thread for socket-address. */
     IncomingChannel *channel;
@@ -49,6 +71,29 @@ static const char *const status_names[] = {
     [MIGRATION_STATUS_CANCELLED] = "cancelled",
 };
 
+static const char *const colo_mode_names[] = {
+    [COLO_MODE_NONE] = "none",
+    [COLO_MODE_PRIMARY] = "primary",
+    [COLO_MODE_SECONDARY] = "secondary",
+};
+
+static const char *const colo_reason_names[] = {
+    [COLO_EXIT_REASON_NONE] = "none",
+    [COLO_EXIT_REASON_REQUEST] = "request",
+    [COLO_EXIT_REASON_ERROR] = "error",
+    [COLO_EXIT_REASON_PROCESSING] = "processing",
+};
+
+const char *colo_mode_name(COLOMode m)
+{
+    return colo_mode_names[m];
+}
+
+const char *colo_exit_reason_name(COLOExitReason r)
+{
+    return colo_reason_names[r];
+}
+
 const char *migration_status_name(MigrationStatus s)
 {
     return status_names[s];
@@ -68,6 +113,7 @@ MigrationIncomingState *migration_incoming_new(const char *ram_dir,
     MigrationIncomingState *mis = g_new0(MigrationIncomingState, 1);
 
     g_mutex_init(&mis->lock);
+    g_cond_init(&mis->colo_cond);
     mis->ram_dir = g_strdup(ram_dir);
     mis->notifier = *n;
     migration_options_init(&mis->opts);
@@ -83,6 +129,8 @@ void migration_incoming_free(MigrationIncomingState *mis)
     migration_channel_free(mis->channel);
     g_free(mis->error_desc);
     g_free(mis->ram_dir);
+    device_state_unref(mis->committed);
+    g_cond_clear(&mis->colo_cond);
     g_mutex_clear(&mis->lock);
     g_free(mis);
 }
@@ -203,6 +251,179 @@ static bool migration_commit_loaded(MigrationIncomingState *mis,
     return true;
 }
 
+/* --- COLO ------------------------------------------------------------- */
+
+static bool colo_hook_failover_requested(void *opaque)
+{
+    MigrationIncomingState *mis = opaque;
+    bool r;
+
+    g_mutex_lock(&mis->lock);
+    r = mis->failover_requested;
+    g_mutex_unlock(&mis->lock);
+    return r;
+}
+
+static void colo_hook_event(void *opaque, const char *name, GVariant *data)
+{
+    MigrationIncomingState *mis = opaque;
+
+    g_mutex_lock(&mis->lock);
+    mis->in_checkpoint = strcmp(name, "STOP") == 0;
+    g_mutex_unlock(&mis->lock);
+    migration_event(mis, name, data);
+}
+
+static bool colo_hook_committed(void *opaque, VMDeviceState *ds,
+                                const ColoCheckpointStats *st, GError **errp)
+{
+    MigrationIncomingState *mis = opaque;
+    VMDeviceState *old;
+
+    if (!device_state_save(ds, mis->ram_dir, errp)) {
+        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", st->number);
+        return false;
+    }
+    g_mutex_lock(&mis->lock);
+    old = mis->committed;
+    mis->committed = device_state_ref(ds);
+    mis->last_ckpt = *st;
+    mis->checkpoints = st->number;
+    mis->stats = mis->lv.ram.stats;
+    mis->transferred = qemu_file_tell(mis->file);
+    g_mutex_unlock(&mis->lock);
+    device_state_unref(old);
+    return true;
+}
+
+static void colo_emit_exit(MigrationIncomingState *mis, COLOExitReason r)
+{
+    GVariantDict d;
+
+    g_variant_dict_init(&d, NULL);
+    g_variant_dict_insert(&d, "mode", "s", "secondary");
+    g_variant_dict_insert(&d, "reason", "s", colo_exit_reason_name(r));
+    migration_event(mis, "COLO_EXIT", g_variant_dict_end(&d));
+}
+
+/* Runs the COLO session after the initial migration has been loaded. */
+static void migration_colo_session(MigrationIncomingState *mis)
+{
+    g_autoptr(GError) err = NULL;
+    ColoIncoming ci = {
+        .lv = &mis->lv,
+        .ram_list = mis->ram_list,
+        .hooks = {
+            .event = colo_hook_event,
+            .committed = colo_hook_committed,
+            .failover_requested = colo_hook_failover_requested,
+            .opaque = mis,
+        },
+    };
+    int fd;
+
+    g_mutex_lock(&mis->lock);
+    mis->committed = mis->lv.devices ? device_state_ref(mis->lv.devices)
+                                     : NULL;
+    mis->cache_reserved = colo_cache_reserved_bytes(mis->ram_list);
+    g_mutex_unlock(&mis->lock);
+    migration_set_status(mis, MIGRATION_STATUS_COLO);
+
+    fd = dup(mis->channel->fd);
+    if (fd < 0) {
+        g_set_error(&err, COLO_ERROR, errno, "COLO: %s", g_strerror(errno));
+    } else {
+        ci.to_primary = qemu_file_new_output_fd(fd, true);
+        colo_incoming_run(&ci, &err);
+        qemu_fclose(ci.to_primary);
+    }
+
+    g_mutex_lock(&mis->lock);
+    if (!mis->failover_requested) {
+        /* The stream failed: tell, keep the committed state, and wait for
+         * the operator's (or the heartbeat's) decision, as QEMU does. */
+        g_free(mis->error_desc);
+        mis->error_desc = g_strdup_printf("COLO stopped (waiting for "
+                                          "x-colo-lost-heartbeat): %s",
+                                          err->message);
+        g_mutex_unlock(&mis->lock);
+        mis->colo_exit_sent = true;
+        colo_emit_exit(mis, COLO_EXIT_REASON_ERROR);
+        g_mutex_lock(&mis->lock);
+        while (!mis->failover_requested && !mis->cancelled) {
+            g_cond_wait(&mis->colo_cond, &mis->lock);
+        }
+    }
+    if (mis->failover_requested) {
+        mis->last_mode = COLO_MODE_SECONDARY;
+        mis->reason = COLO_EXIT_REASON_REQUEST;
+    }
+    g_mutex_unlock(&mis->lock);
+    if (!mis->colo_exit_sent) {
+        mis->colo_exit_sent = true;
+        colo_emit_exit(mis, COLO_EXIT_REASON_REQUEST);
+    }
+    migration_set_status(mis, mis->cancelled ? MIGRATION_STATUS_CANCELLED
+                                             : MIGRATION_STATUS_COMPLETED);
+}
+
+bool migration_incoming_colo_failover(MigrationIncomingState *mis,
+                                      GError **errp)
+{
+    g_mutex_lock(&mis->lock);
+    if (mis->status != MIGRATION_STATUS_COLO) {
+        g_mutex_unlock(&mis->lock);
+        g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
+        return false;
+    }
+    if (mis->failover_requested) {
+        g_mutex_unlock(&mis->lock);
+        g_set_error(errp, COLO_ERROR, EALREADY, "COLO failover is already "
+                    "activated");
+        return false;
+    }
+    mis->failover_requested = true;
+    g_cond_broadcast(&mis->colo_cond);
+    g_mutex_unlock(&mis->lock);
+    /* Wake the thread if it is blocked on the primary. */
+    if (mis->channel && mis->channel->fd >= 0) {
+        shutdown(mis->channel->fd, SHUT_RDWR);
+    }
+    return true;
+}
+
+void migration_incoming_colo_status(MigrationIncomingState *mis,
+                                    ColoStatusInfo *info)
+{
+    memset(info, 0, sizeof(*info));
+    g_mutex_lock(&mis->lock);
+    info->mode = mis->status == MIGRATION_STATUS_COLO ? COLO_MODE_SECONDARY
+                                                      : COLO_MODE_NONE;
+    info->last_mode = mis->last_mode;
+    info->reason = mis->reason;
+    info->checkpoints = mis->checkpoints;
+    info->last_commit_us = mis->last_ckpt.commit_us;
+    info->last_total_us = mis->last_ckpt.total_us;
+    info->last_ram_pages = mis->last_ckpt.ram_pages;
+    info->last_device_bytes = mis->last_ckpt.device_bytes;
+    info->cache_reserved = mis->cache_reserved;
+    info->in_checkpoint = mis->in_checkpoint;
+    g_mutex_unlock(&mis->lock);
+}
+
+VMDeviceState *migration_incoming_committed_devices(
+    MigrationIncomingState *mis)
+{
+    VMDeviceState *ds;
+
+    g_mutex_lock(&mis->lock);
+    ds = mis->committed ? device_state_ref(mis->committed) : NULL;
+    g_mutex_unlock(&mis->lock);
+    return ds;
+}
+
+/* --- the thread --------------------------------------------------------- */
+
 static gpointer migration_incoming_thread(gpointer opaque)
 {
     MigrationIncomingState *mis = opaque;
@@ -242,9 +463,25 @@ static gpointer migration_incoming_thread(gpointer opaque)
 
         loadvm_send_rp(&mis->lv, MIG_RP_MSG_SHUT, v, 4, NULL);
     }
+    if (ok && mis->lv.colo_requested) {
+        if (!ch->is_socket) {
+            g_set_error(&err, COLO_ERROR, EINVAL, "COLO needs a socket "
+                        "transport (tcp: or unix:), not %s", ch->uri);
+            goto fail;
+        }
+        if (!colo_init_ram_cache(mis->ram_list, &err)) {
+            goto fail;
+        }
+        migration_colo_session(mis);
+        goto out;
+    }
     if (!ok) {
         goto fail;
     }
+    g_mutex_lock(&mis->lock);
+    mis->committed = mis->lv.devices ? device_state_ref(mis->lv.devices)
+                                     : NULL;
+    g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_COMPLETED);
     goto out;
 
@@ -289,6 +526,13 @@ void migration_incoming_join(MigrationIncomingState *mis)
     }
     g_thread_join(mis->thread);
     mis->thread = NULL;
+    /* The COLO incoming thread is gone: now its cache may go. */
+    if (mis->ram_list) {
+        colo_release_ram_cache(mis->ram_list);
+    }
+    g_mutex_lock(&mis->lock);
+    mis->cache_reserved = 0;
+    g_mutex_unlock(&mis->lock);
     loadvm_cleanup(&mis->lv);
     g_clear_pointer(&mis->file, qemu_fclose);
     g_clear_pointer(&mis->ram_list, ram_list_free);
@@ -300,6 +544,10 @@ void migration_incoming_join(MigrationIncomingState *mis)
 
 void migration_incoming_cancel(MigrationIncomingState *mis)
 {
+    g_mutex_lock(&mis->lock);
+    mis->cancelled = true;
+    g_cond_broadcast(&mis->colo_cond);
+    g_mutex_unlock(&mis->lock);
     if (mis->thread && mis->channel) {
         migration_channel_shutdown(mis->channel);
     }

@@ -42,6 +42,36 @@ typedef struct MigrationNotifier {
     void *opaque;
 } MigrationNotifier;
 
+typedef enum COLOMode {
+    COLO_MODE_NONE,
+    COLO_MODE_PRIMARY,
+    COLO_MODE_SECONDARY,
+} COLOMode;
+
+typedef enum COLOExitReason {
+    COLO_EXIT_REASON_NONE,
+    COLO_EXIT_REASON_REQUEST,
+    COLO_EXIT_REASON_ERROR,
+    COLO_EXIT_REASON_PROCESSING,
+} COLOExitReason;
+
+const char *colo_mode_name(COLOMode m);
+const char *colo_exit_reason_name(COLOExitReason r);
+
+/* A snapshot for query-colo-status (plus our own x- figures). */
+typedef struct ColoStatusInfo {
+    COLOMode mode;
+    COLOMode last_mode;
+    COLOExitReason reason;
+    uint64_t checkpoints;
+    int64_t last_commit_us;
+    int64_t last_total_us;
+    uint64_t last_ram_pages;
+    uint64_t last_device_bytes;
+    uint64_t cache_reserved;
+    bool in_checkpoint;
+} ColoStatusInfo;
+
 /* A snapshot for query-migrate. */
 typedef struct MigrationInfo {
     MigrationStatus status;
@@ -83,6 +113,15 @@ void migration_incoming_join(MigrationIncomingState *mis);
 void migration_incoming_cancel(MigrationIncomingState *mis);
 
 const char *migration_incoming_ram_dir(MigrationIncomingState *mis);
+
+void migration_incoming_colo_status(MigrationIncomingState *mis,
+                                    ColoStatusInfo *info);
+/* x-colo-lost-heartbeat: take over from the primary. */
+bool migration_incoming_colo_failover(MigrationIncomingState *mis,
+                                      GError **errp);
+/* The committed device state (a new reference), or NULL. */
+VMDeviceState *migration_incoming_committed_devices(
+    MigrationIncomingState *mis);
 /* Run state as query-status reports it. */
 const char *migration_incoming_runstate(MigrationIncomingState *mis);
 

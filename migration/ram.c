@@ -157,17 +157,19 @@ static inline void ram_page_done(RAMLoadState *rs, RAMBlock *rb,
         return;
     }
     set_bit(page, rb->receivedmap);
-    if (rs->colo_mirror && rb->colo_cache) {
-        memcpy(rb->colo_cache + offset, rb->host + offset, TARGET_PAGE_SIZE);
-    }
 }
 
 /* True if the page certainly reads as zero without looking at it. */
 static inline bool ram_page_known_zero(RAMLoadState *rs, RAMBlock *rb,
                                        uint64_t offset)
 {
-    return !rs->colo_cache_active && !rb->preexisting &&
-           !test_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
+    uint64_t page = offset >> TARGET_PAGE_BITS;
+
+    if (rs->colo_cache_active) {
+        /* Not yet written in this checkpoint: a trimmed cache page. */
+        return !test_bit(page, rb->bmap);
+    }
+    return !rb->preexisting && !test_bit(page, rb->receivedmap);
 }
 
 /* Largest record a page run may see before the next flush check: header,
@@ -373,7 +375,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 qemu_file_propagate_error(f, errp);
                 return false;
             }
-            if (rs->colo_cache_active || rs->colo_mirror) {
+            if (rs->colo_cache_active) {
                 memcpy(dst, src, TARGET_PAGE_SIZE);
             } else if (!ram_run_add(rs, rb, offset, src, errp)) {
                 return false;
@@ -407,8 +409,16 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 qemu_file_propagate_error(f, errp);
                 return false;
             }
-            /* Decode on a copy so a bad record leaves the page intact. */
-            memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
+            /* Decode on a copy so a bad record leaves the page intact.  A
+             * cache page this checkpoint has not written yet starts from
+             * the committed page, the version the primary encoded
+             * against (colo-cache.c). */
+            if (rs->colo_cache_active &&
+                !test_bit(offset >> TARGET_PAGE_BITS, rb->bmap)) {
+                memcpy(rs->scratch, rb->host + offset, TARGET_PAGE_SIZE);
+            } else {
+                memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
+            }
             if (xbzrle_decode(data, len, rs->scratch, TARGET_PAGE_SIZE,
                               &why) < 0) {
                 return ram_fail(errp, at, "XBZRLE page", "%s", why);

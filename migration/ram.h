@@ -36,11 +36,11 @@ typedef struct RAMLoadState {
     bool ignore_shared;     /* x-ignore-shared agreed with the source */
     bool zero_fill_strict;  /* refuse ZERO records with a non-zero fill */
     /*
-     * COLO: once @colo_cache_active, page records land in each block's
-     * colo_cache and set its bmap bit instead of touching RAM; before that,
-     * with @colo_mirror, RAM writes are copied to the cache as well.
+     * COLO: while @colo_cache_active (inside a checkpoint) page records land
+     * in each block's colo_cache and set its bmap bit instead of touching
+     * RAM.  The initial migration writes RAM directly: unlike QEMU's, our
+     * cache needs no copy of it (colo-cache.c).
      */
-    bool colo_mirror;
     bool colo_cache_active;
     bool mem_size_seen;
 

@@ -296,6 +296,40 @@ static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
     return NULL;
 }
 
+static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
+                                       JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+    ColoStatusInfo info;
+
+    (void)args;
+    (void)errp;
+    migration_incoming_colo_status(ctx->mis, &info);
+    json_object_set_string_member(o, "mode", colo_mode_name(info.mode));
+    json_object_set_string_member(o, "last-mode",
+                                  colo_mode_name(info.last_mode));
+    json_object_set_string_member(o, "reason",
+                                  colo_exit_reason_name(info.reason));
+    json_object_set_int_member(o, "x-checkpoints", info.checkpoints);
+    json_object_set_boolean_member(o, "x-in-checkpoint", info.in_checkpoint);
+    json_object_set_int_member(o, "x-last-commit-us", info.last_commit_us);
+    json_object_set_int_member(o, "x-last-checkpoint-us", info.last_total_us);
+    json_object_set_int_member(o, "x-last-ram-pages", info.last_ram_pages);
+    json_object_set_int_member(o, "x-last-device-bytes",
+                               info.last_device_bytes);
+    json_object_set_int_member(o, "x-cache-reserved-bytes",
+                               info.cache_reserved);
+    return node_take_object(o);
+}
+
+static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
+                                           JsonObject *args, GError **errp)
+{
+    (void)args;
+    migration_incoming_colo_failover(ctx->mis, errp);
+    return NULL;
+}
+
 static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
                           GError **errp)
 {
@@ -324,6 +358,8 @@ static const struct {
     { "migrate-set-parameters", qmp_migrate_set_parameters },
     { "query-migrate-parameters", qmp_query_migrate_parameters },
     { "migrate-incoming", qmp_migrate_incoming },
+    { "query-colo-status", qmp_query_colo_status },
+    { "x-colo-lost-heartbeat", qmp_x_colo_lost_heartbeat },
     { "quit", qmp_quit },
 };
 

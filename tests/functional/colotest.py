@@ -404,3 +404,71 @@ def qemu_load_reference(version, workdir, machine, mem_mb, stream_path,
             return f.read()
     finally:
         q.quit()
+
+
+def recv_exact(sock, n, timeout=30):
+    sock.settimeout(timeout)
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d reply bytes"
+                           % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def replay(sock, session, stop_at=None, on_commit=None):
+    """Plays a decoded COLO capture (colodecode.Session) into @sock like
+    its primary did: each segment, then wait for the replies it earned.
+    With @stop_at, sends nothing from that byte offset on.  Returns the
+    reply bytes received.  @on_commit(k) runs after checkpoint k (0 = the
+    initial migration) has been acknowledged."""
+    replies = b""
+    committed = 0
+    for start, end, expect in session.segments:
+        if stop_at is not None and end > stop_at:
+            if stop_at > start:
+                sock.sendall(session.data[start:stop_at])
+            break
+        sock.sendall(session.data[start:end])
+        if expect:
+            got = recv_exact(sock, len(expect))
+            replies += got
+            if got != expect:
+                raise AssertionError("reply %r, expected %r after offset %#x"
+                                     % (got, expect, end))
+            if expect[-4:] in (b"\x00\x00\x00\x00", b"\x00\x00\x00\x06"):
+                if on_commit:
+                    on_commit(committed)
+                committed += 1
+    return replies
+
+
+def block_file(name):
+    return name.lstrip("/")
+
+
+def ram_matches(ram_dir, digests):
+    """{block file: (ours, want)} for every block that differs."""
+    bad = {}
+    for name, want in digests.items():
+        path = os.path.join(ram_dir, block_file(name))
+        got = sha256_file(path) if os.path.exists(path) else None
+        if got != want:
+            bad[block_file(name)] = (got, want)
+    return bad
+
+
+class ColoSecondary(Secondary):
+    """colo-secondary listening on TCP with x-colo and events on."""
+
+    def __init__(self, workdir, **kw):
+        super().__init__(workdir, **kw)
+        self.qmp.set_caps(**{"x-colo": True, "events": True})
+        self.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+        info = self.qmp.cmd("query-migrate")
+        self.port = int(info["socket-address"][0]["port"])
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.port))

@@ -1,0 +1,55 @@
+/*
+ * colo.h: the secondary side of QEMU's COLO checkpoint protocol.
+ *
+ * Owner: the incoming migration thread, which becomes the COLO incoming
+ * thread once the initial migration has been loaded.
+ */
+#ifndef MIGRATION_COLO_H
+#define MIGRATION_COLO_H
+
+#include "qemu/osdep.h"
+
+#include "migration/colo-cache.h"
+#include "migration/savevm.h"
+#include "migration/wire.h"
+
+typedef struct ColoCheckpointStats {
+    uint64_t number;            /* 1 for the first checkpoint */
+    uint64_t ram_pages;         /* page records in the checkpoint */
+    uint64_t ram_bytes;         /* bytes of the RAM part on the wire */
+    uint64_t device_bytes;      /* size of the device-state blob */
+    uint64_t flushed_pages;
+    int64_t commit_us;          /* VMSTATE_RECEIVED -> VMSTATE_LOADED */
+    int64_t total_us;           /* CHECKPOINT_REQUEST -> VMSTATE_LOADED */
+} ColoCheckpointStats;
+
+typedef struct ColoIncomingHooks {
+    /* STOP / RESUME events (a{sv} data or NULL). */
+    void (*event)(void *opaque, const char *name, GVariant *data);
+    /* The checkpoint is in the RAM files and @ds is the committed device
+     * state; called before VMSTATE_LOADED goes out. */
+    bool (*committed)(void *opaque, VMDeviceState *ds,
+                      const ColoCheckpointStats *st, GError **errp);
+    /* True once x-colo-lost-heartbeat has been asked for. */
+    bool (*failover_requested)(void *opaque);
+    void *opaque;
+} ColoIncomingHooks;
+
+typedef struct ColoIncoming {
+    LoadVMState *lv;            /* its QEMUFile is the main stream */
+    RAMList *ram_list;
+    QEMUFile *to_primary;       /* the reverse direction of the socket */
+    ColoIncomingHooks hooks;
+    uint64_t checkpoints;       /* committed so far */
+    bool in_checkpoint;         /* between REQUEST and LOADED */
+} ColoIncoming;
+
+const char *colo_message_name(uint32_t msg);
+
+/* Sends CHECKPOINT_READY, then serves checkpoints until the stream fails
+ * or a failover is requested.  Always returns false with @errp set (the
+ * loop only ends by an error); the RAM files and committed device state
+ * are those of the last complete checkpoint. */
+bool colo_incoming_run(ColoIncoming *ci, GError **errp);
+
+#endif /* MIGRATION_COLO_H */
