@@ -90,6 +90,7 @@ class Session:
         self.blobs = []             # committed device blobs, initial first
         self.checkpoint_starts = []  # offset of each CHECKPOINT_REQUEST
         self.cut_checkpoint = None  # (start, offset where the data ends)
+        self.layouts = []           # per complete checkpoint: offsets
         self._decode()
 
     # -- RAM --------------------------------------------------------------
@@ -239,10 +240,17 @@ class Session:
                 self.segments.append((start, r.p, struct.pack(">I", 2)))
                 body = r.p
                 assert r.u32() == 3
+                live = r.p
                 self._records(r, lambda *a: pending.append(a), False)
+                eof = r.p - 1
+                size_msg = r.p
                 assert r.u32() == 4
                 n = r.u64()
+                blob_start = r.p
                 blob = r.take(n)
+                self.layouts.append(dict(request=start, send=body, live=live,
+                                         eof=eof, size=size_msg,
+                                         blob=blob_start, end=r.p))
             except Cut:
                 self.cut_checkpoint = (start, len(self.data))
                 self.segments.append((body, len(self.data), b""))
