@@ -419,6 +419,14 @@ void monitor_emit_event(Monitor *mon, const char *name, GVariant *data)
     ev->name = g_strdup(name);
     ev->data = data ? g_variant_ref_sink(data) : NULL;
     ev->when_us = g_get_real_time();
-    g_main_context_invoke_full(mon->main_ctx, G_PRIORITY_DEFAULT,
-                               monitor_deliver_event, ev, pending_event_free);
+    {
+        /* Queued on the main context, never run inline on this thread. */
+        GSource *src = g_idle_source_new();
+
+        g_source_set_priority(src, G_PRIORITY_DEFAULT);
+        g_source_set_callback(src, monitor_deliver_event, ev,
+                              pending_event_free);
+        g_source_attach(src, mon->main_ctx);
+        g_source_unref(src);
+    }
 }

@@ -94,7 +94,9 @@ static gboolean on_thread_done_main(gpointer opaque)
 
 static void on_thread_done(void *opaque)
 {
-    g_main_context_invoke(NULL, on_thread_done_main, opaque);
+    /* Always queued: g_main_context_invoke() would run it right here, on
+     * the migration thread, whenever the main loop is not running. */
+    g_idle_add(on_thread_done_main, opaque);
 }
 
 static bool parse_bool(const char *v, bool *out)

@@ -22,6 +22,12 @@ SECONDARY = os.environ.get("COLO_SECONDARY",
 GUEST_BIOS = os.environ.get(
     "COLO_GUEST_BIOS", os.path.join(BUILD_ROOT, "tests", "guest",
                                     "colo-guest.bios"))
+HALT_BIOS = os.environ.get(
+    "COLO_HALT_BIOS", os.path.join(BUILD_ROOT, "tests", "guest",
+                                   "halt.bios"))
+TEST_PRIMARY = os.environ.get(
+    "COLO_TEST_PRIMARY", os.path.join(BUILD_ROOT, "tools",
+                                      "colo-test-primary"))
 DATA = os.path.join(SOURCE_ROOT, "tests", "data")
 QEMU72_ROOT = os.path.join(BUILD_ROOT, "qemu-7.2")
 if not os.path.isdir(QEMU72_ROOT):
@@ -472,3 +478,27 @@ class ColoSecondary(Secondary):
 
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.port))
+
+
+def make_colo_initial_stream(workdir, version="10.0", machine="pc",
+                             mem_mb=64, bios=None):
+    """A real initial COLO stream: stock QEMU, stopped, with x-colo on,
+    migrated to a file (QEMU 10.0.2 cannot enter COLO itself, so it simply
+    completes; the stream carries ENABLE_COLO all the same)."""
+    path = os.path.join(workdir, "initial-%s-%s.mig" % (version, machine))
+    src_dir = os.path.join(workdir, "initial-src")
+    os.makedirs(src_dir, exist_ok=True)
+    q = Qemu(version, src_dir, machine=machine, mem_mb=mem_mb,
+             bios=bios or HALT_BIOS)
+    try:
+        # Let the guest reach its resting state (halted, for halt.bios)
+        # before it is stopped and saved.
+        time.sleep(0.3)
+        q.qmp.cmd("stop")
+        q.qmp.set_caps(**{"x-colo": True})
+        q.qmp.cmd("migrate", uri="exec:cat > " + path)
+        wait_for(lambda: q.qmp.cmd("query-migrate").get("status") ==
+                 "completed", 60, "the initial stream", 0.05)
+    finally:
+        q.quit()
+    return path

@@ -1,0 +1,396 @@
+/*
+ * colo-test-primary: a scripted COLO primary for tests and benchmarks.
+ *
+ * It sends a real initial migration stream (one a stock QEMU saved with the
+ * x-colo capability on, so it carries ENABLE_COLO) to one or more
+ * secondaries, then drives them through checkpoints of QEMU's COLO
+ * protocol made from a RAM model it changes between checkpoints: chosen
+ * dirty sets, zero pages, XBZRLE updates, pages of several blocks,
+ * CONTINUE across checkpoints, empty RAM parts.  The device-state blob of
+ * every checkpoint is the one of the initial stream.  All secondaries get
+ * the same bytes and must all answer each step before the next goes out.
+ *
+ *   colo-test-primary --initial FILE --connect tcp:HOST:PORT [--connect ...]
+ *       [--checkpoints N] [--pages N] [--seed N] [--xbzrle] [--ram-dir DIR]
+ *       [--region MIB:MIB] [--cut-last] [--delay-ms N] [--quiet]
+ *
+ * On exit the RAM model (--ram-dir) holds what every secondary must hold.
+ * Exit status: 0 done, 1 bad arguments or input, 2 a secondary failed.
+ */
+#include "qemu/osdep.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include "exec/ram_addr.h"
+#include "migration/qemu-file.h"
+#include "migration/ram-save.h"
+#include "migration/savevm.h"
+#include "migration/wire.h"
+
+typedef struct Target {
+    char *uri;
+    int fd;
+    QEMUFile *in;
+} Target;
+
+typedef struct Options {
+    char *initial;
+    char **connect;
+    int checkpoints;
+    int pages;
+    int seed;
+    gboolean xbzrle;
+    char *ram_dir;
+    char *region;
+    gboolean cut_last;
+    int delay_ms;
+    gboolean quiet;
+} Options;
+
+static int connect_tcp(const char *uri, GError **errp)
+{
+    g_autofree char *hostport = NULL;
+    char *colon;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+    int fd = -1, rc;
+
+    if (!g_str_has_prefix(uri, "tcp:")) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "%s: only tcp: is supported",
+                    uri);
+        return -1;
+    }
+    hostport = g_strdup(uri + 4);
+    colon = strrchr(hostport, ':');
+    if (!colon) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "%s: no port", uri);
+        return -1;
+    }
+    *colon = '\0';
+    rc = getaddrinfo(hostport, colon + 1, &hints, &res);
+    if (rc) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "%s: %s", uri,
+                    gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "%s: %s", uri,
+                    g_strerror(errno));
+    }
+    return fd;
+}
+
+static bool send_all(GPtrArray *targets, GBytes *bytes, GError **errp)
+{
+    gsize len;
+    const uint8_t *p = g_bytes_get_data(bytes, &len);
+
+    for (guint i = 0; i < targets->len; i++) {
+        Target *t = g_ptr_array_index(targets, i);
+        size_t done = 0;
+
+        while (done < len) {
+            ssize_t n = send(t->fd, p + done, len - done, MSG_NOSIGNAL);
+
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                g_set_error(errp, COLO_ERROR, errno, "%s: send: %s", t->uri,
+                            g_strerror(errno));
+                return false;
+            }
+            done += n;
+        }
+    }
+    return true;
+}
+
+static bool expect_all(GPtrArray *targets, COLOMessage msg, GError **errp)
+{
+    for (guint i = 0; i < targets->len; i++) {
+        Target *t = g_ptr_array_index(targets, i);
+        uint32_t got = qemu_get_be32(t->in);
+
+        if (qemu_file_propagate_error(t->in, errp)) {
+            g_prefix_error(errp, "%s: waiting for message %u: ", t->uri, msg);
+            return false;
+        }
+        if (got != msg) {
+            g_set_error(errp, COLO_ERROR, EPROTO, "%s: got message %u, "
+                        "expected %u", t->uri, got, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Picks the next dirty page: mostly pc.ram inside the region, sometimes
+ * another migrated block. */
+static RAMBlock *pick_page(RAMList *rl, GRand *r, uint64_t lo, uint64_t hi,
+                           uint64_t *offset)
+{
+    RAMBlock *ram = rl->blocks->len ? g_ptr_array_index(rl->blocks, 0) : NULL;
+    RAMBlock *rb = ram;
+
+    if (g_rand_int_range(r, 0, 100) < 15 && rl->blocks->len > 1) {
+        rb = g_ptr_array_index(rl->blocks,
+                               g_rand_int_range(r, 1, rl->blocks->len));
+    }
+    if (rb == ram && hi > lo && hi <= rb->used_length) {
+        *offset = lo + ((uint64_t)g_rand_int_range(r, 0, (hi - lo) >> 12)
+                        << 12);
+    } else {
+        *offset = (uint64_t)g_rand_int_range(r, 0, rb->used_length >> 12)
+                  << 12;
+    }
+    return rb;
+}
+
+/* Builds the live state of checkpoint @k and applies it to the model. */
+static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
+                                RAMSaveState *rs, GRand *r, int k,
+                                uint64_t lo, uint64_t hi, bool switchover)
+{
+    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+    RAMList *rl = lv->ram.ram_list;
+    int n = (k % 5 == 3) ? 0 : g_rand_int_range(r, 1, o->pages + 1);
+    uint8_t old[TARGET_PAGE_SIZE];
+
+    rs->f = f;
+    qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SEND);
+    if (switchover) {
+        qemu_put_byte(f, QEMU_VM_COMMAND);
+        qemu_put_be16(f, MIG_CMD_SWITCHOVER_START);
+        qemu_put_be16(f, 0);
+    }
+    qemu_put_byte(f, QEMU_VM_SECTION_END);
+    qemu_put_be32(f, lv->ram_section_id);
+    for (int i = 0; i < n; i++) {
+        uint64_t off;
+        RAMBlock *rb = pick_page(rl, r, lo, hi, &off);
+        uint8_t *page = rb->host + off;
+        gpointer key = GSIZE_TO_POINTER((gsize)page);
+        int kind = g_rand_int_range(r, 0, 100);
+
+        if (rb->ignored || g_hash_table_contains(seen, key)) {
+            continue;
+        }
+        g_hash_table_add(seen, key);
+        memcpy(old, page, sizeof(old));
+        if (kind < 20) {
+            memset(page, 0, TARGET_PAGE_SIZE);
+        } else if (kind < 60) {
+            /* a few words change, as a running guest does */
+            for (int j = g_rand_int_range(r, 1, 8); j > 0; j--) {
+                uint32_t v = g_rand_int(r);
+
+                memcpy(page + (g_rand_int_range(r, 0, 1024) << 2), &v, 4);
+            }
+            snprintf((char *)page, 32, "ckpt %d page %" PRIx64, k, off);
+        } else {
+            for (int j = 0; j < (int)TARGET_PAGE_SIZE; j += 4) {
+                uint32_t v = g_rand_int(r);
+
+                memcpy(page + j, &v, 4);
+            }
+        }
+        ram_save_any(rs, rb, off, o->xbzrle ? old : NULL, page);
+    }
+    ram_save_eos(rs);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, lv->ram_section_id);
+    qemu_put_byte(f, QEMU_VM_EOF);
+    rs->f = NULL;
+    return qemu_file_steal_output(f);
+}
+
+int main(int argc, char **argv)
+{
+    Options o = { .checkpoints = 20, .pages = 64, .seed = 1 };
+    GOptionEntry entries[] = {
+        { "initial", 0, 0, G_OPTION_ARG_FILENAME, &o.initial,
+          "initial migration stream (with ENABLE_COLO)", "FILE" },
+        { "connect", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.connect,
+          "a secondary (repeatable)", "tcp:HOST:PORT" },
+        { "checkpoints", 0, 0, G_OPTION_ARG_INT, &o.checkpoints,
+          "checkpoints to run (20)", "N" },
+        { "pages", 0, 0, G_OPTION_ARG_INT, &o.pages,
+          "at most N dirty pages per checkpoint (64)", "N" },
+        { "seed", 0, 0, G_OPTION_ARG_INT, &o.seed, "random seed", "N" },
+        { "xbzrle", 0, 0, G_OPTION_ARG_NONE, &o.xbzrle,
+          "send changed pages as XBZRLE", NULL },
+        { "ram-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.ram_dir,
+          "where the RAM model lives", "DIR" },
+        { "region", 0, 0, G_OPTION_ARG_STRING, &o.region,
+          "pc.ram range to dirty, in MiB (16:48)", "LO:HI" },
+        { "cut-last", 0, 0, G_OPTION_ARG_NONE, &o.cut_last,
+          "close the connection after the last checkpoint's RAM part",
+          NULL },
+        { "delay-ms", 0, 0, G_OPTION_ARG_INT, &o.delay_ms,
+          "pause between checkpoints", "MS" },
+        { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "no progress", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- scripted COLO "
+                                                         "primary");
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) targets = g_ptr_array_new();
+    g_autoptr(GBytes) initial = NULL;
+    g_autoptr(QEMUFile) model_in = NULL;
+    g_autoptr(RAMList) rl = NULL;
+    g_autoptr(GBytes) size_msg = NULL;
+    GBytes *blob;
+    LoadVMState lv;
+    RAMSaveState rs;
+    GRand *r;
+    uint64_t lo = 16 << 20, hi = 48 << 20;
+    int major = 0, minor = 0;
+    bool switchover;
+    gchar *contents;
+    gsize len;
+    int status = 0;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        fprintf(stderr, "colo-test-primary: %s\n", err->message);
+        return 1;
+    }
+    if (!o.initial || !o.connect) {
+        fprintf(stderr, "colo-test-primary: --initial and --connect are "
+                "required\n");
+        return 1;
+    }
+    if (o.region && sscanf(o.region, "%" SCNu64 ":%" SCNu64, &lo, &hi) == 2) {
+        lo <<= 20;
+        hi <<= 20;
+    }
+    if (!o.ram_dir) {
+        o.ram_dir = g_strdup("/dev/shm/colo-test-primary-XXXXXX");
+        g_mkdtemp(o.ram_dir);
+    }
+
+    /* The model: the initial stream, loaded by our own loader. */
+    if (!g_file_get_contents(o.initial, &contents, &len, &err)) {
+        fprintf(stderr, "colo-test-primary: %s\n", err->message);
+        return 1;
+    }
+    initial = g_bytes_new_take(contents, len);
+    model_in = qemu_file_new_input_bytes(initial);
+    rl = ram_list_new(o.ram_dir);
+    loadvm_init(&lv, model_in, rl);
+    lv.cap_colo = true;
+    if (!qemu_loadvm_state(&lv, &err) || !lv.colo_requested ||
+        !lv.devices || qemu_file_tell(model_in) != len) {
+        fprintf(stderr, "colo-test-primary: %s: %s\n", o.initial,
+                err ? err->message : "not a complete COLO initial stream");
+        return 1;
+    }
+    blob = lv.devices->blob;
+    machine_type_version(lv.machine, &major, &minor);
+    switchover = major > 9 || (major == 9 && minor > 2);
+    {
+        g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+
+        qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SIZE);
+        qemu_put_be64(f, g_bytes_get_size(blob));
+        size_msg = qemu_file_steal_output(f);
+    }
+    ram_save_init(&rs, NULL);
+    rs.last_block = lv.ram.last_block;
+    r = g_rand_new_with_seed(o.seed);
+
+    for (int i = 0; o.connect[i]; i++) {
+        Target *t = g_new0(Target, 1);
+
+        t->uri = o.connect[i];
+        t->fd = connect_tcp(t->uri, &err);
+        if (t->fd < 0) {
+            fprintf(stderr, "colo-test-primary: %s\n", err->message);
+            return 2;
+        }
+        t->in = qemu_file_new_input_fd(dup(t->fd), true);
+        g_ptr_array_add(targets, t);
+    }
+
+    if (!send_all(targets, initial, &err) ||
+        !expect_all(targets, COLO_MESSAGE_CHECKPOINT_READY, &err)) {
+        goto fail;
+    }
+    for (int k = 1; k <= o.checkpoints; k++) {
+        static const uint8_t req[4] = { 0, 0, 0, COLO_MESSAGE_CHECKPOINT_REQUEST };
+        g_autoptr(GBytes) reqb = g_bytes_new_static(req, sizeof(req));
+        g_autoptr(GBytes) live = NULL;
+        int64_t t0 = g_get_monotonic_time();
+
+        if (o.delay_ms) {
+            g_usleep(o.delay_ms * 1000);
+        }
+        if (!send_all(targets, reqb, &err) ||
+            !expect_all(targets, COLO_MESSAGE_CHECKPOINT_REPLY, &err)) {
+            goto fail;
+        }
+        live = build_checkpoint(&o, &lv, &rs, r, k, lo, hi, switchover);
+        if (!send_all(targets, live, &err)) {
+            goto fail;
+        }
+        if (o.cut_last && k == o.checkpoints) {
+            if (!o.quiet) {
+                printf("checkpoint %d cut after its RAM part\n", k);
+            }
+            break;
+        }
+        if (!send_all(targets, size_msg, &err) ||
+            !send_all(targets, blob, &err) ||
+            !expect_all(targets, COLO_MESSAGE_VMSTATE_RECEIVED, &err) ||
+            !expect_all(targets, COLO_MESSAGE_VMSTATE_LOADED, &err)) {
+            goto fail;
+        }
+        if (!o.quiet) {
+            printf("checkpoint %d: %zu bytes of RAM records, %.1f ms\n", k,
+                   g_bytes_get_size(live),
+                   (g_get_monotonic_time() - t0) / 1000.0);
+            fflush(stdout);
+        }
+    }
+    if (!o.quiet) {
+        printf("done: %" PRIu64 " pages, %" PRIu64 " zero, %" PRIu64
+               " xbzrle; model in %s\n", rs.pages, rs.zero_pages,
+               rs.xbzrle_pages, o.ram_dir);
+    }
+    goto out;
+
+fail:
+    fprintf(stderr, "colo-test-primary: %s\n", err->message);
+    status = 2;
+out:
+    for (guint i = 0; i < targets->len; i++) {
+        Target *t = g_ptr_array_index(targets, i);
+
+        qemu_fclose(t->in);
+        close(t->fd);
+        g_free(t);
+    }
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        ram_block_sync(g_ptr_array_index(rl->blocks, i));
+    }
+    loadvm_cleanup(&lv);
+    g_rand_free(r);
+    g_strfreev(o.connect);
+    g_free(o.initial);
+    g_free(o.ram_dir);
+    g_free(o.region);
+    return status;
+}
