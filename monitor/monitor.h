@@ -20,6 +20,8 @@ typedef struct Monitor Monitor;
 typedef struct MonitorContext {
     MigrationIncomingState *mis;
     const char *name;               /* -name, or NULL */
+    bool sandboxed;                 /* refuse commands with effects beyond
+                                       the process (the QMP fuzzer) */
     void (*quit)(void *opaque);     /* the quit command */
     void *opaque;
 } MonitorContext;
@@ -32,6 +34,12 @@ void monitor_free(Monitor *mon);
 /* Thread safe: queues an event for every negotiated client.  @data is an
  * a{sv} GVariant (floating references are sunk) or NULL. */
 void monitor_emit_event(Monitor *mon, const char *name, GVariant *data);
+
+/* One request line to its reply (NULL for a blank line); @negotiated is
+ * the client's qmp_capabilities state.  The server's core, exposed for
+ * the fuzzer. */
+JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
+                                 const char *line);
 
 /* Command table (monitor/qmp-cmds.c). */
 typedef JsonNode *(*QmpCommandFn)(const MonitorContext *ctx,

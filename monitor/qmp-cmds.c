@@ -292,6 +292,10 @@ static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
     if (!uri) {
         return NULL;
     }
+    if (ctx->sandboxed) {
+        g_set_error(errp, COLO_ERROR, EPERM, "migrate-incoming is disabled");
+        return NULL;
+    }
     migration_incoming_start(ctx->mis, uri, errp);
     return NULL;
 }
@@ -335,7 +339,7 @@ static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
 {
     (void)args;
     (void)errp;
-    if (ctx->quit) {
+    if (ctx->quit && !ctx->sandboxed) {
         ctx->quit(ctx->opaque);
     }
     return NULL;

@@ -144,11 +144,12 @@ static void client_send_greeting(MonitorClient *c)
     client_send_node(c, root);
 }
 
-static void client_handle_line(MonitorClient *c, const char *line)
+JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
+                                 const char *line)
 {
     g_autoptr(JsonParser) parser = json_parser_new_immutable();
     g_autoptr(GError) err = NULL;
-    g_autoptr(JsonNode) reply = NULL;
+    JsonNode *reply = NULL;
     JsonNode *root, *id = NULL, *argsn;
     JsonObject *req, *args = NULL;
     const char *cmd;
@@ -158,7 +159,7 @@ static void client_handle_line(MonitorClient *c, const char *line)
         line++;
     }
     if (!*line) {
-        return;
+        return NULL;
     }
     if (!json_parser_load_from_data(parser, line, -1, &err)) {
         g_autofree char *msg = g_strdup_printf("JSON parse error, %s",
@@ -193,16 +194,16 @@ static void client_handle_line(MonitorClient *c, const char *line)
     }
 
     if (strcmp(cmd, "qmp_capabilities") == 0) {
-        if (c->negotiated) {
+        if (*negotiated) {
             reply = make_error("CommandNotFound", "Capabilities negotiation "
                                "is already complete, command ignored", id);
         } else {
-            c->negotiated = true;
+            *negotiated = true;
             reply = make_return(NULL, id);
         }
         goto send;
     }
-    if (!c->negotiated) {
+    if (!*negotiated) {
         reply = make_error("CommandNotFound", "Expecting capabilities "
                            "negotiation with 'qmp_capabilities'", id);
         goto send;
@@ -216,7 +217,7 @@ static void client_handle_line(MonitorClient *c, const char *line)
     }
     {
         JsonObject *empty = args ? NULL : json_object_new();
-        JsonNode *ret = fn(&c->mon->ctx, args ? args : empty, &err);
+        JsonNode *ret = fn(ctx, args ? args : empty, &err);
 
         if (empty) {
             json_object_unref(empty);
@@ -228,7 +229,17 @@ static void client_handle_line(MonitorClient *c, const char *line)
         }
     }
 send:
-    client_send_node(c, reply);
+    return reply;
+}
+
+static void client_handle_line(MonitorClient *c, const char *line)
+{
+    g_autoptr(JsonNode) reply = monitor_handle_request(&c->mon->ctx,
+                                                       &c->negotiated, line);
+
+    if (reply) {
+        client_send_node(c, reply);
+    }
 }
 
 static void client_line_ready(GObject *src, GAsyncResult *res, gpointer opaque)

@@ -14,6 +14,8 @@
 #include "exec/ram_addr.h"
 #include "qemu/bitmap.h"
 
+#define RAM_GUARD_BYTES   4096
+
 RAMList *ram_list_new(const char *dir)
 {
     RAMList *rl = g_new0(RAMList, 1);
@@ -27,7 +29,8 @@ static void ram_block_free(RAMBlock *rb)
 {
     g_assert(!rb->colo_cache);
     if (rb->host) {
-        munmap(rb->host, rb->max_length);
+        munmap(rb->host - RAM_GUARD_BYTES,
+               rb->max_length + 2 * RAM_GUARD_BYTES);
     }
     if (rb->fd >= 0) {
         close(rb->fd);
@@ -125,6 +128,12 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
                     "unusable length 0x%" PRIx64, idstr, length);
         return NULL;
     }
+    if (rl->max_total && ram_list_total(rl) + length > rl->max_total) {
+        g_set_error(errp, COLO_ERROR, E2BIG, "RAM block '%s' of 0x%" PRIx64
+                    " bytes exceeds the RAM limit of 0x%" PRIx64 " bytes",
+                    idstr, length, rl->max_total);
+        return NULL;
+    }
     path = ram_block_path(rl->dir, idstr, errp);
     if (!path) {
         return NULL;
@@ -169,12 +178,31 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
                     rb->path, g_strerror(errno));
         goto fail;
     }
-    rb->host = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (rb->host == MAP_FAILED) {
-        rb->host = NULL;
-        g_set_error(errp, COLO_ERROR, errno, "cannot map RAM file %s: %s",
-                    rb->path, g_strerror(errno));
-        goto fail;
+    /*
+     * The file is mapped between two inaccessible guard pages, so a write
+     * that escaped the offset checks would fault instead of landing in
+     * whatever happened to be mapped next.
+     */
+    {
+        uint8_t *area = mmap(NULL, length + 2 * RAM_GUARD_BYTES, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                             -1, 0);
+
+        if (area == MAP_FAILED) {
+            g_set_error(errp, COLO_ERROR, errno, "cannot reserve %" PRIu64
+                        " bytes for RAM block '%s': %s", length, idstr,
+                        g_strerror(errno));
+            goto fail;
+        }
+        rb->host = mmap(area + RAM_GUARD_BYTES, length,
+                        PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+        if (rb->host == MAP_FAILED) {
+            rb->host = NULL;
+            munmap(area, length + 2 * RAM_GUARD_BYTES);
+            g_set_error(errp, COLO_ERROR, errno, "cannot map RAM file %s: %s",
+                        rb->path, g_strerror(errno));
+            goto fail;
+        }
     }
     rb->receivedmap = g_new0(unsigned long,
                              BITS_TO_LONGS(ram_block_pages(rb)));

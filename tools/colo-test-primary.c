@@ -12,7 +12,7 @@
  *
  *   colo-test-primary --initial FILE --connect tcp:HOST:PORT [--connect ...]
  *       [--checkpoints N] [--pages N] [--seed N] [--xbzrle] [--ram-dir DIR]
- *       [--region MIB:MIB] [--cut-last] [--delay-ms N] [--quiet]
+ *       [--region MIB:MIB] [--cut-last] [--delay-ms N] [--exact] [--quiet]
  *
  * On exit the RAM model (--ram-dir) holds what every secondary must hold.
  * Exit status: 0 done, 1 bad arguments or input, 2 a secondary failed.
@@ -46,6 +46,7 @@ typedef struct Options {
     gboolean cut_last;
     int delay_ms;
     gboolean quiet;
+    gboolean exact;
 } Options;
 
 static int connect_tcp(const char *uri, GError **errp)
@@ -166,7 +167,9 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
     RAMList *rl = lv->ram.ram_list;
-    int n = (k % 5 == 3) ? 0 : g_rand_int_range(r, 1, o->pages + 1);
+    int n = o->exact ? o->pages :
+            (k % 5 == 3) ? 0 : g_rand_int_range(r, 1, o->pages + 1);
+    int got = 0;
     uint8_t old[TARGET_PAGE_SIZE];
 
     rs->f = f;
@@ -178,7 +181,7 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
     }
     qemu_put_byte(f, QEMU_VM_SECTION_END);
     qemu_put_be32(f, lv->ram_section_id);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; got < n && i < 8 * n; i++) {
         uint64_t off;
         RAMBlock *rb = pick_page(rl, r, lo, hi, &off);
         uint8_t *page = rb->host + off;
@@ -189,6 +192,7 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
             continue;
         }
         g_hash_table_add(seen, key);
+        got++;
         memcpy(old, page, sizeof(old));
         if (kind < 20) {
             memset(page, 0, TARGET_PAGE_SIZE);
@@ -242,6 +246,8 @@ int main(int argc, char **argv)
         { "delay-ms", 0, 0, G_OPTION_ARG_INT, &o.delay_ms,
           "pause between checkpoints", "MS" },
         { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "no progress", NULL },
+        { "exact", 0, 0, G_OPTION_ARG_NONE, &o.exact,
+          "exactly --pages distinct pages in every checkpoint", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- scripted COLO "

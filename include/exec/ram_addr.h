@@ -49,6 +49,7 @@ typedef struct RAMBlock {
 typedef struct RAMList {
     char *dir;                  /* the RAM folder */
     GPtrArray *blocks;          /* of RAMBlock*, in announcement order */
+    uint64_t max_total;         /* refuse blocks beyond this sum; 0: none */
 } RAMList;
 
 RAMList *ram_list_new(const char *dir);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench/fuzz.sh [SECONDS] [FUZZER...]: runs each libFuzzer harness for
+# SECONDS (default 120) on its corpus (bench/out/fuzz/<name>, seeded by
+# tests/fuzz/make-seeds.py).  Builds build-fuzz with clang if needed.
+# Exit status 1 if any harness found a crash (artifacts in bench/out/fuzz).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-120}
+shift || true
+fuzzers=${*:-fuzz-stream fuzz-colo fuzz-xbzrle fuzz-qmp}
+if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dslow_tests=false >/dev/null
+fi
+ninja -C build-fuzz >/dev/null
+out=bench/out/fuzz
+mkdir -p "$out/seeds"
+python3 tests/fuzz/make-seeds.py "$out/seeds"
+status=0
+for f in $fuzzers; do
+    mkdir -p "$out/$f" "$out/$f-artifacts"
+    echo "== $f for ${secs}s"
+    if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+        build-fuzz/tests/fuzz/$f -max_total_time="$secs" -rss_limit_mb=4096 \
+        -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$out/$f-artifacts/" "$out/$f" "$out/seeds/$f" \
+        > "$out/$f.log" 2>&1; then
+        echo "   CRASH: see $out/$f.log and $out/$f-artifacts/"
+        status=1
+    fi
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|Done " "$out/$f.log" | sed 's/^/   /' || true
+    echo "   corpus: $(ls "$out/$f" | wc -l) files"
+done
+exit $status

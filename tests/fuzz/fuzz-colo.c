@@ -1,0 +1,138 @@
+/*
+ * fuzz-colo.c: the COLO checkpoint loop.  A fixed, valid initial COLO
+ * stream (built here) is loaded first; the fuzzer's bytes are what the
+ * "primary" sends after CHECKPOINT_READY.  Invariants: no crash; the RAM
+ * files change only through a committed checkpoint (each one answered by
+ * VMSTATE_LOADED); every failure has an error message.
+ */
+#include "fuzz-common.h"
+
+#include "migration/colo.h"
+#include "migration/ram-save.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define RAM_SIZE   (1 << 20)
+#define ROM_SIZE   (64 << 10)
+
+static GBytes *initial_stream(void)
+{
+    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+    g_autoptr(RAMList) rl = fuzz_ram_list();
+    g_autoptr(GError) err = NULL;
+    RAMSaveState rs;
+    uint8_t page[TARGET_PAGE_SIZE];
+    RAMBlock *ram, *rom;
+
+    ram = ram_list_add(rl, "pc.ram", RAM_SIZE, &err);
+    rom = ram_list_add(rl, "/rom@etc/fuzz", ROM_SIZE, &err);
+    g_assert(ram && rom);
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, strlen("pc-i440fx-10.0"));
+    qemu_put_buffer(f, "pc-i440fx-10.0", strlen("pc-i440fx-10.0"));
+    qemu_put_byte(f, QEMU_VM_COMMAND);
+    qemu_put_be16(f, MIG_CMD_ENABLE_COLO);
+    qemu_put_be16(f, 0);
+    ram_save_init(&rs, f);
+    qemu_put_byte(f, QEMU_VM_SECTION_START);
+    qemu_put_be32(f, 1);
+    qemu_put_str8(f, "ram");
+    qemu_put_be32(f, 0);
+    qemu_put_be32(f, 4);
+    ram_save_mem_size(&rs, rl, false);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, 1);
+    qemu_put_byte(f, QEMU_VM_SECTION_END);
+    qemu_put_be32(f, 1);
+    for (int i = 0; i < 16; i++) {
+        memset(page, 'A' + i, sizeof(page));
+        ram_save_page(&rs, ram, (uint64_t)i * 3 * TARGET_PAGE_SIZE, page);
+    }
+    ram_save_page(&rs, rom, 0, page);
+    ram_save_eos(&rs);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, 1);
+    qemu_put_byte(f, QEMU_VM_EOF);
+    g_clear_pointer(&rl, ram_list_free);
+    fuzz_clear_ram_dir();
+    return qemu_file_steal_output(f);
+}
+
+static int committed;
+
+static bool on_committed(void *opaque, VMDeviceState *ds,
+                         const ColoCheckpointStats *st, GError **errp)
+{
+    committed++;
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static GBytes *initial;
+    g_autoptr(GByteArray) all = g_byte_array_new();
+    g_autoptr(GBytes) bytes = NULL;
+    g_autoptr(QEMUFile) f = NULL;
+    g_autoptr(QEMUFile) out = qemu_file_new_output_buffer();
+    g_autoptr(GBytes) replies = NULL;
+    g_autoptr(RAMList) rl = fuzz_ram_list();
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *ram_before = NULL;
+    LoadVMState lv;
+    ColoIncoming ci = { 0 };
+    RAMBlock *ram;
+    const uint8_t *r;
+    gsize rlen;
+    int loaded = 0;
+
+    if (!initial) {
+        initial = initial_stream();
+    }
+    g_byte_array_append(all, g_bytes_get_data(initial, NULL),
+                        g_bytes_get_size(initial));
+    g_byte_array_append(all, data, size);
+    bytes = g_byte_array_free_to_bytes(g_steal_pointer(&all));
+    f = qemu_file_new_input_bytes(bytes);
+
+    loadvm_init(&lv, f, rl);
+    lv.cap_colo = true;
+    if (!qemu_loadvm_state(&lv, &err) || !lv.colo_requested) {
+        abort();    /* the fixed initial stream must load */
+    }
+    if (!colo_init_ram_cache(rl, &err)) {
+        abort();
+    }
+    ram = ram_list_find(rl, "pc.ram");
+    ram_before = g_memdup2(ram->host, RAM_SIZE);
+
+    committed = 0;
+    ci.lv = &lv;
+    ci.ram_list = rl;
+    ci.to_primary = out;
+    ci.hooks.committed = on_committed;
+    if (colo_incoming_run(&ci, &err)) {
+        abort();    /* it only ends with an error */
+    }
+    fuzz_check_error(err);
+
+    replies = qemu_file_steal_output(out);
+    r = g_bytes_get_data(replies, &rlen);
+    for (gsize i = 0; i + 4 <= rlen; i += 4) {
+        loaded += r[i] == 0 && r[i + 1] == 0 && r[i + 2] == 0 &&
+                  r[i + 3] == COLO_MESSAGE_VMSTATE_LOADED;
+    }
+    if (loaded != committed || (int)ci.checkpoints != committed) {
+        abort();
+    }
+    if (committed == 0 && memcmp(ram_before, ram->host, RAM_SIZE) != 0) {
+        fprintf(stderr, "RAM changed without a committed checkpoint\n");
+        abort();
+    }
+    colo_release_ram_cache(rl);
+    loadvm_cleanup(&lv);
+    g_clear_pointer(&rl, ram_list_free);
+    fuzz_clear_ram_dir();
+    return 0;
+}
