@@ -9,5 +9,8 @@ export COLO_BUILD_ROOT=${COLO_BUILD_ROOT:-$PWD/build}
 export COLO_SECONDARY=${COLO_SECONDARY:-$COLO_BUILD_ROOT/colo-secondary}
 what=${1:-all}
 case "$what" in
-load|all) "$PY" bench/load_speed.py ;;
+load) "$PY" bench/load_speed.py ;;
+colo) "$PY" bench/colo_commit.py ;;
+fuzz) bash bench/fuzz.sh "${FUZZ_SECONDS:-120}" ;;
+all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py ;;
 esac
