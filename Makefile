@@ -6,13 +6,15 @@
 #                 live interop with stock QEMU 10.0 and 7.2)
 #   make check-asan   the suite once more under ASan + UBSan
 #   make demo     the main job: a protected VM, end to end
+#   make lint     cppcheck + clang-tidy, findings are errors
+#   make fuzz     each fuzzer for FUZZ_SECONDS (120)
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build check check-unit check-asan demo bench clean
+.PHONY: all deps build check check-unit check-asan lint fuzz demo bench clean
 
 all: build
 
@@ -39,6 +41,14 @@ check-asan: deps $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C $(ASAN_BUILD) $(MESON_TEST_ARGS)
+
+lint: build
+	bash tools/lint.sh $(BUILD)
+
+# Each libFuzzer harness for FUZZ_SECONDS on its corpus (bench/out/fuzz).
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	bash bench/fuzz.sh $(FUZZ_SECONDS)
 
 demo: build
 	@bash scripts/demo.sh

@@ -72,7 +72,7 @@ static bool channel_listen_tcp(IncomingChannel *ch, const char *addr,
     g_autofree char *host = NULL;
     g_autofree char *port = NULL;
     struct addrinfo hints = { 0 }, *res = NULL;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };
     socklen_t sl = sizeof(ss);
     char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
     int fd = -1, one = 1, rc;

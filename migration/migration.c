@@ -534,8 +534,10 @@ void migration_incoming_join(MigrationIncomingState *mis)
     mis->cache_reserved = 0;
     g_mutex_unlock(&mis->lock);
     loadvm_cleanup(&mis->lv);
-    g_clear_pointer(&mis->file, qemu_fclose);
-    g_clear_pointer(&mis->ram_list, ram_list_free);
+    qemu_fclose(mis->file);
+    mis->file = NULL;
+    ram_list_free(mis->ram_list);
+    mis->ram_list = NULL;
     if (mis->channel) {
         migration_channel_free(mis->channel);
         mis->channel = NULL;

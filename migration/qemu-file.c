@@ -464,10 +464,11 @@ void qemu_put_str8(QEMUFile *f, const char *s)
 
 GBytes *qemu_file_steal_output(QEMUFile *f)
 {
-    GByteArray *a;
+    GByteArray *a = f->out;
 
-    g_assert(f->out);
-    a = f->out;
+    if (!a) {
+        return NULL;    /* not a memory output */
+    }
     f->base += a->len;
     f->out = g_byte_array_new();
     return g_byte_array_free_to_bytes(a);

@@ -357,6 +357,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                                 "a QEMU 8.0+ stream only has zero fills",
                                 fill);
             }
+            g_assert(rb && dst);
             if (fill != 0) {
                 memset(dst, fill, TARGET_PAGE_SIZE);
             } else if (!ram_page_known_zero(rs, rb, offset) &&
@@ -375,6 +376,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 qemu_file_propagate_error(f, errp);
                 return false;
             }
+            g_assert(rb && dst);
             if (rs->colo_cache_active) {
                 memcpy(dst, src, TARGET_PAGE_SIZE);
             } else if (!ram_run_add(rs, rb, offset, src, errp)) {
@@ -409,6 +411,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 qemu_file_propagate_error(f, errp);
                 return false;
             }
+            g_assert(rb && dst);
             /* Decode on a copy so a bad record leaves the page intact.  A
              * cache page this checkpoint has not written yet starts from
              * the committed page, the version the primary encoded
@@ -450,6 +453,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
             if (!ram_load_zlib(rs, data, len, &why)) {
                 return ram_fail(errp, at, "compressed page", "%s", why);
             }
+            g_assert(rb && dst);
             memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
             ram_page_done(rs, rb, offset);
             rs->stats.compressed++;

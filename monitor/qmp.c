@@ -321,8 +321,9 @@ Monitor *monitor_new(const char *spec, const MonitorContext *ctx,
     }
     parts = g_strsplit(spec + 5, ",", -1);
     for (int i = 1; parts[i]; i++) {
-        if (strcmp(parts[i], "server=on") && strcmp(parts[i], "server") &&
-            strcmp(parts[i], "wait=off") && strcmp(parts[i], "nowait")) {
+        if (!g_strv_contains((const char *const[]) {
+                "server=on", "server", "wait=off", "nowait", NULL },
+                parts[i])) {
             g_set_error(errp, COLO_ERROR, EINVAL, "-qmp: unsupported option "
                         "'%s'", parts[i]);
             return NULL;
@@ -440,4 +441,6 @@ void monitor_emit_event(Monitor *mon, const char *name, GVariant *data)
         g_source_attach(src, mon->main_ctx);
         g_source_unref(src);
     }
+    /* @ev now belongs to the source (freed by pending_event_free). */
+    // cppcheck-suppress memleak
 }

@@ -125,12 +125,13 @@ static bool expect_all(GPtrArray *targets, COLOMessage msg, GError **errp)
         uint32_t got = qemu_get_be32(t->in);
 
         if (qemu_file_propagate_error(t->in, errp)) {
-            g_prefix_error(errp, "%s: waiting for message %u: ", t->uri, msg);
+            g_prefix_error(errp, "%s: waiting for message %u: ", t->uri,
+                           (unsigned)msg);
             return false;
         }
         if (got != msg) {
             g_set_error(errp, COLO_ERROR, EPROTO, "%s: got message %u, "
-                        "expected %u", t->uri, got, msg);
+                        "expected %u", t->uri, got, (unsigned)msg);
             return false;
         }
     }
@@ -142,8 +143,10 @@ static bool expect_all(GPtrArray *targets, COLOMessage msg, GError **errp)
 static RAMBlock *pick_page(RAMList *rl, GRand *r, uint64_t lo, uint64_t hi,
                            uint64_t *offset)
 {
-    RAMBlock *ram = rl->blocks->len ? g_ptr_array_index(rl->blocks, 0) : NULL;
-    RAMBlock *rb = ram;
+    RAMBlock *ram, *rb;
+
+    g_assert(rl->blocks->len > 0);
+    ram = rb = g_ptr_array_index(rl->blocks, 0);
 
     if (g_rand_int_range(r, 0, 100) < 15 && rl->blocks->len > 1) {
         rb = g_ptr_array_index(rl->blocks,
@@ -261,7 +264,7 @@ int main(int argc, char **argv)
     GBytes *blob;
     LoadVMState lv;
     RAMSaveState rs;
-    GRand *r;
+    GRand *r = NULL;
     uint64_t lo = 16 << 20, hi = 48 << 20;
     int major = 0, minor = 0;
     bool switchover;
@@ -285,12 +288,19 @@ int main(int argc, char **argv)
     }
     if (!o.ram_dir) {
         o.ram_dir = g_strdup("/dev/shm/colo-test-primary-XXXXXX");
-        g_mkdtemp(o.ram_dir);
+        if (!g_mkdtemp(o.ram_dir)) {
+            fprintf(stderr, "colo-test-primary: cannot create %s\n",
+                    o.ram_dir);
+            g_free(o.ram_dir);
+            return 1;
+        }
     }
+
 
     /* The model: the initial stream, loaded by our own loader. */
     if (!g_file_get_contents(o.initial, &contents, &len, &err)) {
         fprintf(stderr, "colo-test-primary: %s\n", err->message);
+        g_free(o.ram_dir);
         return 1;
     }
     initial = g_bytes_new_take(contents, len);
@@ -302,7 +312,8 @@ int main(int argc, char **argv)
         !lv.devices || qemu_file_tell(model_in) != len) {
         fprintf(stderr, "colo-test-primary: %s: %s\n", o.initial,
                 err ? err->message : "not a complete COLO initial stream");
-        return 1;
+        status = 1;
+        goto out;
     }
     blob = lv.devices->blob;
     machine_type_version(lv.machine, &major, &minor);
@@ -324,8 +335,8 @@ int main(int argc, char **argv)
         t->uri = o.connect[i];
         t->fd = connect_tcp(t->uri, &err);
         if (t->fd < 0) {
-            fprintf(stderr, "colo-test-primary: %s\n", err->message);
-            return 2;
+            g_free(t);
+            goto fail;
         }
         t->in = qemu_file_new_input_fd(dup(t->fd), true);
         g_ptr_array_add(targets, t);
@@ -366,7 +377,7 @@ int main(int argc, char **argv)
         }
         if (!o.quiet) {
             printf("checkpoint %d: %zu bytes of RAM records, %.1f ms\n", k,
-                   g_bytes_get_size(live),
+                   (size_t)g_bytes_get_size(live),
                    (g_get_monotonic_time() - t0) / 1000.0);
             fflush(stdout);
         }
@@ -393,10 +404,12 @@ out:
         ram_block_sync(g_ptr_array_index(rl->blocks, i));
     }
     loadvm_cleanup(&lv);
-    g_rand_free(r);
+    if (r) {
+        g_rand_free(r);
+    }
     g_strfreev(o.connect);
     g_free(o.initial);
-    g_free(o.ram_dir);
     g_free(o.region);
+    g_free(o.ram_dir);
     return status;
 }
