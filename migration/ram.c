@@ -268,6 +268,132 @@ static bool ram_load_zlib(RAMLoadState *rs, const uint8_t *in, uint32_t len,
     return true;
 }
 
+/*
+ * One ZERO, PAGE, XBZRLE or COMPRESS_PAGE record whose block @rb and
+ * target @dst (RAM file or COLO cache, see ram_page_target) are resolved
+ * and checked.
+ */
+static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
+                                 uint64_t offset, uint8_t *dst,
+                                 uint32_t kind, uint64_t at, GError **errp)
+{
+    switch (kind) {
+    case RAM_SAVE_FLAG_ZERO: {
+        uint8_t fill = qemu_get_byte(f);
+
+        if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        if (fill != 0 && rs->zero_fill_strict) {
+            return ram_fail(errp, at, "ZERO page", "fill byte 0x%02x; "
+                            "a QEMU 8.0+ stream only has zero fills",
+                            fill);
+        }
+        if (fill != 0) {
+            memset(dst, fill, TARGET_PAGE_SIZE);
+        } else if (!ram_page_known_zero(rs, rb, offset) &&
+                   !buffer_is_zero(dst, TARGET_PAGE_SIZE)) {
+            memset(dst, 0, TARGET_PAGE_SIZE);
+        }
+        ram_page_done(rs, rb, offset);
+        rs->stats.duplicate++;
+        return true;
+    }
+
+    case RAM_SAVE_FLAG_PAGE: {
+        const uint8_t *src = qemu_get_ptr(f, TARGET_PAGE_SIZE);
+
+        if (!src) {
+            qemu_file_propagate_error(f, errp);
+            return false;
+        }
+        if (rs->colo_cache_active) {
+            memcpy(dst, src, TARGET_PAGE_SIZE);
+        } else if (!ram_run_add(rs, rb, offset, src, errp)) {
+            return false;
+        }
+        ram_page_done(rs, rb, offset);
+        rs->stats.normal++;
+        rs->stats.normal_bytes += TARGET_PAGE_SIZE;
+        return true;
+    }
+
+    case RAM_SAVE_FLAG_XBZRLE: {
+        uint8_t enc = qemu_get_byte(f);
+        uint16_t len = qemu_get_be16(f);
+        const uint8_t *data;
+        const char *why = NULL;
+
+        if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        if (enc != XBZRLE_ENCODING_BYTE) {
+            return ram_fail(errp, at, "XBZRLE page", "encoding byte "
+                            "0x%02x, expected 0x%02x", enc,
+                            XBZRLE_ENCODING_BYTE);
+        }
+        if (len > TARGET_PAGE_SIZE) {
+            return ram_fail(errp, at, "XBZRLE page", "data length %u "
+                            "is larger than a page", len);
+        }
+        data = qemu_get_ptr(f, len);
+        if (!data) {
+            qemu_file_propagate_error(f, errp);
+            return false;
+        }
+        /* Decode on a copy so a bad record leaves the page intact.  A
+         * cache page this checkpoint has not written yet starts from
+         * the committed page, the version the primary encoded
+         * against (colo-cache.c). */
+        if (rs->colo_cache_active &&
+            !test_bit(offset >> TARGET_PAGE_BITS, rb->bmap)) {
+            memcpy(rs->scratch, rb->host + offset, TARGET_PAGE_SIZE);
+        } else {
+            memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
+        }
+        if (xbzrle_decode(data, len, rs->scratch, TARGET_PAGE_SIZE,
+                          &why) < 0) {
+            return ram_fail(errp, at, "XBZRLE page", "%s", why);
+        }
+        memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
+        ram_page_done(rs, rb, offset);
+        rs->stats.xbzrle++;
+        return true;
+    }
+
+    case RAM_SAVE_FLAG_COMPRESS_PAGE: {
+        uint32_t len = qemu_get_be32(f);
+        const uint8_t *data;
+        const char *why = NULL;
+
+        if (qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        if (len == 0 || len > compressBound(TARGET_PAGE_SIZE)) {
+            return ram_fail(errp, at, "compressed page", "length %u "
+                            "outside 1..%lu", len,
+                            (unsigned long)compressBound(TARGET_PAGE_SIZE));
+        }
+        data = qemu_get_ptr(f, len);
+        if (!data) {
+            qemu_file_propagate_error(f, errp);
+            return false;
+        }
+        if (!ram_load_zlib(rs, data, len, &why)) {
+            return ram_fail(errp, at, "compressed page", "%s", why);
+        }
+        memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
+        ram_page_done(rs, rb, offset);
+        rs->stats.compressed++;
+        return true;
+    }
+
+    default:
+        return ram_fail(errp, at, "record", "unknown combination of flags "
+                        "0x%03x", kind);
+    }
+}
+
 bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
 {
     for (;;) {
@@ -337,6 +463,12 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                                 "COLO cache", rb->idstr);
             }
             dst = ram_page_target(rs, rb, offset);
+            if (!ram_load_page_record(rs, f, rb, offset, dst,
+                                      flags & ~RAM_SAVE_FLAG_CONTINUE, at,
+                                      errp)) {
+                return false;
+            }
+            continue;
         }
 
         switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
@@ -345,120 +477,6 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                 return false;
             }
             break;
-
-        case RAM_SAVE_FLAG_ZERO: {
-            uint8_t fill = qemu_get_byte(f);
-
-            if (qemu_file_propagate_error(f, errp)) {
-                return false;
-            }
-            if (fill != 0 && rs->zero_fill_strict) {
-                return ram_fail(errp, at, "ZERO page", "fill byte 0x%02x; "
-                                "a QEMU 8.0+ stream only has zero fills",
-                                fill);
-            }
-            g_assert(rb && dst);
-            if (fill != 0) {
-                memset(dst, fill, TARGET_PAGE_SIZE);
-            } else if (!ram_page_known_zero(rs, rb, offset) &&
-                       !buffer_is_zero(dst, TARGET_PAGE_SIZE)) {
-                memset(dst, 0, TARGET_PAGE_SIZE);
-            }
-            ram_page_done(rs, rb, offset);
-            rs->stats.duplicate++;
-            break;
-        }
-
-        case RAM_SAVE_FLAG_PAGE: {
-            const uint8_t *src = qemu_get_ptr(f, TARGET_PAGE_SIZE);
-
-            if (!src) {
-                qemu_file_propagate_error(f, errp);
-                return false;
-            }
-            g_assert(rb && dst);
-            if (rs->colo_cache_active) {
-                memcpy(dst, src, TARGET_PAGE_SIZE);
-            } else if (!ram_run_add(rs, rb, offset, src, errp)) {
-                return false;
-            }
-            ram_page_done(rs, rb, offset);
-            rs->stats.normal++;
-            rs->stats.normal_bytes += TARGET_PAGE_SIZE;
-            break;
-        }
-
-        case RAM_SAVE_FLAG_XBZRLE: {
-            uint8_t enc = qemu_get_byte(f);
-            uint16_t len = qemu_get_be16(f);
-            const uint8_t *data;
-            const char *why = NULL;
-
-            if (qemu_file_propagate_error(f, errp)) {
-                return false;
-            }
-            if (enc != XBZRLE_ENCODING_BYTE) {
-                return ram_fail(errp, at, "XBZRLE page", "encoding byte "
-                                "0x%02x, expected 0x%02x", enc,
-                                XBZRLE_ENCODING_BYTE);
-            }
-            if (len > TARGET_PAGE_SIZE) {
-                return ram_fail(errp, at, "XBZRLE page", "data length %u "
-                                "is larger than a page", len);
-            }
-            data = qemu_get_ptr(f, len);
-            if (!data) {
-                qemu_file_propagate_error(f, errp);
-                return false;
-            }
-            g_assert(rb && dst);
-            /* Decode on a copy so a bad record leaves the page intact.  A
-             * cache page this checkpoint has not written yet starts from
-             * the committed page, the version the primary encoded
-             * against (colo-cache.c). */
-            if (rs->colo_cache_active &&
-                !test_bit(offset >> TARGET_PAGE_BITS, rb->bmap)) {
-                memcpy(rs->scratch, rb->host + offset, TARGET_PAGE_SIZE);
-            } else {
-                memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
-            }
-            if (xbzrle_decode(data, len, rs->scratch, TARGET_PAGE_SIZE,
-                              &why) < 0) {
-                return ram_fail(errp, at, "XBZRLE page", "%s", why);
-            }
-            memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
-            ram_page_done(rs, rb, offset);
-            rs->stats.xbzrle++;
-            break;
-        }
-
-        case RAM_SAVE_FLAG_COMPRESS_PAGE: {
-            uint32_t len = qemu_get_be32(f);
-            const uint8_t *data;
-            const char *why = NULL;
-
-            if (qemu_file_propagate_error(f, errp)) {
-                return false;
-            }
-            if (len == 0 || len > compressBound(TARGET_PAGE_SIZE)) {
-                return ram_fail(errp, at, "compressed page", "length %u "
-                                "outside 1..%lu", len,
-                                (unsigned long)compressBound(TARGET_PAGE_SIZE));
-            }
-            data = qemu_get_ptr(f, len);
-            if (!data) {
-                qemu_file_propagate_error(f, errp);
-                return false;
-            }
-            if (!ram_load_zlib(rs, data, len, &why)) {
-                return ram_fail(errp, at, "compressed page", "%s", why);
-            }
-            g_assert(rb && dst);
-            memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
-            ram_page_done(rs, rb, offset);
-            rs->stats.compressed++;
-            break;
-        }
 
         case RAM_SAVE_FLAG_MULTIFD_FLUSH:
             /* No multifd channels here: nothing is in flight elsewhere. */
