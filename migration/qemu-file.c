@@ -159,6 +159,20 @@ void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
     va_end(ap);
 }
 
+bool stream_error_at(GError **errp, uint64_t at, const char *what,
+                     const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(errp, COLO_ERROR, EINVAL, "%s: %s (at byte offset %" PRIu64
+                ")", what, msg, at);
+    return false;
+}
+
 void qemu_file_shutdown(QEMUFile *f)
 {
     if (f->fd >= 0) {

@@ -41,6 +41,10 @@ bool qemu_file_propagate_error(QEMUFile *f, GError **errp);
 /* Record an error found by a parser; only the first one sticks. */
 void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
+/* Sets @errp to "WHAT: MESSAGE (at byte offset AT)" and returns false: the
+ * one form every parser uses to report a defect of the stream. */
+bool stream_error_at(GError **errp, uint64_t at, const char *what,
+                     const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 /* Shut the fd down (both ways) so a blocked reader or writer returns. */
 void qemu_file_shutdown(QEMUFile *f);
 

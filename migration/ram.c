@@ -59,19 +59,9 @@ bool buffer_is_zero(const void *p, size_t len)
     return true;
 }
 
-static bool G_GNUC_PRINTF(4, 5)
-ram_fail(GError **errp, uint64_t at, const char *what, const char *fmt, ...)
-{
-    g_autofree char *msg = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(errp, COLO_ERROR, EINVAL, "ram: %s: %s (record at byte "
-                "offset %" PRIu64 ")", what, msg, at);
-    return false;
-}
+/* Errors name the record and where it starts. */
+#define ram_fail(errp, at, what, ...) \
+    stream_error_at(errp, at, "ram: " what, __VA_ARGS__)
 
 /* Reads the block list of a MEM_SIZE record; @total is its byte count. */
 static bool ram_load_mem_size(RAMLoadState *rs, QEMUFile *f, uint64_t total,

@@ -41,20 +41,6 @@ void loadvm_cleanup(LoadVMState *lv)
     g_clear_pointer(&lv->vmdesc_json, g_free);
 }
 
-static bool G_GNUC_PRINTF(4, 5)
-lv_fail(GError **errp, uint64_t at, const char *what, const char *fmt, ...)
-{
-    g_autofree char *msg = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(errp, COLO_ERROR, EINVAL, "%s: %s (at byte offset %" PRIu64
-                ")", what, msg, at);
-    return false;
-}
-
 bool machine_type_version(const char *machine, int *major, int *minor)
 {
     const char *dash = strrchr(machine, '-');
@@ -108,7 +94,7 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
         return false;
     }
     if (name_len == 0 || name_len > 256) {
-        return lv_fail(errp, at, "configuration", "machine type name of %u "
+        return stream_error_at(errp, at, "configuration", "machine type name of %u "
                        "bytes", name_len);
     }
     if (!qemu_get_buffer(f, lv->machine, name_len)) {
@@ -118,7 +104,7 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
     lv->machine[name_len] = '\0';
     for (uint32_t i = 0; i < name_len; i++) {
         if (!g_ascii_isgraph(lv->machine[i])) {
-            return lv_fail(errp, at, "configuration", "machine type name "
+            return stream_error_at(errp, at, "configuration", "machine type name "
                            "has byte 0x%02x", (uint8_t)lv->machine[i]);
         }
     }
@@ -145,21 +131,21 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
             return false;
         }
         if (version != 1) {
-            return lv_fail(errp, sub_at, "configuration", "subsection '%s' "
+            return stream_error_at(errp, sub_at, "configuration", "subsection '%s' "
                            "version %u", name, version);
         }
         if (strcmp(name, "configuration/target-page-bits") == 0) {
             uint32_t bits = qemu_get_be32(f);
 
             if (!qemu_file_get_error(f) && bits != TARGET_PAGE_BITS) {
-                return lv_fail(errp, sub_at, "configuration", "target page "
+                return stream_error_at(errp, sub_at, "configuration", "target page "
                                "bits %u, we use %d", bits, TARGET_PAGE_BITS);
             }
         } else if (strcmp(name, "configuration/capabilities") == 0) {
             uint32_t count = qemu_get_be32(f);
 
             if (!qemu_file_get_error(f) && count > 64) {
-                return lv_fail(errp, sub_at, "configuration", "%u "
+                return stream_error_at(errp, sub_at, "configuration", "%u "
                                "capabilities listed", count);
             }
             for (uint32_t i = 0; i < count && !qemu_file_get_error(f); i++) {
@@ -171,18 +157,18 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
                 if (strcmp(cap, "x-ignore-shared") == 0) {
                     got_ignore_shared = true;
                 } else if (strcmp(cap, "mapped-ram") == 0) {
-                    return lv_fail(errp, sub_at, "configuration", "the "
+                    return stream_error_at(errp, sub_at, "configuration", "the "
                                    "source uses mapped-ram, which is not "
                                    "supported");
                 } else {
-                    return lv_fail(errp, sub_at, "configuration", "unknown "
+                    return stream_error_at(errp, sub_at, "configuration", "unknown "
                                    "capability '%s'", cap);
                 }
             }
         } else if (strcmp(name, "configuration/uuid") == 0) {
             qemu_file_skip(f, 16);
         } else {
-            return lv_fail(errp, sub_at, "configuration", "unknown "
+            return stream_error_at(errp, sub_at, "configuration", "unknown "
                            "subsection '%s'", name);
         }
         if (qemu_file_propagate_error(f, errp)) {
@@ -193,7 +179,7 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
         return false;
     }
     if (got_ignore_shared != lv->cap_ignore_shared) {
-        return lv_fail(errp, at, "configuration", "capability "
+        return stream_error_at(errp, at, "configuration", "capability "
                        "x-ignore-shared is %s here but %s at the source",
                        lv->cap_ignore_shared ? "on" : "off",
                        got_ignore_shared ? "on" : "off");
@@ -222,11 +208,11 @@ static bool loadvm_footer(LoadVMState *lv, uint32_t section_id,
         return false;
     }
     if (marker != QEMU_VM_SECTION_FOOTER) {
-        return lv_fail(errp, at, "section footer", "byte 0x%02x instead of "
+        return stream_error_at(errp, at, "section footer", "byte 0x%02x instead of "
                        "the footer of section %u", marker, section_id);
     }
     if (id != section_id) {
-        return lv_fail(errp, at, "section footer", "footer names section %u "
+        return stream_error_at(errp, at, "section footer", "footer names section %u "
                        "but section %u was read", id, section_id);
     }
     return true;
@@ -257,7 +243,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
         break;
     case MIG_CMD_POSTCOPY_ADVISE:
         if (len != 0 && len != 16) {
-            return lv_fail(errp, at, "command POSTCOPY_ADVISE", "length %u",
+            return stream_error_at(errp, at, "command POSTCOPY_ADVISE", "length %u",
                            len);
         }
         break;
@@ -265,25 +251,25 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
     case MIG_CMD_RECV_BITMAP:
         break;
     default:
-        return lv_fail(errp, at, "command", "unknown command 0x%x (length "
+        return stream_error_at(errp, at, "command", "unknown command 0x%x (length "
                        "%u)", cmd, len);
     }
     if (expect >= 0 && len != expect) {
-        return lv_fail(errp, at, "command", "command %u has length %u, "
+        return stream_error_at(errp, at, "command", "command %u has length %u, "
                        "expected %d", cmd, len, expect);
     }
 
     switch (cmd) {
     case MIG_CMD_OPEN_RETURN_PATH:
         if (lv->return_path_fd < 0) {
-            return lv_fail(errp, at, "command OPEN_RETURN_PATH", "this "
+            return stream_error_at(errp, at, "command OPEN_RETURN_PATH", "this "
                            "transport has no return path (use a socket)");
         }
         if (!lv->to_src) {
             int fd = dup(lv->return_path_fd);
 
             if (fd < 0) {
-                return lv_fail(errp, at, "command OPEN_RETURN_PATH", "%s",
+                return stream_error_at(errp, at, "command OPEN_RETURN_PATH", "%s",
                                g_strerror(errno));
             }
             lv->to_src = qemu_file_new_output_fd(fd, true);
@@ -298,7 +284,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
             return false;
         }
         if (!lv->to_src) {
-            return lv_fail(errp, at, "command PING", "no return path is "
+            return stream_error_at(errp, at, "command PING", "no return path is "
                            "open");
         }
         return loadvm_send_rp(lv, MIG_RP_MSG_PONG, pong, 4, errp);
@@ -306,7 +292,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
 
     case MIG_CMD_ENABLE_COLO:
         if (!lv->cap_colo) {
-            return lv_fail(errp, at, "command ENABLE_COLO", "the x-colo "
+            return stream_error_at(errp, at, "command ENABLE_COLO", "the x-colo "
                            "capability is not set");
         }
         lv->colo_requested = true;
@@ -323,7 +309,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
         return true;
 
     default:
-        return lv_fail(errp, at, "command", "command %u (postcopy or "
+        return stream_error_at(errp, at, "command", "command %u (postcopy or "
                        "packaged stream) is not supported", cmd);
     }
 }
@@ -343,15 +329,15 @@ static bool loadvm_section_start(LoadVMState *lv, uint32_t id, uint64_t at,
         return false;
     }
     if (strcmp(idstr, RAM_SECTION_IDSTR) != 0 || instance != 0) {
-        return lv_fail(errp, at, "section START", "unknown live section "
+        return stream_error_at(errp, at, "section START", "unknown live section "
                        "'%s' instance %u", idstr, instance);
     }
     if (version != RAM_SECTION_VERSION) {
-        return lv_fail(errp, at, "section START", "RAM section version %u, "
+        return stream_error_at(errp, at, "section START", "RAM section version %u, "
                        "only %d is supported", version, RAM_SECTION_VERSION);
     }
     if (lv->ram_section_id >= 0 && lv->ram_section_id != id) {
-        return lv_fail(errp, at, "section START", "a second RAM section "
+        return stream_error_at(errp, at, "section START", "a second RAM section "
                        "(id %u, first was %" PRId64 ")", id,
                        lv->ram_section_id);
     }
@@ -382,14 +368,14 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
 
         if (!peek) {
             if (!qemu_file_propagate_error(f, errp)) {
-                lv_fail(errp, at, "stream", "ended before EOF");
+                stream_error_at(errp, at, "stream", "ended before EOF");
             }
             return false;
         }
         type = peek[0];
         if (type == QEMU_VM_SECTION_FULL) {
             if (!allow_devices) {
-                return lv_fail(errp, at, "section FULL", "device section "
+                return stream_error_at(errp, at, "section FULL", "device section "
                                "where only live sections may appear");
             }
             lv->devices = device_state_read_stream_tail(f, errp);
@@ -412,7 +398,7 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
                 return false;
             }
             if (lv->ram_section_id < 0 || id != lv->ram_section_id) {
-                return lv_fail(errp, at, "section PART/END", "unknown "
+                return stream_error_at(errp, at, "section PART/END", "unknown "
                                "section id %u", id);
             }
             if (!loadvm_ram_body(lv, id, errp)) {
@@ -430,7 +416,7 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
             return true;
 
         default:
-            return lv_fail(errp, at, "stream", "unknown section type 0x%02x",
+            return stream_error_at(errp, at, "stream", "unknown section type 0x%02x",
                            type);
         }
     }
@@ -453,7 +439,7 @@ static bool loadvm_vmdescription(LoadVMState *lv, GError **errp)
         return false;
     }
     if (len > VMDESC_MAX_BYTES) {
-        return lv_fail(errp, at, "VMDESCRIPTION", "%u bytes", len);
+        return stream_error_at(errp, at, "VMDESCRIPTION", "%u bytes", len);
     }
     p = qemu_get_ptr(f, len);
     if (!p) {
@@ -474,15 +460,15 @@ bool qemu_loadvm_state(LoadVMState *lv, GError **errp)
         return false;
     }
     if (magic != QEMU_VM_FILE_MAGIC) {
-        return lv_fail(errp, 0, "header", "magic 0x%08x is not QEVM", magic);
+        return stream_error_at(errp, 0, "header", "magic 0x%08x is not QEVM", magic);
     }
     if (version != QEMU_VM_FILE_VERSION) {
-        return lv_fail(errp, 4, "header", "stream version %u, only %u is "
+        return stream_error_at(errp, 4, "header", "stream version %u, only %u is "
                        "supported", version, QEMU_VM_FILE_VERSION);
     }
     if (qemu_get_byte(f) != QEMU_VM_CONFIGURATION) {
         if (!qemu_file_propagate_error(f, errp)) {
-            lv_fail(errp, 8, "configuration", "section missing");
+            stream_error_at(errp, 8, "configuration", "section missing");
         }
         return false;
     }

@@ -162,7 +162,17 @@ class QMP:
             pass
 
 
-class Qemu:
+class LoggedProcess:
+    """A child process whose stdout and stderr go to self.log_path."""
+
+    def stderr(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Qemu(LoggedProcess):
     """A stock qemu-system-x86_64 with its RAM in a shared file."""
 
     VERSIONS = ("10.0", "7.2")
@@ -204,12 +214,6 @@ class Qemu:
             self.kill()
             raise RuntimeError("QEMU %s did not start: %s" %
                                (version, self.stderr()))
-
-    def stderr(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
     def serial(self):
         try:
@@ -269,7 +273,7 @@ def qemu_command(version):
     raise ValueError(version)
 
 
-class Secondary:
+class Secondary(LoggedProcess):
     """colo-secondary with a QMP socket."""
 
     def __init__(self, workdir, incoming="defer", ram_dir=None, extra=(),
@@ -286,12 +290,6 @@ class Secondary:
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.qmp = QMP(self.qmp_path)
-
-    def stderr(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
     def quit(self):
         try:
