@@ -81,9 +81,11 @@ static gboolean on_thread_done_main(gpointer opaque)
     if (info.status == MIGRATION_STATUS_FAILED) {
         fprintf(stderr, "colo-secondary: %s\n",
                 info.error_desc ? info.error_desc : "migration failed");
-        m->exit_status = 1;
-    } else {
-        m->exit_status = 0;
+    }
+    /* Only --once reports the migration in the exit status; a daemon that
+     * is told to quit exits 0, as QEMU does. */
+    if (m->once) {
+        m->exit_status = info.status == MIGRATION_STATUS_FAILED ? 1 : 0;
     }
     migration_info_clear(&info);
     if (m->once) {
