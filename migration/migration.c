@@ -51,6 +51,11 @@ struct MigrationIncomingState {
     bool in_checkpoint;
     VMDeviceState *committed;       /* last committed device state */
 
+    /* Kept for failover when the thread is joined (main thread). */
+    GArray *blocks;                 /* of RAMBlockSummary */
+    char machine[257];
+    uint32_t ram_section_id;
+
     /* Set at start; read by the main thread for socket-address. */
     IncomingChannel *channel;
 
@@ -130,6 +135,9 @@ void migration_incoming_free(MigrationIncomingState *mis)
     g_free(mis->error_desc);
     g_free(mis->ram_dir);
     device_state_unref(mis->committed);
+    if (mis->blocks) {
+        g_array_unref(mis->blocks);
+    }
     g_cond_clear(&mis->colo_cond);
     g_mutex_clear(&mis->lock);
     g_free(mis);
@@ -411,6 +419,31 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
     g_mutex_unlock(&mis->lock);
 }
 
+GArray *migration_incoming_blocks(MigrationIncomingState *mis)
+{
+    return mis->blocks ? g_array_ref(mis->blocks) : NULL;
+}
+
+const char *migration_incoming_machine(MigrationIncomingState *mis)
+{
+    return mis->machine;
+}
+
+uint32_t migration_incoming_ram_section_id(MigrationIncomingState *mis)
+{
+    return mis->ram_section_id;
+}
+
+bool migration_incoming_failover_requested(MigrationIncomingState *mis)
+{
+    bool r;
+
+    g_mutex_lock(&mis->lock);
+    r = mis->failover_requested;
+    g_mutex_unlock(&mis->lock);
+    return r;
+}
+
 VMDeviceState *migration_incoming_committed_devices(
     MigrationIncomingState *mis)
 {
@@ -526,6 +559,23 @@ void migration_incoming_join(MigrationIncomingState *mis)
     }
     g_thread_join(mis->thread);
     mis->thread = NULL;
+    if (mis->ram_list) {
+        if (mis->blocks) {
+            g_array_unref(mis->blocks);
+        }
+        mis->blocks = g_array_new(FALSE, TRUE, sizeof(RAMBlockSummary));
+        for (guint i = 0; i < mis->ram_list->blocks->len; i++) {
+            RAMBlock *rb = g_ptr_array_index(mis->ram_list->blocks, i);
+            RAMBlockSummary b = { .used_length = rb->used_length,
+                                  .mr_addr = rb->mr_addr };
+
+            g_strlcpy(b.idstr, rb->idstr, sizeof(b.idstr));
+            g_array_append_val(mis->blocks, b);
+        }
+        g_strlcpy(mis->machine, mis->lv.machine, sizeof(mis->machine));
+        mis->ram_section_id = mis->lv.ram_section_id >= 0 ?
+                              (uint32_t)mis->lv.ram_section_id : 0;
+    }
     /* The COLO incoming thread is gone: now its cache may go. */
     if (mis->ram_list) {
         colo_release_ram_cache(mis->ram_list);

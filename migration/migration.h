@@ -119,6 +119,22 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
 /* x-colo-lost-heartbeat: take over from the primary. */
 bool migration_incoming_colo_failover(MigrationIncomingState *mis,
                                       GError **errp);
+/* What a failover needs to know of the RAM blocks, kept after the RAM list
+ * itself is gone. */
+typedef struct RAMBlockSummary {
+    char idstr[RAM_BLOCK_IDSTR_MAX + 1];
+    uint64_t used_length;
+    uint64_t mr_addr;
+} RAMBlockSummary;
+
+/* Blocks of the session (a new array of RAMBlockSummary), the machine
+ * type and the RAM section id the source used; valid once the migration
+ * thread has been joined. */
+GArray *migration_incoming_blocks(MigrationIncomingState *mis);
+const char *migration_incoming_machine(MigrationIncomingState *mis);
+uint32_t migration_incoming_ram_section_id(MigrationIncomingState *mis);
+bool migration_incoming_failover_requested(MigrationIncomingState *mis);
+
 /* The committed device state (a new reference), or NULL. */
 VMDeviceState *migration_incoming_committed_devices(
     MigrationIncomingState *mis);

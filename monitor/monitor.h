@@ -23,6 +23,8 @@ typedef struct MonitorContext {
     bool sandboxed;                 /* refuse commands with effects beyond
                                        the process (the QMP fuzzer) */
     void (*quit)(void *opaque);     /* the quit command */
+    /* Adds owner-specific members to query-colo-status (failover). */
+    void (*colo_status)(void *opaque, JsonObject *o);
     void *opaque;
 } MonitorContext;
 

@@ -323,6 +323,9 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
                                info.last_device_bytes);
     json_object_set_int_member(o, "x-cache-reserved-bytes",
                                info.cache_reserved);
+    if (ctx->colo_status) {
+        ctx->colo_status(ctx->opaque, o);
+    }
     return node_take_object(o);
 }
 

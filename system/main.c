@@ -18,6 +18,14 @@
 
 #include "migration/migration.h"
 #include "monitor/monitor.h"
+#include "system/failover.h"
+
+typedef enum FailoverState {
+    FAILOVER_NONE,
+    FAILOVER_RUNNING,       /* starting the VM in stock QEMU */
+    FAILOVER_DONE,
+    FAILOVER_FAILED,
+} FailoverState;
 
 typedef struct SecondaryMain {
     GMainLoop *loop;
@@ -26,6 +34,14 @@ typedef struct SecondaryMain {
     bool once;
     bool quitting;
     int exit_status;
+
+    /* failover into a stock QEMU (system/failover.c) */
+    bool failover_enabled;
+    FailoverConfig failover;
+    FailoverState failover_state;
+    FailoverResult failover_result;
+    char *failover_error;
+    GThread *failover_thread;
 } SecondaryMain;
 
 static void usage(FILE *out)
@@ -43,6 +59,12 @@ static void usage(FILE *out)
 "  -global migration.CAP=on|off    set a migration capability (x-colo,\n"
 "                      x-ignore-shared, events, ...)\n"
 "  -global migration.PARAM=N       set a migration parameter\n"
+"  -failover on|off    after x-colo-lost-heartbeat, resume the VM from the\n"
+"                      committed state in a stock QEMU (default off)\n"
+"  -failover-qemu PATH the QEMU binary for that (qemu-system-x86_64)\n"
+"  -failover-args ARGS its extra arguments: devices, -bios, -serial ...\n"
+"                      (the same devices as the primary's; shell quoting)\n"
+"  -failover-machine M machine type (default: the one in the stream)\n"
 "  --once              exit when the incoming migration ends: 0 if it\n"
 "                      completed, 1 (with the error on stderr) if not\n"
 "  -version, -h\n");
@@ -60,6 +82,118 @@ static gboolean on_signal(gpointer opaque)
 {
     main_quit(opaque);
     return G_SOURCE_CONTINUE;
+}
+
+typedef struct FailoverJob {
+    SecondaryMain *m;
+    GArray *blocks;
+    VMDeviceState *ds;
+    char *machine;
+    uint32_t ram_section_id;
+    bool ok;
+    GError *err;
+} FailoverJob;
+
+static gboolean failover_done_main(gpointer opaque)
+{
+    FailoverJob *job = opaque;
+    SecondaryMain *m = job->m;
+    GVariantDict d;
+
+    if (m->failover_thread) {
+        g_thread_join(m->failover_thread);
+        m->failover_thread = NULL;
+    }
+    g_variant_dict_init(&d, NULL);
+    if (job->ok) {
+        m->failover_state = FAILOVER_DONE;
+        fprintf(stderr, "colo-secondary: failover: the VM runs in QEMU pid "
+                "%d (QMP %s), resumed in %.1f ms\n",
+                (int)m->failover_result.pid, m->failover_result.qmp_path,
+                m->failover_result.resume_us / 1000.0);
+        g_variant_dict_insert(&d, "qmp", "s", m->failover_result.qmp_path);
+        g_variant_dict_insert(&d, "pid", "x",
+                              (gint64)m->failover_result.pid);
+        g_variant_dict_insert(&d, "resume-us", "x",
+                              (gint64)m->failover_result.resume_us);
+        if (m->mon) {
+            monitor_emit_event(m->mon, "RESUME", NULL);
+        }
+    } else {
+        m->failover_state = FAILOVER_FAILED;
+        m->failover_error = g_strdup(job->err->message);
+        fprintf(stderr, "colo-secondary: %s\n", job->err->message);
+        g_variant_dict_insert(&d, "error", "s", job->err->message);
+    }
+    if (m->mon) {
+        monitor_emit_event(m->mon, "X_COLO_FAILOVER", g_variant_dict_end(&d));
+    } else {
+        g_variant_dict_clear(&d);
+    }
+    g_array_unref(job->blocks);
+    device_state_unref(job->ds);
+    g_free(job->machine);
+    g_clear_error(&job->err);
+    g_free(job);
+    if (m->once) {
+        main_quit(m);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer failover_thread_fn(gpointer opaque)
+{
+    FailoverJob *job = opaque;
+
+    job->ok = colo_failover_resume(&job->m->failover,
+                                   migration_incoming_ram_dir(job->m->mis),
+                                   job->blocks, job->ds, job->machine,
+                                   job->ram_section_id,
+                                   &job->m->failover_result, &job->err);
+    g_idle_add(failover_done_main, job);
+    return NULL;
+}
+
+/* After x-colo-lost-heartbeat: resume the VM from the committed state. */
+static bool start_failover(SecondaryMain *m)
+{
+    FailoverJob *job;
+
+    if (!m->failover_enabled || m->failover_state != FAILOVER_NONE) {
+        return false;
+    }
+    job = g_new0(FailoverJob, 1);
+    job->m = m;
+    job->blocks = migration_incoming_blocks(m->mis);
+    job->ds = migration_incoming_committed_devices(m->mis);
+    job->machine = g_strdup(migration_incoming_machine(m->mis));
+    job->ram_section_id = migration_incoming_ram_section_id(m->mis);
+    m->failover_state = FAILOVER_RUNNING;
+    m->failover_thread = g_thread_new("failover", failover_thread_fn, job);
+    return true;
+}
+
+static void on_colo_status(void *opaque, JsonObject *o)
+{
+    SecondaryMain *m = opaque;
+    static const char *const names[] = {
+        [FAILOVER_NONE] = "none", [FAILOVER_RUNNING] = "running",
+        [FAILOVER_DONE] = "done", [FAILOVER_FAILED] = "failed",
+    };
+
+    json_object_set_string_member(o, "x-failover", names[m->failover_state]);
+    if (m->failover_state == FAILOVER_DONE) {
+        json_object_set_string_member(o, "x-failover-qmp",
+                                      m->failover_result.qmp_path);
+        json_object_set_int_member(o, "x-failover-pid",
+                                   m->failover_result.pid);
+        json_object_set_int_member(o, "x-failover-resume-us",
+                                   m->failover_result.resume_us);
+    }
+    if (m->failover_error) {
+        json_object_set_string_member(o, "x-failover-error",
+                                      m->failover_error);
+    }
 }
 
 static void on_event(void *opaque, const char *name, GVariant *data)
@@ -88,6 +222,10 @@ static gboolean on_thread_done_main(gpointer opaque)
         m->exit_status = info.status == MIGRATION_STATUS_FAILED ? 1 : 0;
     }
     migration_info_clear(&info);
+    if (migration_incoming_failover_requested(m->mis) && !m->quitting &&
+        start_failover(m)) {
+        return G_SOURCE_REMOVE;     /* --once quits when it is done */
+    }
     if (m->once) {
         main_quit(m);
     }
@@ -189,7 +327,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(opt, "-incoming") || !strcmp(opt, "-qmp") ||
             !strcmp(opt, "-ram-dir") || !strcmp(opt, "-name") ||
-            !strcmp(opt, "-global")) {
+            !strcmp(opt, "-global") || !strcmp(opt, "-failover") ||
+            !strcmp(opt, "-failover-qemu") ||
+            !strcmp(opt, "-failover-args") ||
+            !strcmp(opt, "-failover-machine")) {
             if (!val) {
                 fprintf(stderr, "colo-secondary: %s needs an argument\n",
                         argv[i]);
@@ -205,6 +346,25 @@ int main(int argc, char **argv)
                 ram_dir = g_strdup(val);
             } else if (!strcmp(opt, "-name")) {
                 name = g_str_has_prefix(val, "guest=") ? val + 6 : val;
+            } else if (!strcmp(opt, "-failover")) {
+                if (!parse_bool(val, &m.failover_enabled)) {
+                    fprintf(stderr, "colo-secondary: -failover on|off\n");
+                    return 1;
+                }
+            } else if (!strcmp(opt, "-failover-qemu")) {
+                m.failover.qemu = g_strdup(val);
+                m.failover_enabled = true;
+            } else if (!strcmp(opt, "-failover-machine")) {
+                m.failover.machine = g_strdup(val);
+            } else if (!strcmp(opt, "-failover-args")) {
+                g_strfreev(m.failover.args);
+                m.failover.args = NULL;
+                if (!g_shell_parse_argv(val, NULL, &m.failover.args, &err)) {
+                    fprintf(stderr, "colo-secondary: -failover-args: %s\n",
+                            err->message);
+                    return 1;
+                }
+                m.failover_enabled = true;
             } else {
                 g_ptr_array_add(globals, (gpointer)val);
             }
@@ -244,7 +404,8 @@ int main(int argc, char **argv)
     g_ptr_array_free(globals, TRUE);
 
     mctx = (MonitorContext) {
-        .mis = m.mis, .name = name, .quit = main_quit, .opaque = &m,
+        .mis = m.mis, .name = name, .quit = main_quit,
+        .colo_status = on_colo_status, .opaque = &m,
     };
     if (qmp) {
         m.mon = monitor_new(qmp, &mctx, &err);
@@ -269,6 +430,10 @@ int main(int argc, char **argv)
     g_main_loop_run(m.loop);
 
     migration_incoming_cancel(m.mis);
+    if (m.failover_thread) {
+        g_thread_join(m.failover_thread);
+        m.failover_thread = NULL;
+    }
     if (m.quitting && m.once &&
         migration_incoming_status(m.mis) != MIGRATION_STATUS_COMPLETED &&
         m.exit_status == 0) {
@@ -288,5 +453,10 @@ int main(int argc, char **argv)
     monitor_free(m.mon);
     migration_incoming_free(m.mis);
     g_main_loop_unref(m.loop);
+    failover_result_clear(&m.failover_result);
+    g_free(m.failover_error);
+    g_free(m.failover.qemu);
+    g_free(m.failover.machine);
+    g_strfreev(m.failover.args);
     return m.exit_status;
 }

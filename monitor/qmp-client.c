@@ -1,0 +1,152 @@
+/*
+ * qmp-client.c: see qmp-client.h.  Newline-framed JSON over a UNIX socket;
+ * replies are matched by our "id", events in between are tallied.
+ */
+#include "qemu/osdep.h"
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+
+#include "monitor/qmp-client.h"
+
+struct QmpClient {
+    GSocketConnection *conn;
+    GDataInputStream *in;
+    GOutputStream *out;
+    GHashTable *events;     /* name -> count */
+    int64_t next_id;
+};
+
+void qmp_client_free(QmpClient *c)
+{
+    if (!c) {
+        return;
+    }
+    if (c->in) {
+        g_object_unref(c->in);
+    }
+    if (c->conn) {
+        g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+        g_object_unref(c->conn);
+    }
+    g_hash_table_unref(c->events);
+    g_free(c);
+}
+
+static JsonNode *qmp_client_read(QmpClient *c, GError **errp)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *line = NULL;
+    gsize len;
+
+    line = g_data_input_stream_read_line(c->in, &len, NULL, errp);
+    if (!line) {
+        if (errp && !*errp) {
+            g_set_error(errp, COLO_ERROR, EPIPE, "QMP connection closed");
+        }
+        return NULL;
+    }
+    if (!json_parser_load_from_data(parser, line, len, errp)) {
+        g_prefix_error(errp, "QMP: bad JSON from the server: ");
+        return NULL;
+    }
+    if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "QMP: not an object: %s", line);
+        return NULL;
+    }
+    return json_node_copy(json_parser_get_root(parser));
+}
+
+QmpClient *qmp_client_connect(const char *path, int timeout_ms,
+                              GError **errp)
+{
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+    g_autoptr(QmpClient) c = g_new0(QmpClient, 1);
+    g_autoptr(JsonNode) greeting = NULL;
+    g_autoptr(JsonNode) ret = NULL;
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    c->events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+
+        c->conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr),
+                                          NULL, &err);
+        if (c->conn) {
+            break;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_set_error(errp, COLO_ERROR, ETIMEDOUT, "QMP %s: %s", path,
+                        err->message);
+            return NULL;
+        }
+        g_usleep(20 * 1000);
+    }
+    c->in = g_data_input_stream_new(
+        g_io_stream_get_input_stream(G_IO_STREAM(c->conn)));
+    c->out = g_io_stream_get_output_stream(G_IO_STREAM(c->conn));
+    greeting = qmp_client_read(c, errp);
+    if (!greeting ||
+        !json_object_has_member(json_node_get_object(greeting), "QMP")) {
+        if (errp && !*errp) {
+            g_set_error(errp, COLO_ERROR, EPROTO, "QMP %s: no greeting",
+                        path);
+        }
+        return NULL;
+    }
+    ret = qmp_client_cmd(c, "qmp_capabilities", NULL, errp);
+    if (!ret) {
+        return NULL;
+    }
+    return g_steal_pointer(&c);
+}
+
+JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
+                         const char *args_json, GError **errp)
+{
+    int64_t id = ++c->next_id;
+    g_autofree char *req = g_strdup_printf(
+        "{\"execute\": \"%s\"%s%s, \"id\": %" PRId64 "}\n", command,
+        args_json ? ", \"arguments\": " : "", args_json ? args_json : "", id);
+
+    if (!g_output_stream_write_all(c->out, req, strlen(req), NULL, NULL,
+                                   errp)) {
+        g_prefix_error(errp, "QMP %s: ", command);
+        return NULL;
+    }
+    for (;;) {
+        g_autoptr(JsonNode) msg = qmp_client_read(c, errp);
+        JsonObject *o;
+
+        if (!msg) {
+            g_prefix_error(errp, "QMP %s: ", command);
+            return NULL;
+        }
+        o = json_node_get_object(msg);
+        if (json_object_has_member(o, "event")) {
+            const char *name = json_object_get_string_member(o, "event");
+            guint n = GPOINTER_TO_UINT(g_hash_table_lookup(c->events, name));
+
+            g_hash_table_replace(c->events, g_strdup(name),
+                                 GUINT_TO_POINTER(n + 1));
+            continue;
+        }
+        if (json_object_has_member(o, "error")) {
+            JsonObject *e = json_object_get_object_member(o, "error");
+
+            g_set_error(errp, COLO_ERROR, EIO, "QMP %s: %s", command,
+                        e && json_object_has_member(e, "desc") ?
+                        json_object_get_string_member(e, "desc") : "error");
+            return NULL;
+        }
+        if (json_object_has_member(o, "return")) {
+            return json_node_copy(json_object_get_member(o, "return"));
+        }
+    }
+}
+
+guint qmp_client_event_count(QmpClient *c, const char *event)
+{
+    return GPOINTER_TO_UINT(g_hash_table_lookup(c->events, event));
+}

@@ -1,0 +1,288 @@
+/*
+ * failover.c: the secondary takes over.
+ *
+ * The RAM files already hold the last committed checkpoint, and the
+ * committed device state is in memory.  A stock QEMU is started with the
+ * main RAM block backed by its RAM file (memory-backend-file, share=on,
+ * same block name) and -incoming defer; with x-ignore-shared on both
+ * sides it is fed a stream made of: header, configuration (with the
+ * x-ignore-shared capability), a RAM section whose block list carries
+ * every block (and mr_addr) but whose pages are only those of the small
+ * blocks QEMU cannot take from a file (ROMs), the committed device
+ * sections, EOF.  The guest's RAM is never copied.
+ */
+#include "qemu/osdep.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "migration/qemu-file.h"
+#include "migration/ram.h"
+#include "migration/wire.h"
+#include "monitor/qmp-client.h"
+#include "system/failover.h"
+
+void failover_result_clear(FailoverResult *r)
+{
+    g_free(r->qmp_path);
+    g_free(r->log_path);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Every page of one RAM file, as ZERO or PAGE records. */
+static bool failover_put_block(QEMUFile *f, const char *ram_dir,
+                               const RAMBlockSummary *b, GError **errp)
+{
+    g_autofree char *path = ram_block_path(ram_dir, b->idstr, errp);
+    uint8_t *p;
+    int fd;
+
+    if (!path) {
+        return false;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "failover: %s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    p = mmap(NULL, b->used_length, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        g_set_error(errp, COLO_ERROR, errno, "failover: mapping %s: %s",
+                    path, g_strerror(errno));
+        return false;
+    }
+    for (uint64_t off = 0; off < b->used_length; off += TARGET_PAGE_SIZE) {
+        bool zero = buffer_is_zero(p + off, TARGET_PAGE_SIZE);
+        uint32_t flags = zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
+
+        /* the first page names the block, the rest CONTINUE */
+        qemu_put_be64(f, off | flags | (off ? RAM_SAVE_FLAG_CONTINUE : 0));
+        if (!off) {
+            qemu_put_str8(f, b->idstr);
+        }
+        if (zero) {
+            qemu_put_byte(f, 0);
+        } else {
+            qemu_put_buffer(f, p + off, TARGET_PAGE_SIZE);
+        }
+    }
+    munmap(p, b->used_length);
+    return true;
+}
+
+bool failover_write_stream(const char *path, const char *ram_dir,
+                           GArray *blocks, VMDeviceState *ds,
+                           const char *machine, uint32_t ram_section_id,
+                           GError **errp)
+{
+    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+    g_autoptr(GBytes) bytes = NULL;
+    uint64_t total = 0;
+    gsize blen;
+    const uint8_t *blob;
+
+    if (!ds || !blocks || blocks->len == 0) {
+        g_set_error(errp, COLO_ERROR, ENOENT, "failover: nothing committed "
+                    "to resume from");
+        return false;
+    }
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, strlen(machine));
+    qemu_put_buffer(f, machine, strlen(machine));
+    qemu_put_byte(f, QEMU_VM_SUBSECTION);
+    qemu_put_str8(f, "configuration/capabilities");
+    qemu_put_be32(f, 1);
+    qemu_put_be32(f, 1);
+    qemu_put_str8(f, "x-ignore-shared");
+
+    for (guint i = 0; i < blocks->len; i++) {
+        total += g_array_index(blocks, RAMBlockSummary, i).used_length;
+    }
+    qemu_put_byte(f, QEMU_VM_SECTION_START);
+    qemu_put_be32(f, ram_section_id);
+    qemu_put_str8(f, RAM_SECTION_IDSTR);
+    qemu_put_be32(f, 0);
+    qemu_put_be32(f, RAM_SECTION_VERSION);
+    qemu_put_be64(f, total | RAM_SAVE_FLAG_MEM_SIZE);
+    for (guint i = 0; i < blocks->len; i++) {
+        const RAMBlockSummary *b = &g_array_index(blocks, RAMBlockSummary, i);
+
+        qemu_put_str8(f, b->idstr);
+        qemu_put_be64(f, b->used_length);
+        qemu_put_be64(f, b->mr_addr);
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, ram_section_id);
+
+    /* Block 0 is the main RAM, shared with QEMU through its file. */
+    qemu_put_byte(f, QEMU_VM_SECTION_END);
+    qemu_put_be32(f, ram_section_id);
+    for (guint i = 1; i < blocks->len; i++) {
+        if (!failover_put_block(f, ram_dir,
+                                &g_array_index(blocks, RAMBlockSummary, i),
+                                errp)) {
+            return false;
+        }
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, ram_section_id);
+
+    /* The committed device sections already end with EOF. */
+    blob = g_bytes_get_data(ds->blob, &blen);
+    qemu_put_buffer(f, blob, blen);
+    bytes = qemu_file_steal_output(f);
+    return g_file_set_contents(path, g_bytes_get_data(bytes, NULL),
+                               g_bytes_get_size(bytes), errp);
+}
+
+static void child_setup(gpointer unused)
+{
+    /* The resumed VM must outlive colo-secondary. */
+    setsid();
+}
+
+static bool failover_wait_migration(QmpClient *c, GError **errp)
+{
+    int64_t deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autoptr(JsonNode) r = qmp_client_cmd(c, "query-migrate", NULL,
+                                               errp);
+        const char *st;
+
+        if (!r) {
+            return false;
+        }
+        st = json_object_has_member(json_node_get_object(r), "status") ?
+             json_object_get_string_member(json_node_get_object(r),
+                                           "status") : "none";
+        if (strcmp(st, "completed") == 0) {
+            return true;
+        }
+        if (strcmp(st, "failed") == 0) {
+            const char *why = json_object_has_member(
+                json_node_get_object(r), "error-desc") ?
+                json_object_get_string_member(json_node_get_object(r),
+                                              "error-desc") : "failed";
+
+            g_set_error(errp, COLO_ERROR, EIO, "failover: QEMU could not "
+                        "load the committed state: %s", why);
+            return false;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_set_error(errp, COLO_ERROR, ETIMEDOUT, "failover: QEMU did "
+                        "not load the committed state within 60 s");
+            return false;
+        }
+        g_usleep(2000);
+    }
+}
+
+bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
+                          GArray *blocks, VMDeviceState *ds,
+                          const char *machine, uint32_t ram_section_id,
+                          FailoverResult *res, GError **errp)
+{
+    int64_t t0 = g_get_monotonic_time();
+    g_autofree char *stream = g_build_filename(ram_dir, "failover.mig", NULL);
+    g_autofree char *incoming = NULL;
+    g_autofree char *mopt = NULL, *obj = NULL, *mem = NULL, *qmp = NULL;
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(QmpClient) c = NULL;
+    g_autoptr(JsonNode) r = NULL;
+    const RAMBlockSummary *main_ram;
+    const char *m = cfg->machine ? cfg->machine : machine;
+    int logfd;
+
+    memset(res, 0, sizeof(*res));
+    if (!failover_write_stream(stream, ram_dir, blocks, ds, m,
+                               ram_section_id, errp)) {
+        return false;
+    }
+    main_ram = &g_array_index(blocks, RAMBlockSummary, 0);
+    if (strchr(main_ram->idstr, '/') || !main_ram->idstr[0]) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "failover: the main RAM block "
+                    "'%s' is not a memory backend name", main_ram->idstr);
+        return false;
+    }
+    res->qmp_path = g_build_filename(ram_dir, "failover-qemu.qmp", NULL);
+    res->log_path = g_build_filename(ram_dir, "failover-qemu.log", NULL);
+    mopt = g_strdup_printf("%s,memory-backend=%s", m, main_ram->idstr);
+    obj = g_strdup_printf("memory-backend-file,id=%s,size=%" PRIu64
+                          ",mem-path=%s/%s,share=on", main_ram->idstr,
+                          main_ram->used_length, ram_dir, main_ram->idstr);
+    mem = g_strdup_printf("%" PRIu64 "M", main_ram->used_length >> 20);
+    qmp = g_strdup_printf("unix:%s,server=on,wait=off", res->qmp_path);
+    g_ptr_array_add(argv, cfg->qemu ? cfg->qemu : "qemu-system-x86_64");
+    g_ptr_array_add(argv, "-M");
+    g_ptr_array_add(argv, mopt);
+    g_ptr_array_add(argv, "-object");
+    g_ptr_array_add(argv, obj);
+    g_ptr_array_add(argv, "-m");
+    g_ptr_array_add(argv, mem);
+    g_ptr_array_add(argv, "-qmp");
+    g_ptr_array_add(argv, qmp);
+    g_ptr_array_add(argv, "-incoming");
+    g_ptr_array_add(argv, "defer");
+    for (int i = 0; cfg->args && cfg->args[i]; i++) {
+        g_ptr_array_add(argv, cfg->args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+
+    logfd = open(res->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                 0600);
+    if (logfd < 0 ||
+        !g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL,
+                                G_SPAWN_SEARCH_PATH |
+                                G_SPAWN_STDIN_FROM_DEV_NULL,
+                                child_setup, NULL, &res->pid, -1, logfd,
+                                logfd, errp)) {
+        if (logfd >= 0) {
+            close(logfd);
+        } else {
+            g_set_error(errp, COLO_ERROR, errno, "failover: %s: %s",
+                        res->log_path, g_strerror(errno));
+        }
+        g_prefix_error(errp, "failover: starting QEMU: ");
+        return false;
+    }
+    close(logfd);
+    c = qmp_client_connect(res->qmp_path, 20000, errp);
+    if (!c) {
+        g_prefix_error(errp, "failover: QEMU (see %s): ", res->log_path);
+        return false;
+    }
+    incoming = g_strdup_printf("{\"uri\": \"exec:cat '%s'\"}", stream);
+    r = qmp_client_cmd(c, "migrate-set-capabilities",
+                       "{\"capabilities\": [{\"capability\": "
+                       "\"x-ignore-shared\", \"state\": true}]}", errp);
+    if (!r) {
+        return false;
+    }
+    g_clear_pointer(&r, json_node_unref);
+    r = qmp_client_cmd(c, "migrate-incoming", incoming, errp);
+    if (!r || !failover_wait_migration(c, errp)) {
+        return false;
+    }
+    g_clear_pointer(&r, json_node_unref);
+    r = qmp_client_cmd(c, "query-status", NULL, errp);
+    if (!r) {
+        return false;
+    }
+    if (!json_object_get_boolean_member(json_node_get_object(r),
+                                        "running")) {
+        g_autoptr(JsonNode) cont = qmp_client_cmd(c, "cont", NULL, errp);
+
+        if (!cont) {
+            return false;
+        }
+    }
+    res->resume_us = g_get_monotonic_time() - t0;
+    return true;
+}
