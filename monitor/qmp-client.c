@@ -62,18 +62,18 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
 {
     g_autoptr(GSocketClient) client = g_socket_client_new();
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
-    g_autoptr(QmpClient) c = g_new0(QmpClient, 1);
     g_autoptr(JsonNode) greeting = NULL;
     g_autoptr(JsonNode) ret = NULL;
     int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    GSocketConnection *conn;
+    QmpClient *c;
 
-    c->events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (;;) {
         g_autoptr(GError) err = NULL;
 
-        c->conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr),
-                                          NULL, &err);
-        if (c->conn) {
+        conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr),
+                                       NULL, &err);
+        if (conn) {
             break;
         }
         if (g_get_monotonic_time() > deadline) {
@@ -83,6 +83,9 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
         }
         g_usleep(20 * 1000);
     }
+    c = g_new0(QmpClient, 1);
+    c->events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    c->conn = conn;
     c->in = g_data_input_stream_new(
         g_io_stream_get_input_stream(G_IO_STREAM(c->conn)));
     c->out = g_io_stream_get_output_stream(G_IO_STREAM(c->conn));
@@ -93,13 +96,15 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
             g_set_error(errp, COLO_ERROR, EPROTO, "QMP %s: no greeting",
                         path);
         }
+        qmp_client_free(c);
         return NULL;
     }
     ret = qmp_client_cmd(c, "qmp_capabilities", NULL, errp);
     if (!ret) {
+        qmp_client_free(c);
         return NULL;
     }
-    return g_steal_pointer(&c);
+    return c;
 }
 
 JsonNode *qmp_client_cmd(QmpClient *c, const char *command,

@@ -265,12 +265,14 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     if (!r) {
         return false;
     }
-    g_clear_pointer(&r, json_node_unref);
+    json_node_unref(r);
+    r = NULL;
     r = qmp_client_cmd(c, "migrate-incoming", incoming, errp);
     if (!r || !failover_wait_migration(c, errp)) {
         return false;
     }
-    g_clear_pointer(&r, json_node_unref);
+    json_node_unref(r);
+    r = NULL;
     r = qmp_client_cmd(c, "query-status", NULL, errp);
     if (!r) {
         return false;

@@ -299,6 +299,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     GPtrArray *globals = g_ptr_array_new();
     const char *incoming = NULL, *qmp = NULL, *name = NULL;
+    const char *failover_qemu = NULL, *failover_machine = NULL;
+    const char *failover_args = NULL;
     MigrationNotifier notifier = {
         .event = on_event,
         .thread_done = on_thread_done,
@@ -352,18 +354,12 @@ int main(int argc, char **argv)
                     return 1;
                 }
             } else if (!strcmp(opt, "-failover-qemu")) {
-                m.failover.qemu = g_strdup(val);
+                failover_qemu = val;
                 m.failover_enabled = true;
             } else if (!strcmp(opt, "-failover-machine")) {
-                m.failover.machine = g_strdup(val);
+                failover_machine = val;
             } else if (!strcmp(opt, "-failover-args")) {
-                g_strfreev(m.failover.args);
-                m.failover.args = NULL;
-                if (!g_shell_parse_argv(val, NULL, &m.failover.args, &err)) {
-                    fprintf(stderr, "colo-secondary: -failover-args: %s\n",
-                            err->message);
-                    return 1;
-                }
+                failover_args = val;
                 m.failover_enabled = true;
             } else {
                 g_ptr_array_add(globals, (gpointer)val);
@@ -373,6 +369,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "colo-secondary: unknown option %s\n", argv[i]);
         usage(stderr);
         return 1;
+    }
+    if (failover_args) {
+        g_auto(GStrv) check = NULL;
+
+        if (!g_shell_parse_argv(failover_args, NULL, &check, &err)) {
+            fprintf(stderr, "colo-secondary: -failover-args: %s\n",
+                    err->message);
+            return 1;
+        }
     }
     if (!incoming) {
         fprintf(stderr, "colo-secondary: -incoming is required\n");
@@ -423,6 +428,11 @@ int main(int argc, char **argv)
         g_main_loop_unref(m.loop);
         return 1;
     }
+    if (failover_args) {
+        g_shell_parse_argv(failover_args, NULL, &m.failover.args, NULL);
+    }
+    m.failover.qemu = g_strdup(failover_qemu);
+    m.failover.machine = g_strdup(failover_machine);
     g_unix_signal_add(SIGINT, on_signal, &m);
     g_unix_signal_add(SIGTERM, on_signal, &m);
     g_unix_signal_add(SIGHUP, on_signal, &m);
