@@ -34,6 +34,8 @@ static const struct {
     [MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE] = { "xbzrle-cache-size",
                                                 64 * 1024 * 1024, INT64_MAX },
     [MIGRATION_PARAMETER_MULTIFD_CHANNELS] = { "multifd-channels", 2, 255 },
+    [MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT] = { "x-heartbeat-timeout", 0,
+                                                  3600 * 1000 },
 };
 
 void migration_options_init(MigrationOptions *o)

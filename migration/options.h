@@ -33,6 +33,9 @@ typedef enum MigrationParameter {
     MIGRATION_PARAMETER_DOWNTIME_LIMIT,
     MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE,
     MIGRATION_PARAMETER_MULTIFD_CHANNELS,
+    /* ours: ms after the primary's stream fails before an automatic
+     * failover; 0 leaves it to x-colo-lost-heartbeat, as QEMU does */
+    MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT,
     MIGRATION_PARAMETER__MAX
 } MigrationParameter;
 

@@ -65,6 +65,9 @@ static void usage(FILE *out)
 "  -failover-args ARGS its extra arguments: devices, -bios, -serial ...\n"
 "                      (the same devices as the primary's; shell quoting)\n"
 "  -failover-machine M machine type (default: the one in the stream)\n"
+"  -heartbeat-timeout MS  fail over on its own MS ms after the primary's\n"
+"                      stream broke (0, the default: wait for\n"
+"                      x-colo-lost-heartbeat; QMP x-heartbeat-timeout)\n"
 "  --once              exit when the incoming migration ends: 0 if it\n"
 "                      completed, 1 (with the error on stderr) if not\n"
 "  -version, -h\n");
@@ -196,9 +199,35 @@ static void on_colo_status(void *opaque, JsonObject *o)
     }
 }
 
+static gboolean auto_failover(gpointer opaque)
+{
+    SecondaryMain *m = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!m->quitting && !migration_incoming_failover_requested(m->mis)) {
+        fprintf(stderr, "colo-secondary: the primary is gone: failing over "
+                "(x-heartbeat-timeout)\n");
+        migration_incoming_colo_failover(m->mis, &err);
+    }
+    return G_SOURCE_REMOVE;
+}
+
 static void on_event(void *opaque, const char *name, GVariant *data)
 {
     SecondaryMain *m = opaque;
+
+    /* Runs on the migration thread.  Losing the primary arms the
+     * automatic failover when a heartbeat timeout is set. */
+    if (strcmp(name, "COLO_EXIT") == 0 && data) {
+        const char *reason = NULL;
+        uint64_t ms = migration_incoming_options(m->mis)->params[
+            MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT];
+
+        g_variant_lookup(data, "reason", "&s", &reason);
+        if (ms > 0 && reason && strcmp(reason, "error") == 0) {
+            g_timeout_add(ms, auto_failover, m);
+        }
+    }
 
     if (m->mon) {
         monitor_emit_event(m->mon, name, data);
@@ -301,6 +330,7 @@ int main(int argc, char **argv)
     const char *incoming = NULL, *qmp = NULL, *name = NULL;
     const char *failover_qemu = NULL, *failover_machine = NULL;
     const char *failover_args = NULL;
+    g_autofree char *heartbeat = NULL;
     MigrationNotifier notifier = {
         .event = on_event,
         .thread_done = on_thread_done,
@@ -332,7 +362,8 @@ int main(int argc, char **argv)
             !strcmp(opt, "-global") || !strcmp(opt, "-failover") ||
             !strcmp(opt, "-failover-qemu") ||
             !strcmp(opt, "-failover-args") ||
-            !strcmp(opt, "-failover-machine")) {
+            !strcmp(opt, "-failover-machine") ||
+            !strcmp(opt, "-heartbeat-timeout")) {
             if (!val) {
                 fprintf(stderr, "colo-secondary: %s needs an argument\n",
                         argv[i]);
@@ -358,6 +389,10 @@ int main(int argc, char **argv)
                 m.failover_enabled = true;
             } else if (!strcmp(opt, "-failover-machine")) {
                 failover_machine = val;
+            } else if (!strcmp(opt, "-heartbeat-timeout")) {
+                heartbeat = g_strdup_printf("migration.x-heartbeat-timeout=%s",
+                                            val);
+                g_ptr_array_add(globals, heartbeat);
             } else if (!strcmp(opt, "-failover-args")) {
                 failover_args = val;
                 m.failover_enabled = true;

@@ -12,7 +12,8 @@
  *
  *   colo-test-primary --initial FILE --connect tcp:HOST:PORT [--connect ...]
  *       [--checkpoints N] [--pages N] [--seed N] [--xbzrle] [--ram-dir DIR]
- *       [--region MIB:MIB] [--cut-last] [--delay-ms N] [--exact] [--quiet]
+ *       [--region MIB:MIB] [--cut-last] [--delay-ms N] [--exact] [--ram-only]
+ *       [--quiet]
  *
  * On exit the RAM model (--ram-dir) holds what every secondary must hold.
  * Exit status: 0 done, 1 bad arguments or input, 2 a secondary failed.
@@ -47,6 +48,7 @@ typedef struct Options {
     int delay_ms;
     gboolean quiet;
     gboolean exact;
+    gboolean ram_only;
 } Options;
 
 static int connect_tcp(const char *uri, GError **errp)
@@ -141,14 +143,15 @@ static bool expect_all(GPtrArray *targets, COLOMessage msg, GError **errp)
 /* Picks the next dirty page: mostly pc.ram inside the region, sometimes
  * another migrated block. */
 static RAMBlock *pick_page(RAMList *rl, GRand *r, uint64_t lo, uint64_t hi,
-                           uint64_t *offset)
+                           bool ram_only, uint64_t *offset)
 {
     RAMBlock *ram, *rb;
 
     g_assert(rl->blocks->len > 0);
     ram = rb = g_ptr_array_index(rl->blocks, 0);
 
-    if (g_rand_int_range(r, 0, 100) < 15 && rl->blocks->len > 1) {
+    if (!ram_only && g_rand_int_range(r, 0, 100) < 15 &&
+        rl->blocks->len > 1) {
         rb = g_ptr_array_index(rl->blocks,
                                g_rand_int_range(r, 1, rl->blocks->len));
     }
@@ -186,7 +189,7 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
     qemu_put_be32(f, lv->ram_section_id);
     for (int i = 0; got < n && i < 8 * n; i++) {
         uint64_t off;
-        RAMBlock *rb = pick_page(rl, r, lo, hi, &off);
+        RAMBlock *rb = pick_page(rl, r, lo, hi, o->ram_only, &off);
         uint8_t *page = rb->host + off;
         gpointer key = GSIZE_TO_POINTER((gsize)page);
         int kind = g_rand_int_range(r, 0, 100);
@@ -249,6 +252,9 @@ int main(int argc, char **argv)
         { "delay-ms", 0, 0, G_OPTION_ARG_INT, &o.delay_ms,
           "pause between checkpoints", "MS" },
         { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "no progress", NULL },
+        { "ram-only", 0, 0, G_OPTION_ARG_NONE, &o.ram_only,
+          "dirty the main RAM block only (keep the guest's firmware)",
+          NULL },
         { "exact", 0, 0, G_OPTION_ARG_NONE, &o.exact,
           "exactly --pages distinct pages in every checkpoint", NULL },
         { NULL }

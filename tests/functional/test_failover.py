@@ -33,6 +33,63 @@ def guest_pages_ok(mem):
 
 class Failover(ct.TempDirTestCase):
 
+    def test_automatic_failover_after_sigkill(self):
+        """The primary is killed at a random moment (often mid-checkpoint);
+        with -heartbeat-timeout the secondary fails over on its own, from
+        the last committed checkpoint."""
+        if not ct.qemu_available("10.0"):
+            self.skipTest("QEMU 10.0 is not installed")
+        import random
+        rnd = random.Random(5)
+        initial = ct.make_colo_initial_stream(self.tmp, bios=ct.GUEST_BIOS)
+        for run in range(3):
+            d = os.path.join(self.tmp, "run%d" % run)
+            os.makedirs(d)
+            serial = os.path.join(d, "resumed-serial.log")
+            args = ("-nodefaults -display none -accel tcg -bios %s "
+                    "-serial file:%s" % (ct.GUEST_BIOS, serial))
+            sec = ct.ColoSecondary(d, extra=["-failover-args", args,
+                                             "-heartbeat-timeout", "800"])
+            pid = None
+            try:
+                prim = subprocess.Popen(
+                    [ct.TEST_PRIMARY, "--initial", initial, "--connect",
+                     "tcp:127.0.0.1:%d" % sec.port, "--checkpoints", "1000",
+                     "--pages", "3000", "--region", "16:48", "--xbzrle",
+                     "--ram-only", "-q", "--ram-dir",
+                     os.path.join(d, "model")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.3 + rnd.random())
+                prim.send_signal(signal.SIGKILL)
+                prim.wait()
+                sec.qmp.wait_event("COLO_EXIT")
+                with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+                    committed = f.read()
+                n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
+                ok, committed_counter = guest_pages_ok(committed)
+                self.assertTrue(ok, committed_counter)
+                ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
+                self.assertNotIn("error", ev["data"], ev)
+                pid = ev["data"]["pid"]
+
+                def printed():
+                    with open(serial, errors="replace") as f:
+                        return [line for line in f if "C=" in line]
+                lines = ct.wait_for(printed, 60, "the resumed guest")
+                first = int(lines[0].split("C=")[1], 16)
+                self.assertGreaterEqual(first, committed_counter)
+                print("\nrun %d: %d checkpoints committed, resumed at "
+                      "C=%x (committed %x)" % (run, n, first,
+                                               committed_counter),
+                      file=sys.stderr)
+            finally:
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.assertEqual(sec.quit(), 0, sec.stderr())
+
     def test_resume_in_stock_qemu(self):
         if not ct.qemu_available("10.0"):
             self.skipTest("QEMU 10.0 is not installed")
@@ -46,7 +103,7 @@ class Failover(ct.TempDirTestCase):
             p = subprocess.run(
                 [ct.TEST_PRIMARY, "--initial", initial, "--connect",
                  "tcp:127.0.0.1:%d" % sec.port, "--checkpoints", "10",
-                 "--region", "16:48", "--xbzrle", "-q",
+                 "--region", "16:48", "--xbzrle", "--ram-only", "-q",
                  "--ram-dir", os.path.join(self.tmp, "model")],
                 stderr=subprocess.PIPE, timeout=120)
             self.assertEqual(p.returncode, 0, p.stderr)
