@@ -41,7 +41,7 @@ fi
 # QEMU_MODULE_DIR (see tests/functional/qemu.py).
 q72="$top/build/qemu-7.2"
 if [ ! -x "$q72/usr/bin/qemu-system-x86_64" ]; then
-    tmp=$(mktemp -d); chmod 755 "$tmp"
+    tmp=$(mktemp -d); chmod 1777 "$tmp"   # apt downloads as _apt
     for pkg in qemu-system-x86 qemu-system-data qemu-system-common; do
         ver=$(apt-cache madison "$pkg" | awk '$3 ~ /^1:7\.2/ {print $3; exit}')
         if [ -z "$ver" ]; then
