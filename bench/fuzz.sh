@@ -24,6 +24,7 @@ for f in $fuzzers; do
         build-fuzz/tests/fuzz/$f -max_total_time="$secs" -rss_limit_mb=4096 \
         -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$out/$f-artifacts/" "$out/$f" "$out/seeds/$f" \
+        $(ls -d tests/fuzz/regressions 2>/dev/null) \
         > "$out/$f.log" 2>&1; then
         echo "   CRASH: see $out/$f.log and $out/$f-artifacts/"
         status=1

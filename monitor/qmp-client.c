@@ -155,3 +155,12 @@ guint qmp_client_event_count(QmpClient *c, const char *event)
 {
     return GPOINTER_TO_UINT(g_hash_table_lookup(c->events, event));
 }
+
+int qmp_client_peer_pid(QmpClient *c)
+{
+    g_autoptr(GCredentials) cred =
+        g_socket_get_credentials(g_socket_connection_get_socket(c->conn),
+                                 NULL);
+
+    return cred ? (int)g_credentials_get_unix_pid(cred, NULL) : -1;
+}

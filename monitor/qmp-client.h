@@ -26,5 +26,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpClient, qmp_client_free)
 JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
                          const char *args_json, GError **errp);
 guint qmp_client_event_count(QmpClient *c, const char *event);
+/* The process on the other end of the socket (SO_PEERCRED), or -1. */
+int qmp_client_peer_pid(QmpClient *c);
 
 #endif

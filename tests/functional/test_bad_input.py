@@ -253,6 +253,16 @@ class BadInput(ct.TempDirTestCase):
         err = self.run_bad(s.finish(), "fill byte 0x41")
         self.assertEqual(self.offset_of(err), 85)
 
+    def test_fuzz_colo_bcb86a39_truncated_vmdescription(self):
+        # Found by fuzz-colo (tests/fuzz/regressions): a 0x06 right after
+        # EOF starts a VMDESCRIPTION whose JSON never arrives.  The load
+        # fails, naming it, instead of waiting or reading past the end.
+        s = sg.Stream()
+        s.part().page("pc.ram", 0, bytes(4096)).end_section()
+        data = s.finish() + bytes.fromhex("0600003a400000")
+        err = self.run_bad(data, "truncated")
+        self.assertEqual(self.offset_of(err), len(data) - 2)
+
     # -- the same builder, well-formed: accepted, and correct -------------
     def test_synthetic_stream_loads(self):
         page_a = bytes(range(256)) * 16

@@ -55,6 +55,12 @@ static GBytes *initial_stream(void)
     qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
     qemu_put_be32(f, 1);
     qemu_put_byte(f, QEMU_VM_EOF);
+    /* QEMU always ends the initial stream with a VMDESCRIPTION; without
+     * one, fuzzed bytes starting with 0x06 would be read as its
+     * (optional) record instead of COLO traffic (crash-bcb86a39). */
+    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(f, 2);
+    qemu_put_buffer(f, "{}", 2);
     g_clear_pointer(&rl, ram_list_free);
     fuzz_clear_ram_dir();
     return qemu_file_steal_output(f);
