@@ -286,7 +286,7 @@ static void put_rom_changes(Agent *a, RAMSaveState *rs, Capture *c)
         }
         for (uint64_t off = 0; off < rb->used_length;
              off += TARGET_PAGE_SIZE) {
-            if (!o || memcmp(o + off, rb->host + off, TARGET_PAGE_SIZE)) {
+            if (!o || memcmp(o + off, rb->host + off, TARGET_PAGE_SIZE) != 0) {
                 ram_save_any(rs, rb, off, NULL, rb->host + off);
             }
         }
@@ -535,7 +535,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autoptr(GArray) pauses = g_array_new(FALSE, FALSE, sizeof(double));
     g_autofree char *work = NULL;
-    Agent a = { .fd = -1 };
+    /* static: what it points to lives as long as the process */
+    static Agent a = { .fd = -1 };
     RAMSaveState rs;
     Capture *c;
     struct stat st;
@@ -573,13 +574,13 @@ int main(int argc, char **argv)
                     g_strerror(errno));
         return fail(&a, EXIT_QEMU, err);
     }
-    a.hashes = g_new0(uint64_t, a.ram_size >> TARGET_PAGE_BITS);
     work = g_strdup("/dev/shm/colo-primary-XXXXXX");
     if (!g_mkdtemp(work)) {
         g_set_error(&err, COLO_ERROR, errno, "cannot create a work folder");
         return fail(&a, EXIT_USAGE, err);
     }
     a.work = work;
+    a.hashes = g_new0(uint64_t, a.ram_size >> TARGET_PAGE_BITS);
     a.roms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                    (GDestroyNotify)g_bytes_unref);
     if (!qmp_simple(&a, "migrate-set-capabilities",
@@ -658,7 +659,7 @@ int main(int argc, char **argv)
                 return fail(&a, EXIT_VERIFY, err);
             }
             {
-                g_autofree uint64_t *h = g_new(uint64_t, len / 4096);
+                uint64_t *h = g_new(uint64_t, len / 4096);
 
                 for (gsize i = 0; i < len / 4096; i++) {
                     h[i] = page_hash((const uint8_t *)data + i * 4096);
@@ -666,6 +667,7 @@ int main(int argc, char **argv)
                 theirs = g_compute_checksum_for_data(
                     G_CHECKSUM_SHA256, (const guchar *)h,
                     (len / 4096) * sizeof(uint64_t));
+                g_free(h);
             }
             g_free(data);
             if (strcmp(theirs, digest) != 0) {
