@@ -22,7 +22,7 @@ for f in $fuzzers; do
     echo "== $f for ${secs}s"
     if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
         build-fuzz/tests/fuzz/$f -max_total_time="$secs" -rss_limit_mb=4096 \
-        -timeout=10 -print_final_stats=1 \
+        -timeout=10 -print_final_stats=1 -seed="${FUZZ_SEED:-0}" \
         -artifact_prefix="$out/$f-artifacts/" "$out/$f" "$out/seeds/$f" \
         $(ls -d tests/fuzz/regressions 2>/dev/null) \
         > "$out/$f.log" 2>&1; then
