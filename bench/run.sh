@@ -11,6 +11,8 @@ what=${1:-all}
 case "$what" in
 load) "$PY" bench/load_speed.py ;;
 colo) "$PY" bench/colo_commit.py ;;
+primary) "$PY" bench/colo_primary.py ;;
 fuzz) bash bench/fuzz.sh "${FUZZ_SECONDS:-120}" ;;
-all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py ;;
+all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py
+     "$PY" bench/colo_primary.py ;;
 esac
