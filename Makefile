@@ -50,8 +50,9 @@ FUZZ_SECONDS ?= 120
 fuzz: deps
 	bash bench/fuzz.sh $(FUZZ_SECONDS)
 
+DEMO_SHORT ?=
 demo: build
-	@bash scripts/demo.sh
+	@DEMO_SHORT=$(DEMO_SHORT) bash scripts/demo.sh
 
 bench: build
 	@bash bench/run.sh

@@ -1,0 +1,114 @@
+"""Failover, the whole chain: the colo-guest runs in stock QEMU 10.0,
+colo-primary checkpoints it into colo-secondary every 100 ms, and at a
+random moment the primary QEMU (and in some runs colo-primary too) is
+killed with SIGKILL.  colo-secondary fails over by itself
+(-heartbeat-timeout) and resumes the VM in a new stock QEMU from the last
+committed checkpoint: in every run the resumed guest's counter goes on
+from a value >= the committed one and its page checks pass (nothing from
+a half-received checkpoint, nothing lost from a committed one)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import colotest as ct  # noqa: E402
+from test_failover import guest_pages_ok  # noqa: E402
+
+PRIMARY = os.environ.get("COLO_PRIMARY", os.path.join(
+    ct.BUILD_ROOT, "tools", "colo-primary"))
+RUNS = int(os.environ.get("COLO_FAILOVER_RUNS", "20"))
+
+
+class FailoverWithPrimary(ct.TempDirTestCase):
+
+    def one_run(self, run, rnd):
+        d = os.path.join(self.tmp, "run%d" % run)
+        os.makedirs(d)
+        vm = ct.Qemu("10.0", d, machine="pc", mem_mb=64, bios=ct.GUEST_BIOS)
+        serial = os.path.join(d, "resumed-serial.log")
+        args = ("-nodefaults -display none -accel tcg -bios %s "
+                "-serial file:%s" % (ct.GUEST_BIOS, serial))
+        sdir = os.path.join(d, "sec")
+        os.makedirs(sdir)
+        sec = ct.ColoSecondary(sdir, extra=["-failover-args", args,
+                                            "-heartbeat-timeout", "1500"])
+        agent = None
+        pid = None
+        try:
+            ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
+            vm.qmp.close()
+            agent = subprocess.Popen(
+                [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+                 "--connect", "tcp:127.0.0.1:%d" % sec.port,
+                 "--x-checkpoint-delay", "100", "-q"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"] >= 1, 60, "the first checkpoint")
+            time.sleep(rnd.uniform(0.05, 1.5))
+            also_agent = run % 3 == 2
+            if also_agent:
+                agent.send_signal(signal.SIGKILL)
+            vm.proc.send_signal(signal.SIGKILL)
+            ev = sec.qmp.wait_event("COLO_EXIT", 30)
+            self.assertEqual(ev["data"]["reason"], "error")
+            n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
+            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+                committed_mem = f.read()
+            ok, committed = guest_pages_ok(committed_mem)
+            self.assertTrue(ok, "committed state: %s" % committed)
+            ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
+            self.assertNotIn("error", ev["data"], ev)
+            pid = ev["data"]["pid"]
+
+            def printed():
+                try:
+                    with open(serial, errors="replace") as f:
+                        return [x for x in f if "C=" in x]
+                except FileNotFoundError:
+                    return []
+            lines = ct.wait_for(printed, 60, "the resumed guest")
+            first = int(lines[0].split("C=")[1], 16)
+            self.assertGreaterEqual(first, committed)
+            self.assertLess(first - committed, 0x10001)
+            q = ct.QMP(ev["data"]["qmp"])
+            q.cmd("stop")
+            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+                ok, now = guest_pages_ok(f.read())
+            q.close()
+            self.assertTrue(ok, "resumed state: %s" % now)
+            self.assertGreaterEqual(now, committed)
+            return n, committed, first, also_agent
+        finally:
+            if agent and agent.poll() is None:
+                agent.kill()
+            if agent:
+                agent.wait()
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            vm.kill()
+            sec.quit()
+            subprocess.run(["rm", "-rf", d])
+
+    def test_random_kills(self):
+        if not ct.qemu_available("10.0"):
+            self.skipTest("QEMU 10.0 is not installed")
+        rnd = random.Random(int(os.environ.get("COLO_FAILOVER_SEED", "11")))
+        for run in range(RUNS):
+            with self.subTest(run=run):
+                n, committed, first, also_agent = self.one_run(run, rnd)
+                print("\nrun %2d: killed QEMU%s after %d checkpoints; "
+                      "committed C=%x, resumed at C=%x" % (
+                          run, " and colo-primary" if also_agent else "",
+                          n, committed, first), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
