@@ -80,6 +80,8 @@ class QMP:
         self.buf = b""
         self.events = []
         self.greeting = self._read()
+        while "QMP" not in self.greeting:
+            self.greeting = self._read()
         self.next_id = 0
         r = self.cmd_raw("qmp_capabilities")
         assert "return" in r, r
@@ -111,7 +113,11 @@ class QMP:
             if "event" in msg:
                 self.events.append(msg)
                 continue
-            return msg
+            # replies carry our id back; anything else (a greeting seen
+            # twice on a slow start, say) is not the answer
+            if msg.get("id") == self.next_id or (
+                    "error" in msg and "id" not in msg):
+                return msg
 
     def cmd(self, name, **args):
         r = self.cmd_raw(name, **args)
