@@ -49,16 +49,14 @@ def once(mib):
         ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
         t_run = time.monotonic() - t0
         pid = ev["data"]["pid"]
-        ct.wait_for(lambda: os.path.exists(serial) and
-                    "C=" in open(serial).read(), 60, "output", 0.002)
+        ct.wait_for(lambda: ct.guest_counters(serial), 60, "output", 0.002)
         t_out = time.monotonic() - t0
         return t_run, ev["data"]["resume-us"] / 1e6, t_out
     finally:
         if agent:
             agent.kill()
             agent.wait()
-        if pid:
-            os.kill(pid, 9)
+        ct.kill_pid(pid)
         vm.kill()
         sec.quit()
         subprocess.run(["rm", "-rf", tmp])

@@ -224,6 +224,59 @@ IncomingChannel *migration_channel_open(const char *uri, GError **errp)
     return ch;
 }
 
+int migration_channel_connect(const char *uri, GError **errp)
+{
+    g_autofree char *host = NULL;
+    g_autofree char *port = NULL;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    int fd = -1, err = ECONNREFUSED, rc;
+
+    if (g_str_has_prefix(uri, "unix:")) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (strlen(uri + 5) >= sizeof(sa.sun_path)) {
+            g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "%s: path too long",
+                        uri);
+            return -1;
+        }
+        strcpy(sa.sun_path, uri + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
+    } else if (g_str_has_prefix(uri, "tcp:") &&
+               split_host_port(uri + 4, &host, &port, errp)) {
+        rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+        if (rc != 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "cannot resolve '%s': %s",
+                        uri, gai_strerror(rc));
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                err = errno;
+                close(fd);
+                fd = -1;
+            }
+        }
+        freeaddrinfo(res);
+    } else {
+        if (errp && !*errp) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "%s: expected tcp:HOST:PORT "
+                        "or unix:PATH", uri);
+        }
+        return -1;
+    }
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, err, "secondary %s unreachable: %s",
+                    uri, g_strerror(err));
+    }
+    return fd;
+}
+
 bool migration_channel_accept(IncomingChannel *ch, GError **errp)
 {
     int fd;

@@ -34,6 +34,9 @@ typedef struct IncomingChannel {
 /* Parses @uri and makes it ready: listening, the file opened, or the
  * command started. */
 IncomingChannel *migration_channel_open(const char *uri, GError **errp);
+/* The sending side: connects to a tcp:HOST:PORT or unix:PATH peer and
+ * returns the socket (or -1, error set naming the peer). */
+int migration_channel_connect(const char *uri, GError **errp);
 /* Waits for the source to connect (sockets); no-op otherwise. */
 bool migration_channel_accept(IncomingChannel *ch, GError **errp);
 /* Wakes a thread blocked in accept() or read(). */

@@ -128,18 +128,12 @@ def part2(tmp):
             "%.0f ms" % ({k: st[k] for k in ("mode", "last-mode", "reason")},
                          pid, ev["data"]["resume-us"] / 1000))
 
-        def printed():
-            try:
-                with open(serial, errors="replace") as f:
-                    return [x.strip() for x in f if "C=" in x]
-            except FileNotFoundError:
-                return None
-        ct.wait_for(lambda: len(printed() or []) >= 3, 60,
-                    "the resumed guest")
-        lines = printed()
-        for x in lines[:3]:
-            say("   resumed guest serial: %s" % x)
-        first = int(lines[0].split("C=")[1], 16)
+        counters = ct.wait_for(
+            lambda: (lambda c: c if len(c) >= 3 else None)(
+                ct.guest_counters(serial)), 60, "the resumed guest")
+        for c in counters[:3]:
+            say("   resumed guest serial: colo-guest C=%08x" % c)
+        first = counters[0]
         ok = first >= committed
         say("   the guest continued from the committed checkpoint: %s "
             "(%#x >= %#x)" % (ok, first, committed))
@@ -147,11 +141,7 @@ def part2(tmp):
     finally:
         if agent and agent.poll() is None:
             agent.kill()
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        ct.kill_pid(pid)
         vm.kill()
         sec.quit()
 

@@ -27,7 +27,6 @@
 #include "qemu/osdep.h"
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +34,7 @@
 #include <glib/gstdio.h>
 
 #include "exec/ram_addr.h"
+#include "migration/channel.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/savevm.h"
@@ -200,38 +200,6 @@ static void capture_remove_dir(Agent *a)
     if (system(cmd) != 0) {
         /* leftovers in the work folder are harmless */
     }
-}
-
-static int connect_tcp(const char *uri, GError **errp)
-{
-    g_autofree char *hp = NULL;
-    char *colon;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
-    int fd = -1;
-
-    if (!g_str_has_prefix(uri, "tcp:") || !(colon = strrchr(uri + 4, ':'))) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "%s: expected tcp:HOST:PORT",
-                    uri);
-        return -1;
-    }
-    hp = g_strndup(uri + 4, colon - uri - 4);
-    if (getaddrinfo(hp, colon + 1, &hints, &res) != 0) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "%s: cannot resolve", uri);
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "secondary %s unreachable: %s",
-                    uri, g_strerror(errno));
-    }
-    return fd;
 }
 
 static bool send_bytes(Agent *a, GBytes *b, GError **errp)
@@ -588,7 +556,7 @@ int main(int argc, char **argv)
                     "\"x-ignore-shared\", \"state\": true}]}", &err)) {
         return fail(&a, EXIT_QEMU, err);
     }
-    a.fd = connect_tcp(connect, &err);
+    a.fd = migration_channel_connect(connect, &err);
     if (a.fd < 0) {
         return fail(&a, EXIT_SECONDARY, err);
     }

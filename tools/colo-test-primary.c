@@ -20,10 +20,10 @@
  */
 #include "qemu/osdep.h"
 
-#include <netdb.h>
 #include <sys/socket.h>
 
 #include "exec/ram_addr.h"
+#include "migration/channel.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/savevm.h"
@@ -50,49 +50,6 @@ typedef struct Options {
     gboolean exact;
     gboolean ram_only;
 } Options;
-
-static int connect_tcp(const char *uri, GError **errp)
-{
-    g_autofree char *hostport = NULL;
-    char *colon;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
-    int fd = -1, rc;
-
-    if (!g_str_has_prefix(uri, "tcp:")) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "%s: only tcp: is supported",
-                    uri);
-        return -1;
-    }
-    hostport = g_strdup(uri + 4);
-    colon = strrchr(hostport, ':');
-    if (!colon) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "%s: no port", uri);
-        return -1;
-    }
-    *colon = '\0';
-    rc = getaddrinfo(hostport, colon + 1, &hints, &res);
-    if (rc) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "%s: %s", uri,
-                    gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            break;
-        }
-        if (fd >= 0) {
-            close(fd);
-        }
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "%s: %s", uri,
-                    g_strerror(errno));
-    }
-    return fd;
-}
 
 static bool send_all(GPtrArray *targets, GBytes *bytes, GError **errp)
 {
@@ -339,7 +296,7 @@ int main(int argc, char **argv)
         Target *t = g_new0(Target, 1);
 
         t->uri = o.connect[i];
-        t->fd = connect_tcp(t->uri, &err);
+        t->fd = migration_channel_connect(t->uri, &err);
         if (t->fd < 0) {
             g_free(t);
             goto fail;

@@ -312,6 +312,26 @@ class Secondary(LoggedProcess):
         return rc
 
 
+def guest_counters(serial_path):
+    """The counters the colo-guest printed ("colo-guest C=XXXXXXXX") so
+    far on its serial port, in order; [] before the file exists."""
+    try:
+        with open(serial_path, errors="replace") as f:
+            return [int(line.split("C=")[1], 16) for line in f
+                    if "C=" in line]
+    except (FileNotFoundError, ValueError, IndexError):
+        return []
+
+
+def kill_pid(pid):
+    """SIGKILL a process we did not start ourselves (a resumed QEMU)."""
+    if pid:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
 def run_once(stream, ram_dir, extra=(), timeout=120):
     """colo-secondary --once on a file; returns (exit code, stderr)."""
     argv = [SECONDARY, "--once", "-ram-dir", ram_dir] + list(extra) + \

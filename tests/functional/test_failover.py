@@ -72,22 +72,15 @@ class Failover(ct.TempDirTestCase):
                 self.assertNotIn("error", ev["data"], ev)
                 pid = ev["data"]["pid"]
 
-                def printed():
-                    with open(serial, errors="replace") as f:
-                        return [line for line in f if "C=" in line]
-                lines = ct.wait_for(printed, 60, "the resumed guest")
-                first = int(lines[0].split("C=")[1], 16)
+                first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
+                                    "the resumed guest")[0]
                 self.assertGreaterEqual(first, committed_counter)
                 print("\nrun %d: %d checkpoints committed, resumed at "
                       "C=%x (committed %x)" % (run, n, first,
                                                committed_counter),
                       file=sys.stderr)
             finally:
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                ct.kill_pid(pid)
                 self.assertEqual(sec.quit(), 0, sec.stderr())
 
     def test_resume_in_stock_qemu(self):
@@ -127,11 +120,8 @@ class Failover(ct.TempDirTestCase):
             q = ct.QMP(ev["data"]["qmp"])
             self.assertTrue(q.cmd("query-status")["running"])
             # The guest goes on from the committed counter.
-            def printed():
-                with open(serial, errors="replace") as f:
-                    return [line for line in f if "C=" in line]
-            lines = ct.wait_for(printed, 60, "the resumed guest to print")
-            first = int(lines[0].split("C=")[1], 16)
+            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
+                                "the resumed guest to print")[0]
             self.assertGreaterEqual(first, committed_counter)
             self.assertLess(first - committed_counter, 0x20000)
             q.cmd("stop")
@@ -150,11 +140,7 @@ class Failover(ct.TempDirTestCase):
             q.cmd("quit")
             q.close()
         finally:
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            ct.kill_pid(pid)
             self.assertEqual(sec.quit(), 0, sec.stderr())
 
 

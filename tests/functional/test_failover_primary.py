@@ -65,14 +65,8 @@ class FailoverWithPrimary(ct.TempDirTestCase):
             self.assertNotIn("error", ev["data"], ev)
             pid = ev["data"]["pid"]
 
-            def printed():
-                try:
-                    with open(serial, errors="replace") as f:
-                        return [x for x in f if "C=" in x]
-                except FileNotFoundError:
-                    return []
-            lines = ct.wait_for(printed, 60, "the resumed guest")
-            first = int(lines[0].split("C=")[1], 16)
+            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
+                                "the resumed guest")[0]
             self.assertGreaterEqual(first, committed)
             self.assertLess(first - committed, 0x10001)
             q = ct.QMP(ev["data"]["qmp"])
@@ -88,11 +82,7 @@ class FailoverWithPrimary(ct.TempDirTestCase):
                 agent.kill()
             if agent:
                 agent.wait()
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            ct.kill_pid(pid)
             vm.kill()
             sec.quit()
             subprocess.run(["rm", "-rf", d])
