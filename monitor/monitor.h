@@ -15,9 +15,17 @@
 #include "migration/migration.h"
 
 typedef struct Monitor Monitor;
+typedef struct MonitorContext MonitorContext;
+
+typedef JsonNode *(*QmpCommandFn)(const MonitorContext *ctx,
+                                  JsonObject *args, GError **errp);
+typedef struct QmpCommand {
+    const char *name;
+    QmpCommandFn fn;
+} QmpCommand;
 
 /* What the commands operate on, owned by main(). */
-typedef struct MonitorContext {
+struct MonitorContext {
     MigrationIncomingState *mis;
     const char *name;               /* -name, or NULL */
     bool sandboxed;                 /* refuse commands with effects beyond
@@ -26,7 +34,10 @@ typedef struct MonitorContext {
     /* Adds owner-specific members to query-colo-status (failover). */
     void (*colo_status)(void *opaque, JsonObject *o);
     void *opaque;
-} MonitorContext;
+    /* The command table; NULL: colo-secondary's (monitor/qmp-cmds.c). */
+    const QmpCommand *commands;
+    size_t n_commands;
+};
 
 /* @spec: "unix:PATH[,server=on][,wait=off]" as QEMU's -qmp takes it. */
 Monitor *monitor_new(const char *spec, const MonitorContext *ctx,
@@ -43,9 +54,16 @@ void monitor_emit_event(Monitor *mon, const char *name, GVariant *data);
 JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
                                  const char *line);
 
-/* Command table (monitor/qmp-cmds.c). */
-typedef JsonNode *(*QmpCommandFn)(const MonitorContext *ctx,
-                                  JsonObject *args, GError **errp);
-QmpCommandFn qmp_find_command(const char *name);
+/* The command @name of @ctx's table, or NULL. */
+QmpCommandFn qmp_find_command(const MonitorContext *ctx, const char *name);
+/* query-commands of @ctx's table. */
+JsonNode *qmp_list_commands(const MonitorContext *ctx);
+
+/* Helpers for command implementations: argument readers that set QEMU's
+ * error texts, and a node that takes @o. */
+bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
+                  GError **errp);
+const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp);
+JsonNode *qmp_node_take_object(JsonObject *o);
 
 #endif /* MONITOR_MONITOR_H */

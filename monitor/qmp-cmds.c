@@ -8,7 +8,7 @@
 
 #include "monitor/monitor.h"
 
-static JsonNode *node_take_object(JsonObject *o)
+JsonNode *qmp_node_take_object(JsonObject *o)
 {
     JsonNode *n = json_node_new(JSON_NODE_OBJECT);
 
@@ -17,8 +17,8 @@ static JsonNode *node_take_object(JsonObject *o)
 }
 
 /* Reads an unsigned integer argument; false (error set) if malformed. */
-static bool arg_uint(JsonObject *args, const char *name, uint64_t *out,
-                     GError **errp)
+bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
+                  GError **errp)
 {
     JsonNode *n = json_object_get_member(args, name);
 
@@ -33,7 +33,7 @@ static bool arg_uint(JsonObject *args, const char *name, uint64_t *out,
     return true;
 }
 
-static const char *arg_str(JsonObject *args, const char *name, GError **errp)
+const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp)
 {
     JsonNode *n = json_object_get_member(args, name);
 
@@ -61,7 +61,7 @@ static JsonNode *qmp_query_version(const MonitorContext *ctx,
     json_object_set_object_member(o, "qemu", q);
     json_object_set_string_member(o, "package", "colo-standby "
                                   COLO_VERSION_STRING);
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_query_status(const MonitorContext *ctx,
@@ -75,7 +75,7 @@ static JsonNode *qmp_query_status(const MonitorContext *ctx,
     json_object_set_boolean_member(o, "singlestep", FALSE);
     json_object_set_string_member(o, "status",
                                   migration_incoming_runstate(ctx->mis));
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_query_name(const MonitorContext *ctx, JsonObject *args,
@@ -88,7 +88,7 @@ static JsonNode *qmp_query_name(const MonitorContext *ctx, JsonObject *args,
     if (ctx->name) {
         json_object_set_string_member(o, "name", ctx->name);
     }
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
@@ -102,7 +102,7 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
     migration_incoming_query(ctx->mis, &info);
     if (info.status == MIGRATION_STATUS_NONE) {
         migration_info_clear(&info);
-        return node_take_object(o);
+        return qmp_node_take_object(o);
     }
     json_object_set_string_member(o, "status",
                                   migration_status_name(info.status));
@@ -156,7 +156,7 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
         json_object_set_array_member(o, "socket-address", a);
     }
     migration_info_clear(&info);
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
@@ -182,7 +182,7 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
         JsonObject *e = JSON_NODE_HOLDS_OBJECT(en) ?
                         json_node_get_object(en) : NULL;
         JsonNode *state = e ? json_object_get_member(e, "state") : NULL;
-        const char *name = e ? arg_str(e, "capability", errp) : NULL;
+        const char *name = e ? qmp_arg_str(e, "capability", errp) : NULL;
         int cap;
 
         if (!e) {
@@ -253,7 +253,7 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                         "unexpected", (const char *)l->data);
             return NULL;
         }
-        if (!arg_uint(args, l->data, &v, errp) ||
+        if (!qmp_arg_uint(args, l->data, &v, errp) ||
             !migration_parameter_check(p, v, errp)) {
             return NULL;
         }
@@ -275,7 +275,7 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
         json_object_set_int_member(o, migration_parameter_name(i),
                                    opts->params[i]);
     }
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
@@ -288,7 +288,7 @@ static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
                     "use 'uri'");
         return NULL;
     }
-    uri = arg_str(args, "uri", errp);
+    uri = qmp_arg_str(args, "uri", errp);
     if (!uri) {
         return NULL;
     }
@@ -326,7 +326,7 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
     if (ctx->colo_status) {
         ctx->colo_status(ctx->opaque, o);
     }
-    return node_take_object(o);
+    return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
@@ -351,10 +351,7 @@ static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
 static JsonNode *qmp_query_commands(const MonitorContext *ctx,
                                     JsonObject *args, GError **errp);
 
-static const struct {
-    const char *name;
-    QmpCommandFn fn;
-} qmp_commands[] = {
+static const QmpCommand qmp_commands[] = {
     { "query-version", qmp_query_version },
     { "query-status", qmp_query_status },
     { "query-name", qmp_query_name },
@@ -373,30 +370,39 @@ static const struct {
 static JsonNode *qmp_query_commands(const MonitorContext *ctx,
                                     JsonObject *args, GError **errp)
 {
-    JsonArray *a = json_array_new();
-    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
-    JsonObject *cap = json_object_new();
-
-    (void)ctx;
     (void)args;
     (void)errp;
-    json_object_set_string_member(cap, "name", "qmp_capabilities");
-    json_array_add_object_element(a, cap);
-    for (size_t i = 0; i < G_N_ELEMENTS(qmp_commands); i++) {
-        JsonObject *o = json_object_new();
-
-        json_object_set_string_member(o, "name", qmp_commands[i].name);
-        json_array_add_object_element(a, o);
-    }
-    json_node_take_array(n, a);
-    return n;
+    return qmp_list_commands(ctx);
 }
 
-QmpCommandFn qmp_find_command(const char *name)
+JsonNode *qmp_list_commands(const MonitorContext *ctx)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(qmp_commands); i++) {
-        if (strcmp(qmp_commands[i].name, name) == 0) {
-            return qmp_commands[i].fn;
+    const QmpCommand *table = ctx->commands ? ctx->commands : qmp_commands;
+    size_t n = ctx->commands ? ctx->n_commands : G_N_ELEMENTS(qmp_commands);
+    JsonArray *a = json_array_new();
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+    JsonObject *cap = json_object_new();
+
+    json_object_set_string_member(cap, "name", "qmp_capabilities");
+    json_array_add_object_element(a, cap);
+    for (size_t i = 0; i < n; i++) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "name", table[i].name);
+        json_array_add_object_element(a, o);
+    }
+    json_node_take_array(node, a);
+    return node;
+}
+
+QmpCommandFn qmp_find_command(const MonitorContext *ctx, const char *name)
+{
+    const QmpCommand *table = ctx->commands ? ctx->commands : qmp_commands;
+    size_t n = ctx->commands ? ctx->n_commands : G_N_ELEMENTS(qmp_commands);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(table[i].name, name) == 0) {
+            return table[i].fn;
         }
     }
     return NULL;

@@ -208,7 +208,7 @@ JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
                            "negotiation with 'qmp_capabilities'", id);
         goto send;
     }
-    fn = qmp_find_command(cmd);
+    fn = qmp_find_command(ctx, cmd);
     if (!fn) {
         g_autofree char *msg = g_strdup_printf("The command %s has not been "
                                                "found", cmd);

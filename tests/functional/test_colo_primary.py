@@ -56,7 +56,8 @@ class ColoPrimary(ct.TempDirTestCase):
                            "--verify-secondary", sec.ram_dir)
             out = p.stdout.decode()
             self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
-            self.assertEqual(out.count("secondary verified"), 50, out)
+            self.assertEqual(out.count("secondary verified"), 51, out)
+            self.assertIn("initial sync", out)
             self.assertIn("done: 50 checkpoints", out)
             self.assertEqual(sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"], 50)

@@ -11,6 +11,9 @@
 ;                                                 XBZRLE has work to do)
 ;
 ; NPAGES can be set with nasm -DNPAGES=N (bench/ fills 1 GiB that way).
+; With -DPAGES_PER_TICK=K the guest paces itself by the PIT (channel 0 as
+; a rate generator, reload PIT_RELOAD, polled): K pages per tick, so a
+; dirty rate that does not depend on how fast TCG runs (bench/).
 ;
 ; Every 65536 iterations it prints "colo-guest C=XXXXXXXX" on COM1.
 ; Invariants a test can check on any consistent snapshot of guest RAM:
@@ -31,6 +34,13 @@ NPAGES      equ 1024                ; 4 MiB of guest RAM kept dirty
 %endif
 COUNTER     equ PAGES_BASE + NPAGES * 4096  ; own page, above 1 MiB
 COM1        equ 0x3f8
+%ifndef PIT_RELOAD
+PIT_RELOAD  equ 1193                ; 1.193182 MHz / 1193: about 1 kHz
+%endif
+%ifndef REPORT_MASK
+REPORT_MASK equ 0xffff              ; print C when (C & mask) == 0
+%endif
+LAST_PIT    equ 0x6000              ; last PIT count read (pacing)
 ROM_BASE    equ 0xf0000             ; where the 64 KiB image sits below 1 MiB
 
             org 0
@@ -69,8 +79,30 @@ start:
             call puts
 
             mov ecx, [dword COUNTER]    ; 0 after reset
+%ifdef PAGES_PER_TICK
+            mov al, 0x34                ; channel 0, lo/hi byte, mode 2
+            out 0x43, al
+            mov al, PIT_RELOAD & 0xff
+            out 0x40, al
+            mov al, PIT_RELOAD >> 8
+            out 0x40, al
+            call pit_read
+            mov [LAST_PIT], ax
+            xor ebp, ebp
+%endif
 
 main_loop:
+%ifdef PAGES_PER_TICK
+            dec ebp
+            jns .paced                  ; pages left in this tick
+.wait:
+            call pit_read
+            cmp ax, [LAST_PIT]
+            mov [LAST_PIT], ax
+            jbe .wait                   ; still counting down: same tick
+            mov ebp, PAGES_PER_TICK - 1
+.paced:
+%endif
             inc ecx
             mov [dword COUNTER], ecx
 
@@ -97,10 +129,22 @@ main_loop:
             div ebx                     ; edx = pass mod 1020
             mov [edi + 16 + edx * 4], ecx
 
-            test ecx, 0xffff
+            test ecx, REPORT_MASK
             jnz main_loop
             call report
             jmp main_loop
+
+%ifdef PAGES_PER_TICK
+; ax = PIT channel 0's current count
+pit_read:
+            mov al, 0x00                ; latch channel 0
+            out 0x43, al
+            in al, 0x40
+            mov ah, al
+            in al, 0x40
+            xchg al, ah
+            ret
+%endif
 
 ; print "colo-guest C=XXXXXXXX\r\n" for ecx
 report:

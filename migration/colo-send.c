@@ -1,0 +1,196 @@
+/*
+ * colo-send.c: the primary's side of the COLO protocol (see colo-send.h).
+ */
+#include "qemu/osdep.h"
+
+#include <sys/socket.h>
+
+#include "migration/channel.h"
+#include "migration/colo.h"
+#include "migration/colo-send.h"
+#include "migration/savevm.h"
+
+ColoPeer *colo_peer_connect(const char *uri, GError **errp)
+{
+    int fd = migration_channel_connect(uri, errp);
+    ColoPeer *p;
+
+    if (fd < 0) {
+        return NULL;
+    }
+    p = g_new0(ColoPeer, 1);
+    p->uri = g_strdup(uri);
+    p->fd = fd;
+    p->in = qemu_file_new_input_fd(dup(fd), true);
+    return p;
+}
+
+void colo_peer_free(ColoPeer *p)
+{
+    if (!p) {
+        return;
+    }
+    qemu_fclose(p->in);
+    if (p->fd >= 0) {
+        close(p->fd);
+    }
+    g_free(p->uri);
+    g_free(p);
+}
+
+bool colo_peer_send(ColoPeer *p, const void *data, size_t len, GError **errp)
+{
+    const uint8_t *b = data;
+
+    while (len > 0) {
+        ssize_t n = send(p->fd, b, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int e = n < 0 ? errno : EPIPE;
+
+            g_set_error(errp, COLO_ERROR, e, "sending to the secondary %s: "
+                        "%s", p->uri, g_strerror(e));
+            return false;
+        }
+        b += n;
+        len -= n;
+    }
+    return true;
+}
+
+bool colo_peer_send_bytes(ColoPeer *p, GBytes *bytes, GError **errp)
+{
+    gsize len;
+    const void *data = g_bytes_get_data(bytes, &len);
+
+    return colo_peer_send(p, data, len, errp);
+}
+
+bool colo_peer_send_message(ColoPeer *p, COLOMessage msg, GError **errp)
+{
+    uint32_t be = GUINT32_TO_BE((uint32_t)msg);
+
+    return colo_peer_send(p, &be, sizeof(be), errp);
+}
+
+bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp)
+{
+    uint8_t m[12];
+    uint32_t w = GUINT32_TO_BE((uint32_t)COLO_MESSAGE_VMSTATE_SIZE);
+    uint64_t s = GUINT64_TO_BE(size);
+
+    memcpy(m, &w, 4);
+    memcpy(m + 4, &s, 8);
+    return colo_peer_send(p, m, sizeof(m), errp);
+}
+
+bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
+{
+    uint32_t got = qemu_get_be32(p->in);
+
+    if (qemu_file_propagate_error(p->in, errp)) {
+        g_prefix_error(errp, "the secondary %s, waiting for %s: ", p->uri,
+                       colo_message_name(msg));
+        return false;
+    }
+    if (got != msg) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "the secondary %s sent %s "
+                    "(%u) where %s was due", p->uri, colo_message_name(got),
+                    got, colo_message_name(msg));
+        return false;
+    }
+    return true;
+}
+
+bool colo_peer_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
+                          GError **errp)
+{
+    return colo_peer_send_message(p, COLO_MESSAGE_CHECKPOINT_REQUEST, errp) &&
+           colo_peer_expect(p, COLO_MESSAGE_CHECKPOINT_REPLY, errp) &&
+           colo_peer_send_bytes(p, live, errp) &&
+           colo_peer_send_vmstate_size(p, g_bytes_get_size(devices), errp) &&
+           colo_peer_send_bytes(p, devices, errp) &&
+           colo_peer_expect(p, COLO_MESSAGE_VMSTATE_RECEIVED, errp) &&
+           colo_peer_expect(p, COLO_MESSAGE_VMSTATE_LOADED, errp);
+}
+
+bool colo_machine_sends_switchover(const char *machine)
+{
+    int major = 0, minor = 0;
+
+    return machine_type_version(machine, &major, &minor) &&
+           (major > 9 || (major == 9 && minor > 2));
+}
+
+void colo_put_stream_head(QEMUFile *f, const char *machine)
+{
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, strlen(machine));
+    qemu_put_buffer(f, machine, strlen(machine));
+    qemu_put_byte(f, QEMU_VM_COMMAND);
+    qemu_put_be16(f, MIG_CMD_ENABLE_COLO);
+    qemu_put_be16(f, 0);
+}
+
+void colo_put_ram_section_start(RAMSaveState *rs, uint32_t section_id,
+                                RAMList *rl)
+{
+    qemu_put_byte(rs->f, QEMU_VM_SECTION_START);
+    qemu_put_be32(rs->f, section_id);
+    qemu_put_str8(rs->f, RAM_SECTION_IDSTR);
+    qemu_put_be32(rs->f, 0);
+    qemu_put_be32(rs->f, RAM_SECTION_VERSION);
+    ram_save_mem_size(rs, rl, false);
+    qemu_put_byte(rs->f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(rs->f, section_id);
+}
+
+void colo_put_ram_section_header(QEMUFile *f, uint8_t type,
+                                 uint32_t section_id)
+{
+    g_assert(type == QEMU_VM_SECTION_PART || type == QEMU_VM_SECTION_END);
+    qemu_put_byte(f, type);
+    qemu_put_be32(f, section_id);
+}
+
+void colo_put_switchover_start(QEMUFile *f)
+{
+    qemu_put_byte(f, QEMU_VM_COMMAND);
+    qemu_put_be16(f, MIG_CMD_SWITCHOVER_START);
+    qemu_put_be16(f, 0);
+}
+
+void colo_put_ram_section_end(RAMSaveState *rs, uint32_t section_id)
+{
+    ram_save_eos(rs);
+    qemu_put_byte(rs->f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(rs->f, section_id);
+}
+
+void colo_put_vmdescription(QEMUFile *f, const char *json)
+{
+    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(f, strlen(json));
+    qemu_put_buffer(f, json, strlen(json));
+}
+
+void colo_put_checkpoint_head(QEMUFile *f, uint32_t section_id,
+                              bool switchover)
+{
+    qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SEND);
+    if (switchover) {
+        colo_put_switchover_start(f);
+    }
+    colo_put_ram_section_header(f, QEMU_VM_SECTION_END, section_id);
+}
+
+void colo_put_checkpoint_tail(RAMSaveState *rs, uint32_t section_id)
+{
+    colo_put_ram_section_end(rs, section_id);
+    qemu_put_byte(rs->f, QEMU_VM_EOF);
+}

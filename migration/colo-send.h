@@ -1,0 +1,73 @@
+/*
+ * colo-send.h: the primary's side of QEMU's COLO protocol: a connection to
+ * one secondary, its messages, and the framing of the initial stream and
+ * of each checkpoint.  Used by colo-primary and colo-test-primary; the
+ * byte layouts are in include/migration/wire.h and docs/colo.rst.
+ *
+ * Owner: the thread that drives the secondary.
+ */
+#ifndef MIGRATION_COLO_SEND_H
+#define MIGRATION_COLO_SEND_H
+
+#include "qemu/osdep.h"
+
+#include "migration/qemu-file.h"
+#include "migration/ram-save.h"
+#include "migration/wire.h"
+
+typedef struct ColoPeer {
+    char *uri;
+    int fd;
+    QEMUFile *in;               /* the secondary's messages */
+} ColoPeer;
+
+/* tcp:HOST:PORT or unix:PATH.  Writes to a closed peer fail with EPIPE
+ * (never SIGPIPE). */
+ColoPeer *colo_peer_connect(const char *uri, GError **errp);
+void colo_peer_free(ColoPeer *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ColoPeer, colo_peer_free)
+
+bool colo_peer_send(ColoPeer *p, const void *data, size_t len,
+                    GError **errp);
+bool colo_peer_send_bytes(ColoPeer *p, GBytes *bytes, GError **errp);
+/* A bare message word (CHECKPOINT_REQUEST, ...). */
+bool colo_peer_send_message(ColoPeer *p, COLOMessage msg, GError **errp);
+/* VMSTATE_SIZE and its be64. */
+bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp);
+/* Reads one message word; an error names what came instead. */
+bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp);
+
+/*
+ * One whole checkpoint after the VM state is known: REQUEST, wait for
+ * REPLY, @live (from colo_put_checkpoint_head() to _tail()), the size of
+ * @devices and @devices, then wait for RECEIVED and LOADED.
+ */
+bool colo_peer_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
+                          GError **errp);
+
+/* True if QEMU sends SWITCHOVER_START for @machine (pc-*-9.2 and newer:
+ * the receiving QEMU of those machines expects it). */
+bool colo_machine_sends_switchover(const char *machine);
+
+/* Stream header, CONFIGURATION with @machine and the ENABLE_COLO
+ * command: how an initial COLO stream starts. */
+void colo_put_stream_head(QEMUFile *f, const char *machine);
+/* SECTION_START of "ram" with MEM_SIZE for every block of @rl, footer. */
+void colo_put_ram_section_start(RAMSaveState *rs, uint32_t section_id,
+                                RAMList *rl);
+/* SECTION_PART or SECTION_END header of the ram section. */
+void colo_put_ram_section_header(QEMUFile *f, uint8_t type,
+                                 uint32_t section_id);
+void colo_put_switchover_start(QEMUFile *f);
+/* EOS and the section footer, after the page records. */
+void colo_put_ram_section_end(RAMSaveState *rs, uint32_t section_id);
+void colo_put_vmdescription(QEMUFile *f, const char *json);
+
+/* VMSTATE_SEND, SWITCHOVER_START if @switchover, SECTION_END header: what
+ * comes before a checkpoint's page records. */
+void colo_put_checkpoint_head(QEMUFile *f, uint32_t section_id,
+                              bool switchover);
+/* EOS, footer and EOF after them. */
+void colo_put_checkpoint_tail(RAMSaveState *rs, uint32_t section_id);
+
+#endif /* MIGRATION_COLO_SEND_H */

@@ -1,0 +1,354 @@
+/*
+ * agent-qmp.c: colo-primary's QMP commands.  QEMU's names, arguments and
+ * reply shapes where QEMU has the command (a COLO primary's vocabulary),
+ * x- members for figures QEMU does not report.
+ *
+ * Owner: the main thread.
+ */
+#include "qemu/osdep.h"
+
+#include "tools/colo-primary/agent.h"
+
+static Agent *agent_of(const MonitorContext *ctx)
+{
+    return ctx->opaque;
+}
+
+static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
+                                              JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    JsonNode *n = json_object_get_member(args, "capabilities");
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    JsonArray *arr;
+
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capabilities' "
+                    "expects array");
+        return NULL;
+    }
+    if (agent_session_active(a)) {
+        g_set_error(errp, COLO_ERROR, EBUSY, "There's a migration process "
+                    "in progress");
+        return NULL;
+    }
+    g_mutex_lock(&a->lock);
+    memcpy(caps, a->opts.caps, sizeof(caps));
+    g_mutex_unlock(&a->lock);
+    arr = json_node_get_array(n);
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        JsonNode *en = json_array_get_element(arr, i);
+        JsonObject *e = JSON_NODE_HOLDS_OBJECT(en) ?
+                        json_node_get_object(en) : NULL;
+        JsonNode *state = e ? json_object_get_member(e, "state") : NULL;
+        const char *name;
+        int cap;
+
+        if (!e) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Invalid parameter type "
+                        "for 'capabilities[%u]', expected: object", i);
+            return NULL;
+        }
+        name = qmp_arg_str(e, "capability", errp);
+        if (!name) {
+            return NULL;
+        }
+        cap = migration_capability_lookup(name);
+        if (cap < 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capability' "
+                        "does not accept value '%s'", name);
+            return NULL;
+        }
+        if (!state || !JSON_NODE_HOLDS_VALUE(state) ||
+            json_node_get_value_type(state) != G_TYPE_BOOLEAN) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'state' expects "
+                        "boolean");
+            return NULL;
+        }
+        if (json_node_get_boolean(state) &&
+            cap != MIGRATION_CAPABILITY_X_COLO &&
+            cap != MIGRATION_CAPABILITY_XBZRLE &&
+            cap != MIGRATION_CAPABILITY_EVENTS) {
+            g_set_error(errp, COLO_ERROR, ENOTSUP, "capability %s is not "
+                        "supported by colo-primary (it has x-colo, xbzrle "
+                        "and events)", name);
+            return NULL;
+        }
+        caps[cap] = json_node_get_boolean(state);
+    }
+    g_mutex_lock(&a->lock);
+    memcpy(a->opts.caps, caps, sizeof(caps));
+    g_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
+                                                JsonObject *args,
+                                                GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    static const MigrationCapability shown[] = {
+        MIGRATION_CAPABILITY_XBZRLE, MIGRATION_CAPABILITY_EVENTS,
+        MIGRATION_CAPABILITY_X_COLO,
+    };
+    JsonArray *arr = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+    g_mutex_lock(&a->lock);
+    for (size_t i = 0; i < G_N_ELEMENTS(shown); i++) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "capability",
+                                      migration_capability_name(shown[i]));
+        json_object_set_boolean_member(o, "state", a->opts.caps[shown[i]]);
+        json_array_add_object_element(arr, o);
+    }
+    g_mutex_unlock(&a->lock);
+    json_node_take_array(n, arr);
+    return n;
+}
+
+static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
+                                            JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    g_autoptr(GList) names = json_object_get_members(args);
+    uint64_t params[MIGRATION_PARAMETER__MAX];
+    bool delay_changed = false;
+
+    g_mutex_lock(&a->lock);
+    memcpy(params, a->opts.params, sizeof(params));
+    g_mutex_unlock(&a->lock);
+    for (GList *l = names; l; l = l->next) {
+        int p = migration_parameter_lookup(l->data);
+        uint64_t v;
+
+        if (p < 0) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
+                        "unexpected", (const char *)l->data);
+            return NULL;
+        }
+        if (p != MIGRATION_PARAMETER_X_CHECKPOINT_DELAY &&
+            p != MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE) {
+            g_set_error(errp, COLO_ERROR, ENOTSUP, "Parameter '%s' is not "
+                        "used by colo-primary", (const char *)l->data);
+            return NULL;
+        }
+        if (!qmp_arg_uint(args, l->data, &v, errp) ||
+            !migration_parameter_check(p, v, errp)) {
+            return NULL;
+        }
+        delay_changed |= p == MIGRATION_PARAMETER_X_CHECKPOINT_DELAY;
+        params[p] = v;
+    }
+    g_mutex_lock(&a->lock);
+    memcpy(a->opts.params, params, sizeof(params));
+    g_mutex_unlock(&a->lock);
+    if (delay_changed) {
+        /* as QEMU does: a new delay takes effect with a checkpoint now */
+        agent_checkpoint_now(a);
+    }
+    return NULL;
+}
+
+static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
+                                              JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    JsonObject *o = json_object_new();
+
+    g_mutex_lock(&a->lock);
+    json_object_set_int_member(o, "x-checkpoint-delay", a->opts.params[
+        MIGRATION_PARAMETER_X_CHECKPOINT_DELAY]);
+    json_object_set_int_member(o, "xbzrle-cache-size", a->opts.params[
+        MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
+    g_mutex_unlock(&a->lock);
+    return qmp_node_take_object(o);
+}
+
+static JsonNode *qmp_migrate(const MonitorContext *ctx, JsonObject *args,
+                             GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    const char *uri;
+    bool colo;
+
+    if (json_object_has_member(args, "channels")) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "'channels' is not supported; "
+                    "use 'uri'");
+        return NULL;
+    }
+    uri = qmp_arg_str(args, "uri", errp);
+    if (!uri) {
+        return NULL;
+    }
+    if (!g_str_has_prefix(uri, "tcp:") && !g_str_has_prefix(uri, "unix:")) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "uri '%s': colo-primary "
+                    "connects to tcp:HOST:PORT or unix:PATH", uri);
+        return NULL;
+    }
+    g_mutex_lock(&a->lock);
+    colo = a->opts.caps[MIGRATION_CAPABILITY_X_COLO];
+    g_mutex_unlock(&a->lock);
+    if (!colo) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "colo-primary only runs COLO: "
+                    "set the x-colo capability first");
+        return NULL;
+    }
+    if (ctx->sandboxed) {
+        g_set_error(errp, COLO_ERROR, EPERM, "migrate is disabled");
+        return NULL;
+    }
+    agent_session_start(a, uri, errp);
+    return NULL;
+}
+
+static JsonNode *qmp_migrate_cancel(const MonitorContext *ctx,
+                                    JsonObject *args, GError **errp)
+{
+    agent_session_stop(agent_of(ctx), MIGRATION_STATUS_CANCELLED);
+    return NULL;
+}
+
+static int cmp_int64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
+                                   JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    JsonObject *o = json_object_new();
+    JsonObject *ram;
+    g_autoptr(GArray) sorted = NULL;
+
+    g_mutex_lock(&a->lock);
+    if (a->status == MIGRATION_STATUS_NONE) {
+        g_mutex_unlock(&a->lock);
+        return qmp_node_take_object(o);
+    }
+    json_object_set_string_member(o, "status",
+                                  migration_status_name(a->status));
+    json_object_set_int_member(o, "total-time",
+                               ((a->end_us ? a->end_us :
+                                 g_get_monotonic_time()) - a->start_us) /
+                               1000);
+    if (a->error_desc) {
+        json_object_set_string_member(o, "error-desc", a->error_desc);
+    }
+    ram = json_object_new();
+    json_object_set_int_member(ram, "transferred", a->total_bytes);
+    json_object_set_int_member(ram, "total", a->ram_size);
+    json_object_set_int_member(ram, "remaining", 0);
+    json_object_set_int_member(ram, "page-size", TARGET_PAGE_SIZE);
+    json_object_set_int_member(ram, "dirty-sync-count", a->checkpoints);
+    json_object_set_object_member(o, "ram", ram);
+    if (a->opts.caps[MIGRATION_CAPABILITY_XBZRLE]) {
+        JsonObject *x = json_object_new();
+
+        json_object_set_int_member(x, "cache-size", a->opts.params[
+            MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
+        json_object_set_int_member(x, "pages", a->xbzrle_pages);
+        json_object_set_object_member(o, "xbzrle-cache", x);
+    }
+    json_object_set_int_member(o, "x-colo-checkpoints", a->checkpoints);
+    json_object_set_int_member(o, "x-colo-last-pause-us", a->last.pause_us);
+    json_object_set_int_member(o, "x-colo-last-checkpoint-us",
+                               a->last.total_us);
+    json_object_set_int_member(o, "x-colo-last-dirty-pages",
+                               a->last.dirty_pages);
+    json_object_set_int_member(o, "x-colo-last-dirty-bytes",
+                               a->last.dirty_pages * TARGET_PAGE_SIZE);
+    json_object_set_int_member(o, "x-colo-last-wire-bytes",
+                               a->last.wire_bytes);
+    json_object_set_int_member(o, "x-colo-last-device-bytes",
+                               a->last.device_bytes);
+    sorted = g_array_copy(a->pauses_us);
+    g_mutex_unlock(&a->lock);
+    if (sorted->len) {
+        g_array_sort(sorted, cmp_int64);
+        json_object_set_int_member(o, "x-colo-pause-median-us",
+                                   g_array_index(sorted, int64_t,
+                                                 sorted->len / 2));
+        json_object_set_int_member(o, "x-colo-pause-p99-us",
+                                   g_array_index(sorted, int64_t,
+                                                 sorted->len * 99 / 100));
+    }
+    return qmp_node_take_object(o);
+}
+
+static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
+                                       JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    JsonObject *o = json_object_new();
+
+    g_mutex_lock(&a->lock);
+    json_object_set_string_member(o, "mode", colo_mode_name(a->mode));
+    json_object_set_string_member(o, "last-mode",
+                                  colo_mode_name(a->last_mode));
+    json_object_set_string_member(o, "reason",
+                                  colo_exit_reason_name(a->exit_reason));
+    json_object_set_int_member(o, "x-checkpoints", a->checkpoints);
+    g_mutex_unlock(&a->lock);
+    return qmp_node_take_object(o);
+}
+
+static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
+                                           JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    COLOMode mode;
+
+    g_mutex_lock(&a->lock);
+    mode = a->mode;
+    g_mutex_unlock(&a->lock);
+    if (mode != COLO_MODE_PRIMARY) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
+        return NULL;
+    }
+    /* The primary goes on alone: the session ends, the VM keeps running. */
+    agent_session_stop(a, MIGRATION_STATUS_COMPLETED);
+    return NULL;
+}
+
+static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
+                          GError **errp)
+{
+    Agent *a = agent_of(ctx);
+
+    if (ctx->sandboxed) {
+        return NULL;
+    }
+    a->quit_when_idle = true;
+    if (agent_session_active(a)) {
+        agent_session_stop(a, MIGRATION_STATUS_COMPLETED);
+    } else {
+        g_main_loop_quit(a->loop);
+    }
+    return NULL;
+}
+
+static JsonNode *qmp_query_commands(const MonitorContext *ctx,
+                                    JsonObject *args, GError **errp)
+{
+    return qmp_list_commands(ctx);
+}
+
+const QmpCommand agent_qmp_commands[] = {
+    { "query-commands", qmp_query_commands },
+    { "migrate-set-capabilities", qmp_migrate_set_capabilities },
+    { "query-migrate-capabilities", qmp_query_migrate_capabilities },
+    { "migrate-set-parameters", qmp_migrate_set_parameters },
+    { "query-migrate-parameters", qmp_query_migrate_parameters },
+    { "migrate", qmp_migrate },
+    { "migrate_cancel", qmp_migrate_cancel },
+    { "query-migrate", qmp_query_migrate },
+    { "query-colo-status", qmp_query_colo_status },
+    { "x-colo-lost-heartbeat", qmp_x_colo_lost_heartbeat },
+    { "quit", qmp_quit },
+};
+const size_t agent_qmp_n_commands = G_N_ELEMENTS(agent_qmp_commands);

@@ -1,0 +1,120 @@
+/*
+ * agent.h: colo-primary's state: what it was started with, the options a
+ * client sets over its QMP socket (QEMU's names), and the COLO session
+ * that checkpoints the VM into a secondary.
+ *
+ * Threads: the main thread runs the QMP server and starts sessions; a
+ * session runs on its own thread and owns the VM's QMP connection, the
+ * dirty scan and the secondary's socket while it runs.  Everything both
+ * touch sits behind @lock.
+ */
+#ifndef COLO_PRIMARY_AGENT_H
+#define COLO_PRIMARY_AGENT_H
+
+#include "qemu/osdep.h"
+
+#include "migration/migration.h"
+#include "migration/options.h"
+#include "migration/wire.h"
+#include "monitor/monitor.h"
+#include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/vm-control.h"
+
+/* Exit statuses (documented in docs/colo-primary.rst). */
+enum {
+    AGENT_EXIT_OK = 0,
+    AGENT_EXIT_USAGE = 1,
+    AGENT_EXIT_SECONDARY = 2,   /* the secondary failed or is unreachable */
+    AGENT_EXIT_QEMU = 3,        /* QEMU failed, is gone, or does not fit */
+    AGENT_EXIT_VERIFY = 4,      /* --verify-secondary found a difference */
+};
+
+/* Who failed: the code of an AGENT_ERROR. */
+typedef enum AgentErrorKind {
+    AGENT_ERROR_QEMU,
+    AGENT_ERROR_SECONDARY,
+    AGENT_ERROR_VERIFY,
+} AgentErrorKind;
+
+#define AGENT_ERROR agent_error_quark()
+GQuark agent_error_quark(void);
+/* Re-labels *@errp (if set) as @kind. */
+void agent_error_tag(GError **errp, AgentErrorKind kind);
+
+/* One checkpoint, as query-migrate and the bench report it. */
+typedef struct CheckpointFigures {
+    uint64_t number;            /* 0: the initial synchronisation */
+    int64_t pause_us;           /* stop -> cont, of which: */
+    int64_t stop_us;            /*   QEMU's stop */
+    int64_t capture_us;         /*   device state (the scan runs along) */
+    int64_t scan_wait_us;       /*   the scan after the capture */
+    int64_t cont_us;            /*   QEMU's cont */
+    int64_t verify_us;          /* --verify-secondary's snapshot sum, not
+                                   counted in pause_us */
+    int64_t total_us;           /* stop -> the secondary's LOADED */
+    uint64_t dirty_pages;       /* of main RAM */
+    uint64_t wire_bytes;        /* RAM records and device state */
+    uint64_t device_bytes;
+    uint64_t xbzrle_pages;
+} CheckpointFigures;
+
+typedef struct Agent {
+    /* Fixed after start. */
+    char *vm_qmp_path;
+    char *ram_file;
+    char *ram_block;
+    char *verify_dir;           /* tests: the secondary's RAM folder */
+    char *work;                 /* captures, the device-state socket */
+    int max_checkpoints;        /* 0: until stopped */
+    bool quiet;
+    const uint8_t *ram;         /* the shared RAM file, read only */
+    uint64_t ram_size;
+    VmControl *vm;              /* the session's while one runs */
+    DirtyScan *scan;            /* the session's while one runs */
+    Monitor *mon;               /* NULL without --monitor */
+    GMainLoop *loop;
+
+    GMutex lock;
+    GCond wake;                 /* checkpoint_now, stop_requested */
+    MigrationOptions opts;
+    MigrationStatus status;
+    COLOMode mode, last_mode;
+    COLOExitReason exit_reason;
+    char *error_desc;
+    char *uri;
+    int64_t start_us;
+    int64_t end_us;
+    bool checkpoint_now;
+    bool stop_requested;
+    MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
+    void *peer;                 /* ColoPeer while one is connected */
+    CheckpointFigures last;
+    uint64_t checkpoints;
+    uint64_t total_bytes;
+    uint64_t xbzrle_pages;
+    GArray *pauses_us;          /* int64_t, of this session */
+    GThread *session;
+    bool quit_when_idle;
+    int exit_status;
+} Agent;
+
+/* Main thread: starts a session to @uri (status must not be active). */
+bool agent_session_start(Agent *a, const char *uri, GError **errp);
+/* Any thread: ends the session after the checkpoint in progress, as
+ * @as (COMPLETED: failover/quit; CANCELLED: migrate_cancel). */
+void agent_session_stop(Agent *a, MigrationStatus as);
+/* Any thread: checkpoint now rather than after the delay. */
+void agent_checkpoint_now(Agent *a);
+/* Main thread, from the session's end: joins it and decides whether the
+ * agent goes on. */
+void agent_session_ended(Agent *a);
+bool agent_session_active(Agent *a);
+
+/* An event (data: a{sv} or NULL) to the QMP clients, if any. */
+void agent_emit(Agent *a, const char *name, GVariant *data);
+
+/* The QMP commands (agent-qmp.c). */
+extern const QmpCommand agent_qmp_commands[];
+extern const size_t agent_qmp_n_commands;
+
+#endif /* COLO_PRIMARY_AGENT_H */

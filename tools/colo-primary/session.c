@@ -1,0 +1,605 @@
+/*
+ * session.c: one COLO session of colo-primary: the initial
+ * synchronisation, then checkpoints every x-checkpoint-delay ms until the
+ * session is stopped or something fails.
+ *
+ *   initial sync   stop, capture, cont       (a few ms: the machine type,
+ *                                             section ids, the ROMs)
+ *                  all of main RAM, live      (each page copied, then
+ *                                             digested and sent: what
+ *                                             the digest describes is
+ *                                             exactly what went out)
+ *                  stop, scan + capture, cont (pages changed meanwhile)
+ *                  the rest of the stream     -> CHECKPOINT_READY
+ *   checkpoint     stop, scan + capture, cont; then build and send it,
+ *                  REQUEST ... LOADED
+ *
+ * During a pause the dirty scan runs in worker threads while this thread
+ * waits for QEMU's device-state migration; the changed pages are copied
+ * into the scan's staging area, so the stream is built after cont.
+ */
+#include "qemu/osdep.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "migration/colo-send.h"
+#include "migration/page-cache.h"
+#include "migration/ram-save.h"
+#include "tools/colo-primary/agent.h"
+#include "tools/colo-primary/device-capture.h"
+
+#define CAPTURE_TIMEOUT_MS 10000
+
+typedef struct Session {
+    Agent *a;
+    ColoPeer *peer;
+    RAMSaveState rs;
+    PageCache *xbzrle;          /* NULL without the xbzrle capability */
+    DeviceCapture *model;       /* the first capture: blocks as sent */
+    RAMBlock *main_rb;          /* in @model */
+    uint32_t section_id;
+    bool switchover;
+    int capture_no;
+    char *ram_sum;              /* --verify-secondary: SHA-256 of RAM at
+                                   the last pause */
+} Session;
+
+GQuark agent_error_quark(void)
+{
+    return g_quark_from_static_string("colo-primary-error");
+}
+
+void agent_error_tag(GError **errp, AgentErrorKind kind)
+{
+    if (errp && *errp) {
+        (*errp)->domain = AGENT_ERROR;
+        (*errp)->code = kind;
+    }
+}
+
+static void set_status(Agent *a, MigrationStatus st)
+{
+    bool events;
+
+    g_mutex_lock(&a->lock);
+    a->status = st;
+    events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS];
+    g_mutex_unlock(&a->lock);
+    if (events) {
+        GVariantDict d;
+
+        g_variant_dict_init(&d, NULL);
+        g_variant_dict_insert(&d, "status", "s", migration_status_name(st));
+        agent_emit(a, "MIGRATION", g_variant_dict_end(&d));
+    }
+}
+
+static bool stop_requested(Agent *a)
+{
+    bool r;
+
+    g_mutex_lock(&a->lock);
+    r = a->stop_requested;
+    g_mutex_unlock(&a->lock);
+    return r;
+}
+
+/* One pause: stop, scan and capture at once, cont.  Returns the capture,
+ * parsed; the changed pages are in the scan. */
+static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
+                                    GError **errp)
+{
+    Agent *a = s->a;
+    int64_t t0 = g_get_monotonic_time();
+    g_autoptr(GBytes) bytes = NULL;
+    g_autoptr(GError) cont_err = NULL;
+    g_autofree char *dir = NULL;
+    DeviceCapture *dc;
+
+    int64_t t1, t2, t3;
+
+    if (!vm_control_stop(a->vm, errp)) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return NULL;
+    }
+    t1 = g_get_monotonic_time();
+    dirty_scan_start(a->scan);
+    bytes = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
+    t2 = g_get_monotonic_time();
+    dirty_scan_finish(a->scan);
+    t3 = g_get_monotonic_time();
+    if (a->verify_dir && bytes) {
+        /* tests: an independent record of RAM at this moment (SHA-256,
+         * not our digests), left out of the pause figures */
+        g_free(s->ram_sum);
+        s->ram_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
+                                                 a->ram, a->ram_size);
+        fig->verify_us = g_get_monotonic_time() - t3;
+        t0 += fig->verify_us;
+    }
+    if (!vm_control_cont(a->vm, bytes ? errp : &cont_err) || !bytes) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return NULL;
+    }
+    fig->pause_us = g_get_monotonic_time() - t0;
+    fig->stop_us = t1 - t0;
+    fig->capture_us = t2 - t1;
+    fig->scan_wait_us = t3 - t2;
+    fig->cont_us = fig->pause_us - (t3 - t0);
+    dir = g_strdup_printf("%s/capture%d", a->work, s->capture_no++ % 2);
+    dc = device_capture_parse(bytes, dir, a->ram_block, a->ram_size, errp);
+    if (!dc) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+    }
+    return dc;
+}
+
+typedef struct PutPages {
+    Session *s;
+    uint64_t pages;
+} PutPages;
+
+static void put_dirty_page(void *opaque, uint64_t page_no, const uint8_t *data)
+{
+    PutPages *pp = opaque;
+    Session *s = pp->s;
+    uint64_t off = page_no << TARGET_PAGE_BITS;
+    const uint8_t *old = s->xbzrle ? page_cache_lookup(s->xbzrle, page_no) :
+                         NULL;
+
+    ram_save_any(&s->rs, s->main_rb, off, old, data);
+    if (s->xbzrle) {
+        page_cache_insert(s->xbzrle, page_no, data);
+    }
+    pp->pages++;
+}
+
+/* Pages of the non-shared blocks (ROMs) in @dc that differ from what the
+ * secondary has (all of them if @all); the model follows. */
+static void put_rom_pages(Session *s, DeviceCapture *dc, bool all)
+{
+    for (guint i = 0; i < s->model->rl->blocks->len; i++) {
+        RAMBlock *mine = g_ptr_array_index(s->model->rl->blocks, i);
+        RAMBlock *now = ram_list_find(dc->rl, mine->idstr);
+
+        if (mine->ignored || !now || now->used_length != mine->used_length) {
+            continue;
+        }
+        for (uint64_t off = 0; off < mine->used_length;
+             off += TARGET_PAGE_SIZE) {
+            if (all || memcmp(mine->host + off, now->host + off,
+                              TARGET_PAGE_SIZE) != 0) {
+                memcpy(mine->host + off, now->host + off, TARGET_PAGE_SIZE);
+                ram_save_any(&s->rs, mine, off, NULL, mine->host + off);
+            }
+        }
+    }
+}
+
+/* Tests: the secondary's copy of main RAM against ours at the pause. */
+static bool verify_secondary(Session *s, const char *what, GError **errp)
+{
+    Agent *a = s->a;
+    g_autofree char *path = g_build_filename(a->verify_dir, a->ram_block,
+                                             NULL);
+    g_autofree char *theirs = NULL;
+    struct stat st;
+    void *img;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != a->ram_size) {
+        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: %s", path,
+                    fd < 0 ? g_strerror(errno) : "not the RAM's size");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    img = mmap(NULL, a->ram_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (img == MAP_FAILED) {
+        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    theirs = g_compute_checksum_for_data(G_CHECKSUM_SHA256, img, a->ram_size);
+    munmap(img, a->ram_size);
+    if (!s->ram_sum || strcmp(s->ram_sum, theirs) != 0) {
+        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: the "
+                    "secondary's %s differs from the VM's RAM at that moment",
+                    what, path);
+        return false;
+    }
+    return true;
+}
+
+static void record_figures(Session *s, const CheckpointFigures *fig)
+{
+    Agent *a = s->a;
+    bool events;
+
+    g_mutex_lock(&a->lock);
+    a->last = *fig;
+    if (fig->number > 0) {
+        a->checkpoints = fig->number;
+        g_array_append_val(a->pauses_us, fig->pause_us);
+    }
+    a->total_bytes += fig->wire_bytes;
+    a->xbzrle_pages += fig->xbzrle_pages;
+    events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS];
+    g_mutex_unlock(&a->lock);
+    if (events && fig->number > 0) {
+        GVariantDict d;
+
+        g_variant_dict_init(&d, NULL);
+        g_variant_dict_insert(&d, "checkpoint", "t", fig->number);
+        g_variant_dict_insert(&d, "pause-us", "x", fig->pause_us);
+        g_variant_dict_insert(&d, "dirty-pages", "t", fig->dirty_pages);
+        g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
+        agent_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
+    }
+    if (!a->quiet) {
+        g_autofree char *verified = a->verify_dir ? g_strdup_printf(
+            ", secondary verified (RAM sum %.1f ms, not in the pause)",
+            fig->verify_us / 1000.0) : g_strdup("");
+
+        if (fig->number == 0) {
+            printf("initial sync: %" PRIu64 " bytes, final pause %.2f ms, "
+                   "%" PRIu64 " pages changed meanwhile%s; COLO running\n",
+                   fig->wire_bytes, fig->pause_us / 1000.0, fig->dirty_pages,
+                   verified);
+        } else {
+            printf("checkpoint %" PRIu64 ": pause %.2f ms (stop %.1f, "
+                   "devices %.1f, scan +%.1f, cont %.1f), %" PRIu64
+                   " dirty pages (%.2f MiB), %" PRIu64 " xbzrle, %" PRIu64
+                   " bytes%s\n",
+                   fig->number, fig->pause_us / 1000.0, fig->stop_us / 1000.0,
+                   fig->capture_us / 1000.0, fig->scan_wait_us / 1000.0,
+                   fig->cont_us / 1000.0, fig->dirty_pages,
+                   fig->dirty_pages / 256.0, fig->xbzrle_pages,
+                   fig->wire_bytes,
+                   verified);
+        }
+        fflush(stdout);
+    }
+}
+
+static bool session_initial_sync(Session *s, GError **errp)
+{
+    Agent *a = s->a;
+    g_autoptr(QEMUFile) f = NULL;
+    g_autoptr(GBytes) first = NULL;
+    CheckpointFigures fig = { 0 };
+    DeviceCapture *dc;
+    uint8_t page[TARGET_PAGE_SIZE] __attribute__((aligned(64)));
+    g_autofree char *model_dir = g_build_filename(a->work, "model", NULL);
+    int64_t t0;
+    const char *json;
+    PutPages pp = { .s = s };
+
+    /* 1. A short pause for what the stream head needs. */
+    if (!vm_control_stop(a->vm, errp)) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
+    first = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
+    if (!vm_control_cont(a->vm, first ? errp : NULL) || !first) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
+    s->model = device_capture_parse(first, model_dir, a->ram_block,
+                                    a->ram_size, errp);
+    if (!s->model) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
+    s->main_rb = ram_list_find(s->model->rl, a->ram_block);
+    s->section_id = s->model->lv.ram_section_id;
+    s->switchover = colo_machine_sends_switchover(s->model->lv.machine);
+
+    /* 2. All of main RAM while the VM runs. */
+    t0 = g_get_monotonic_time();
+    f = qemu_file_new_output_fd(dup(s->peer->fd), true);
+    s->rs.f = f;
+    colo_put_stream_head(f, s->model->lv.machine);
+    colo_put_ram_section_start(&s->rs, s->section_id, s->model->rl);
+    colo_put_ram_section_header(f, QEMU_VM_SECTION_PART, s->section_id);
+    for (uint64_t n = 0; n < a->ram_size >> TARGET_PAGE_BITS; n++) {
+        memcpy(page, a->ram + (n << TARGET_PAGE_BITS), sizeof(page));
+        dirty_scan_set_digest(a->scan, n,
+                              dirty_scan_page_digest(a->scan, page));
+        ram_save_any(&s->rs, s->main_rb, n << TARGET_PAGE_BITS, NULL, page);
+        if ((n & 4095) == 0 && (qemu_file_get_error(f) || stop_requested(a))) {
+            break;
+        }
+    }
+    colo_put_ram_section_end(&s->rs, s->section_id);
+    if (qemu_fflush(f) < 0 || qemu_file_propagate_error(f, errp)) {
+        g_prefix_error(errp, "the secondary %s: ", s->peer->uri);
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return false;
+    }
+    if (stop_requested(a)) {
+        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_SECONDARY, "stopped "
+                    "during the initial synchronisation");
+        return false;
+    }
+
+    /* 3. The pages changed meanwhile, with the VM stopped. */
+    dc = session_pause(s, &fig, errp);
+    if (!dc) {
+        return false;
+    }
+    if (s->switchover) {
+        colo_put_switchover_start(f);
+    }
+    colo_put_ram_section_header(f, QEMU_VM_SECTION_END, s->section_id);
+    dirty_scan_foreach(a->scan, put_dirty_page, &pp);
+    put_rom_pages(s, dc, true);
+    colo_put_ram_section_end(&s->rs, s->section_id);
+    qemu_put_buffer(f, g_bytes_get_data(dc->lv.devices->blob, NULL),
+                    g_bytes_get_size(dc->lv.devices->blob));
+    json = dc->lv.devices->vmdesc_json;
+    if (json) {
+        colo_put_vmdescription(f, json);
+    }
+    fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
+    device_capture_free(dc);
+    fig.dirty_pages = pp.pages;
+    if (qemu_fflush(f) < 0 || qemu_file_propagate_error(f, errp) ||
+        !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_READY, errp)) {
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return false;
+    }
+    fig.wire_bytes = qemu_file_tell(f);
+    fig.total_us = g_get_monotonic_time() - t0;
+    s->rs.f = NULL;
+    if (a->verify_dir && !verify_secondary(s, "initial sync", errp)) {
+        return false;
+    }
+    record_figures(s, &fig);
+    return true;
+}
+
+static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
+{
+    Agent *a = s->a;
+    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+    g_autoptr(GBytes) live = NULL;
+    CheckpointFigures fig = { .number = number };
+    int64_t t0 = g_get_monotonic_time();
+    uint64_t xbzrle_before = s->rs.xbzrle_pages;
+    PutPages pp = { .s = s };
+    DeviceCapture *dc = session_pause(s, &fig, errp);
+    g_autofree char *what = NULL;
+    bool ok;
+
+    if (!dc) {
+        return false;
+    }
+    s->rs.f = f;
+    colo_put_checkpoint_head(f, s->section_id, s->switchover);
+    dirty_scan_foreach(a->scan, put_dirty_page, &pp);
+    put_rom_pages(s, dc, false);
+    colo_put_checkpoint_tail(&s->rs, s->section_id);
+    s->rs.f = NULL;
+    live = qemu_file_steal_output(f);
+    fig.dirty_pages = pp.pages;
+    fig.xbzrle_pages = s->rs.xbzrle_pages - xbzrle_before;
+    fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
+    fig.wire_bytes = g_bytes_get_size(live) + 12 + fig.device_bytes;
+    ok = colo_peer_checkpoint(s->peer, live, dc->lv.devices->blob, errp);
+    device_capture_free(dc);
+    if (!ok) {
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return false;
+    }
+    fig.total_us = g_get_monotonic_time() - t0;
+    what = g_strdup_printf("checkpoint %" PRIu64, number);
+    if (a->verify_dir && !verify_secondary(s, what, errp)) {
+        return false;
+    }
+    record_figures(s, &fig);
+    return true;
+}
+
+/* Waits for the next checkpoint's time; false if the session must end. */
+static bool session_wait(Agent *a, int64_t since)
+{
+    bool go_on;
+
+    g_mutex_lock(&a->lock);
+    for (;;) {
+        int64_t due = since + (int64_t)a->opts.params[
+            MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] * 1000;
+
+        if (a->stop_requested || a->checkpoint_now ||
+            g_get_monotonic_time() >= due) {
+            break;
+        }
+        g_cond_wait_until(&a->wake, &a->lock, due);
+    }
+    a->checkpoint_now = false;
+    go_on = !a->stop_requested;
+    g_mutex_unlock(&a->lock);
+    return go_on;
+}
+
+static void session_finish(Session *s, GError *err)
+{
+    Agent *a = s->a;
+    g_autoptr(GError) cont_err = NULL;
+    MigrationStatus st;
+    bool was_colo, requested;
+    COLOExitReason reason;
+
+    if (vm_control_stopped_by_us(a->vm) &&
+        !vm_control_cont(a->vm, &cont_err)) {
+        fprintf(stderr, "colo-primary: could not resume the VM: %s\n",
+                cont_err->message);
+    }
+    g_mutex_lock(&a->lock);
+    a->peer = NULL;
+    requested = a->stop_requested;
+    was_colo = a->mode == COLO_MODE_PRIMARY;
+    st = requested ? a->stop_as : err ? MIGRATION_STATUS_FAILED :
+         MIGRATION_STATUS_COMPLETED;
+    reason = requested ? COLO_EXIT_REASON_REQUEST : err ?
+             COLO_EXIT_REASON_ERROR : COLO_EXIT_REASON_REQUEST;
+    if (was_colo) {
+        a->last_mode = COLO_MODE_PRIMARY;
+        a->mode = COLO_MODE_NONE;
+        a->exit_reason = reason;
+    }
+    if (err && !requested) {
+        g_free(a->error_desc);
+        a->error_desc = g_strdup(err->message);
+        a->exit_status = err->domain != AGENT_ERROR ? AGENT_EXIT_QEMU :
+                         err->code == AGENT_ERROR_SECONDARY ?
+                         AGENT_EXIT_SECONDARY :
+                         err->code == AGENT_ERROR_VERIFY ?
+                         AGENT_EXIT_VERIFY : AGENT_EXIT_QEMU;
+    }
+    a->end_us = g_get_monotonic_time();
+    g_mutex_unlock(&a->lock);
+    if (err && !requested) {
+        fprintf(stderr, "colo-primary: %s\n", err->message);
+    }
+    if (was_colo) {
+        GVariantDict d;
+
+        g_variant_dict_init(&d, NULL);
+        g_variant_dict_insert(&d, "mode", "s", "primary");
+        g_variant_dict_insert(&d, "reason", "s",
+                              colo_exit_reason_name(reason));
+        agent_emit(a, "COLO_EXIT", g_variant_dict_end(&d));
+    }
+    set_status(a, st);
+}
+
+static gboolean session_ended_cb(gpointer opaque)
+{
+    agent_session_ended(opaque);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer session_thread(gpointer opaque)
+{
+    Session *s = opaque;
+    Agent *a = s->a;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *uri = NULL;
+    uint64_t cache_size;
+    bool xbzrle;
+
+    g_mutex_lock(&a->lock);
+    uri = g_strdup(a->uri);
+    xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE];
+    cache_size = a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
+    g_mutex_unlock(&a->lock);
+    set_status(a, MIGRATION_STATUS_SETUP);
+
+    ram_save_init(&s->rs, NULL);
+    if (xbzrle) {
+        s->xbzrle = page_cache_new(cache_size, &err);
+        agent_error_tag(&err, AGENT_ERROR_SECONDARY);
+    }
+    if (!err) {
+        s->peer = colo_peer_connect(uri, &err);
+        agent_error_tag(&err, AGENT_ERROR_SECONDARY);
+    }
+    if (!err) {
+        g_mutex_lock(&a->lock);
+        a->peer = s->peer;
+        g_mutex_unlock(&a->lock);
+        set_status(a, MIGRATION_STATUS_ACTIVE);
+    }
+    if (!err && session_initial_sync(s, &err)) {
+        g_mutex_lock(&a->lock);
+        a->mode = COLO_MODE_PRIMARY;
+        g_mutex_unlock(&a->lock);
+        set_status(a, MIGRATION_STATUS_COLO);
+        for (uint64_t k = 1; a->max_checkpoints == 0 ||
+             k <= (uint64_t)a->max_checkpoints; k++) {
+            if (!session_wait(a, g_get_monotonic_time()) ||
+                !session_checkpoint(s, k, &err)) {
+                break;
+            }
+        }
+    }
+    session_finish(s, err);
+    colo_peer_free(s->peer);
+    page_cache_free(s->xbzrle);
+    device_capture_free(s->model);
+    g_free(s->ram_sum);
+    g_free(s);
+    g_idle_add(session_ended_cb, a);
+    return NULL;
+}
+
+bool agent_session_start(Agent *a, const char *uri, GError **errp)
+{
+    Session *s;
+
+    g_mutex_lock(&a->lock);
+    if (a->session) {
+        g_mutex_unlock(&a->lock);
+        g_set_error(errp, COLO_ERROR, EBUSY, "There's a migration process "
+                    "in progress");
+        return false;
+    }
+    g_free(a->uri);
+    a->uri = g_strdup(uri);
+    g_clear_pointer(&a->error_desc, g_free);
+    a->stop_requested = false;
+    a->checkpoint_now = false;
+    a->checkpoints = 0;
+    a->total_bytes = 0;
+    a->xbzrle_pages = 0;
+    memset(&a->last, 0, sizeof(a->last));
+    g_array_set_size(a->pauses_us, 0);
+    a->start_us = g_get_monotonic_time();
+    a->end_us = 0;
+    a->status = MIGRATION_STATUS_SETUP;
+    s = g_new0(Session, 1);
+    s->a = a;
+    a->session = g_thread_new("colo-session", session_thread, s);
+    g_mutex_unlock(&a->lock);
+    return true;
+}
+
+void agent_session_stop(Agent *a, MigrationStatus as)
+{
+    g_mutex_lock(&a->lock);
+    if (a->session && !a->stop_requested) {
+        a->stop_requested = true;
+        a->stop_as = as;
+        if (a->peer) {
+            /* a secondary that does not answer must not hold us up */
+            shutdown(((ColoPeer *)a->peer)->fd, SHUT_RDWR);
+        }
+        g_cond_broadcast(&a->wake);
+    }
+    g_mutex_unlock(&a->lock);
+}
+
+void agent_checkpoint_now(Agent *a)
+{
+    g_mutex_lock(&a->lock);
+    a->checkpoint_now = true;
+    g_cond_broadcast(&a->wake);
+    g_mutex_unlock(&a->lock);
+}
+
+bool agent_session_active(Agent *a)
+{
+    bool r;
+
+    g_mutex_lock(&a->lock);
+    r = a->session != NULL;
+    g_mutex_unlock(&a->lock);
+    return r;
+}

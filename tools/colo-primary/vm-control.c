@@ -1,0 +1,219 @@
+/*
+ * vm-control.c: stop, cont and device-state captures (see vm-control.h).
+ */
+#include "qemu/osdep.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <glib/gstdio.h>
+
+#include "tools/colo-primary/vm-control.h"
+
+struct VmControl {
+    QmpClient *qmp;
+    bool stopped_by_us;
+    char *sock_path;
+    int listen_fd;
+};
+
+static bool qmp_do(VmControl *vc, const char *cmd, const char *args,
+                   GError **errp)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(vc->qmp, cmd, args, errp);
+
+    if (!r) {
+        g_prefix_error(errp, "QEMU's QMP, %s: ", cmd);
+        return false;
+    }
+    return true;
+}
+
+VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
+                          GError **errp)
+{
+    VmControl *vc = g_new0(VmControl, 1);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+    vc->listen_fd = -1;
+    vc->qmp = qmp_client_connect(qmp_path, 10000, errp);
+    if (!vc->qmp) {
+        g_prefix_error(errp, "QEMU's QMP socket %s: ", qmp_path);
+        goto fail;
+    }
+    if (!qmp_do(vc, "migrate-set-capabilities",
+                "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", "
+                "\"state\": true}]}", errp)) {
+        goto fail;
+    }
+    vc->sock_path = g_build_filename(work_dir, "devices.sock", NULL);
+    if (strlen(vc->sock_path) >= sizeof(sun.sun_path)) {
+        g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "%s: path too long",
+                    vc->sock_path);
+        goto fail;
+    }
+    strcpy(sun.sun_path, vc->sock_path);
+    g_unlink(vc->sock_path);
+    vc->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (vc->listen_fd < 0 ||
+        bind(vc->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+        listen(vc->listen_fd, 1) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "%s: %s", vc->sock_path,
+                    g_strerror(errno));
+        goto fail;
+    }
+    return vc;
+
+fail:
+    vm_control_free(vc);
+    return NULL;
+}
+
+void vm_control_free(VmControl *vc)
+{
+    if (!vc) {
+        return;
+    }
+    if (vc->listen_fd >= 0) {
+        close(vc->listen_fd);
+        g_unlink(vc->sock_path);
+    }
+    qmp_client_free(vc->qmp);
+    g_free(vc->sock_path);
+    g_free(vc);
+}
+
+bool vm_control_stop(VmControl *vc, GError **errp)
+{
+    if (!qmp_do(vc, "stop", NULL, errp)) {
+        return false;
+    }
+    vc->stopped_by_us = true;
+    return true;
+}
+
+bool vm_control_cont(VmControl *vc, GError **errp)
+{
+    if (!vc->stopped_by_us) {
+        return true;
+    }
+    vc->stopped_by_us = false;
+    return qmp_do(vc, "cont", NULL, errp);
+}
+
+bool vm_control_stopped_by_us(const VmControl *vc)
+{
+    return vc->stopped_by_us;
+}
+
+char *vm_control_run_state(VmControl *vc, GError **errp)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(vc->qmp, "query-status", NULL,
+                                           errp);
+    JsonObject *o;
+
+    if (!r) {
+        return NULL;
+    }
+    o = JSON_NODE_HOLDS_OBJECT(r) ? json_node_get_object(r) : NULL;
+    if (!o || !json_object_has_member(o, "status")) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "query-status: no status");
+        return NULL;
+    }
+    return g_strdup(json_object_get_string_member(o, "status"));
+}
+
+/* Waits for QEMU's migration to end; its error text if it failed. */
+static bool capture_wait_completed(VmControl *vc, int64_t deadline,
+                                   GError **errp)
+{
+    for (;;) {
+        g_autoptr(JsonNode) r = qmp_client_cmd(vc->qmp, "query-migrate",
+                                               NULL, errp);
+        JsonObject *o;
+        const char *st;
+
+        if (!r) {
+            g_prefix_error(errp, "QEMU's QMP, query-migrate: ");
+            return false;
+        }
+        o = JSON_NODE_HOLDS_OBJECT(r) ? json_node_get_object(r) : NULL;
+        st = o && json_object_has_member(o, "status") ?
+             json_object_get_string_member(o, "status") : "none";
+        if (!strcmp(st, "completed")) {
+            return true;
+        }
+        if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+            g_get_monotonic_time() > deadline) {
+            g_set_error(errp, COLO_ERROR, EIO, "QEMU's device-state "
+                        "migration %s: %s", st,
+                        o && json_object_has_member(o, "error-desc") ?
+                        json_object_get_string_member(o, "error-desc") :
+                        "timed out");
+            return false;
+        }
+        g_usleep(200);
+    }
+}
+
+GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp)
+{
+    g_autofree char *args = g_strdup_printf("{\"uri\": \"unix:%s\"}",
+                                            vc->sock_path);
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    g_autoptr(GByteArray) buf = g_byte_array_sized_new(512 * 1024);
+    struct pollfd pfd = { .fd = vc->listen_fd, .events = POLLIN };
+    int conn = -1;
+
+    if (!qmp_do(vc, "migrate", args, errp)) {
+        return NULL;
+    }
+    if (poll(&pfd, 1, timeout_ms) != 1) {
+        g_set_error(errp, COLO_ERROR, ETIMEDOUT, "QEMU did not connect its "
+                    "device-state migration to %s", vc->sock_path);
+        return NULL;
+    }
+    conn = accept4(vc->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "accepting QEMU's device-state "
+                    "migration: %s", g_strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd cp = { .fd = conn, .events = POLLIN };
+        int left = (int)MAX((deadline - g_get_monotonic_time()) / 1000, 0);
+        guint old = buf->len;
+        ssize_t n;
+
+        if (old > (256u << 20)) {
+            g_set_error(errp, COLO_ERROR, EFBIG, "QEMU's device state is "
+                        "larger than 256 MiB: is the main RAM shared?");
+            close(conn);
+            return NULL;
+        }
+        if (poll(&cp, 1, left) != 1) {
+            g_set_error(errp, COLO_ERROR, ETIMEDOUT, "QEMU's device-state "
+                        "migration stalled after %u bytes", old);
+            close(conn);
+            return NULL;
+        }
+        g_byte_array_set_size(buf, old + 65536);
+        n = read(conn, buf->data + old, 65536);
+        g_byte_array_set_size(buf, old + MAX(n, 0));
+        if (n == 0) {
+            break;
+        }
+        if (n < 0 && errno != EINTR) {
+            g_set_error(errp, COLO_ERROR, errno, "reading QEMU's device "
+                        "state: %s", g_strerror(errno));
+            close(conn);
+            return NULL;
+        }
+    }
+    close(conn);
+    if (!capture_wait_completed(vc, deadline, errp)) {
+        return NULL;
+    }
+    return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
+}

@@ -1,0 +1,38 @@
+/*
+ * vm-control.h: what colo-primary asks of the stock QEMU that runs the VM,
+ * over its QMP socket: stop, cont, and the device state.
+ *
+ * The device state is taken with a migration to a UNIX socket of ours
+ * while the VM is stopped, with x-ignore-shared on, so the shared main RAM
+ * stays out of it: what comes is the device sections and the small
+ * non-shared blocks (firmware, option ROMs), a few hundred KiB.
+ *
+ * Owner: one thread at a time (the session thread while one runs).
+ */
+#ifndef COLO_PRIMARY_VM_CONTROL_H
+#define COLO_PRIMARY_VM_CONTROL_H
+
+#include "qemu/osdep.h"
+
+#include "monitor/qmp-client.h"
+
+typedef struct VmControl VmControl;
+
+/* Connects to QEMU's QMP socket @qmp_path, switches x-ignore-shared on
+ * and listens for device-state captures in @work_dir. */
+VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
+                          GError **errp);
+void vm_control_free(VmControl *vc);
+
+bool vm_control_stop(VmControl *vc, GError **errp);
+/* Continues the VM if we stopped it; a no-op otherwise. */
+bool vm_control_cont(VmControl *vc, GError **errp);
+bool vm_control_stopped_by_us(const VmControl *vc);
+/* QEMU's run state ("running", "paused", ...), or NULL on error. */
+char *vm_control_run_state(VmControl *vc, GError **errp);
+
+/* With the VM stopped: the bytes of an x-ignore-shared migration.  Waits
+ * at most @timeout_ms for QEMU. */
+GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp);
+
+#endif /* COLO_PRIMARY_VM_CONTROL_H */
