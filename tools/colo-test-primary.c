@@ -20,20 +20,12 @@
  */
 #include "qemu/osdep.h"
 
-#include <sys/socket.h>
-
 #include "exec/ram_addr.h"
-#include "migration/channel.h"
+#include "migration/colo-send.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/savevm.h"
 #include "migration/wire.h"
-
-typedef struct Target {
-    char *uri;
-    int fd;
-    QEMUFile *in;
-} Target;
 
 typedef struct Options {
     char *initial;
@@ -51,46 +43,34 @@ typedef struct Options {
     gboolean ram_only;
 } Options;
 
-static bool send_all(GPtrArray *targets, GBytes *bytes, GError **errp)
+/* Every secondary gets the same bytes, or the first error. */
+static bool send_all(GPtrArray *peers, GBytes *bytes, GError **errp)
 {
-    gsize len;
-    const uint8_t *p = g_bytes_get_data(bytes, &len);
-
-    for (guint i = 0; i < targets->len; i++) {
-        Target *t = g_ptr_array_index(targets, i);
-        size_t done = 0;
-
-        while (done < len) {
-            ssize_t n = send(t->fd, p + done, len - done, MSG_NOSIGNAL);
-
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                g_set_error(errp, COLO_ERROR, errno, "%s: send: %s", t->uri,
-                            g_strerror(errno));
-                return false;
-            }
-            done += n;
+    for (guint i = 0; i < peers->len; i++) {
+        if (!colo_peer_send_bytes(g_ptr_array_index(peers, i), bytes, errp)) {
+            return false;
         }
     }
     return true;
 }
 
-static bool expect_all(GPtrArray *targets, COLOMessage msg, GError **errp)
+static bool send_message_all(GPtrArray *peers, COLOMessage msg,
+                             GError **errp)
 {
-    for (guint i = 0; i < targets->len; i++) {
-        Target *t = g_ptr_array_index(targets, i);
-        uint32_t got = qemu_get_be32(t->in);
-
-        if (qemu_file_propagate_error(t->in, errp)) {
-            g_prefix_error(errp, "%s: waiting for message %u: ", t->uri,
-                           (unsigned)msg);
+    for (guint i = 0; i < peers->len; i++) {
+        if (!colo_peer_send_message(g_ptr_array_index(peers, i), msg,
+                                    errp)) {
             return false;
         }
-        if (got != msg) {
-            g_set_error(errp, COLO_ERROR, EPROTO, "%s: got message %u, "
-                        "expected %u", t->uri, got, (unsigned)msg);
+    }
+    return true;
+}
+
+/* Each secondary must answer @msg before anything else goes out. */
+static bool expect_all(GPtrArray *peers, COLOMessage msg, GError **errp)
+{
+    for (guint i = 0; i < peers->len; i++) {
+        if (!colo_peer_expect(g_ptr_array_index(peers, i), msg, errp)) {
             return false;
         }
     }
@@ -136,14 +116,7 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
     uint8_t old[TARGET_PAGE_SIZE];
 
     rs->f = f;
-    qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SEND);
-    if (switchover) {
-        qemu_put_byte(f, QEMU_VM_COMMAND);
-        qemu_put_be16(f, MIG_CMD_SWITCHOVER_START);
-        qemu_put_be16(f, 0);
-    }
-    qemu_put_byte(f, QEMU_VM_SECTION_END);
-    qemu_put_be32(f, lv->ram_section_id);
+    colo_put_checkpoint_head(f, lv->ram_section_id, switchover);
     for (int i = 0; got < n && i < 8 * n; i++) {
         uint64_t off;
         RAMBlock *rb = pick_page(rl, r, lo, hi, o->ram_only, &off);
@@ -176,10 +149,7 @@ static GBytes *build_checkpoint(const Options *o, LoadVMState *lv,
         }
         ram_save_any(rs, rb, off, o->xbzrle ? old : NULL, page);
     }
-    ram_save_eos(rs);
-    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(f, lv->ram_section_id);
-    qemu_put_byte(f, QEMU_VM_EOF);
+    colo_put_checkpoint_tail(rs, lv->ram_section_id);
     rs->f = NULL;
     return qemu_file_steal_output(f);
 }
@@ -219,17 +189,16 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("- scripted COLO "
                                                          "primary");
     g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) targets = g_ptr_array_new();
+    g_autoptr(GPtrArray) peers =
+        g_ptr_array_new_with_free_func((GDestroyNotify)colo_peer_free);
     g_autoptr(GBytes) initial = NULL;
     g_autoptr(QEMUFile) model_in = NULL;
     g_autoptr(RAMList) rl = NULL;
-    g_autoptr(GBytes) size_msg = NULL;
     GBytes *blob;
     LoadVMState lv;
     RAMSaveState rs;
     GRand *r = NULL;
     uint64_t lo = 16 << 20, hi = 48 << 20;
-    int major = 0, minor = 0;
     bool switchover;
     gchar *contents;
     gsize len;
@@ -279,51 +248,37 @@ int main(int argc, char **argv)
         goto out;
     }
     blob = lv.devices->blob;
-    machine_type_version(lv.machine, &major, &minor);
-    switchover = major > 9 || (major == 9 && minor > 2);
-    {
-        g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
-
-        qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SIZE);
-        qemu_put_be64(f, g_bytes_get_size(blob));
-        size_msg = qemu_file_steal_output(f);
-    }
+    switchover = colo_machine_sends_switchover(lv.machine);
     ram_save_init(&rs, NULL);
     rs.last_block = lv.ram.last_block;
     r = g_rand_new_with_seed(o.seed);
 
     for (int i = 0; o.connect[i]; i++) {
-        Target *t = g_new0(Target, 1);
+        ColoPeer *p = colo_peer_connect(o.connect[i], &err);
 
-        t->uri = o.connect[i];
-        t->fd = migration_channel_connect(t->uri, &err);
-        if (t->fd < 0) {
-            g_free(t);
+        if (!p) {
             goto fail;
         }
-        t->in = qemu_file_new_input_fd(dup(t->fd), true);
-        g_ptr_array_add(targets, t);
+        g_ptr_array_add(peers, p);
     }
 
-    if (!send_all(targets, initial, &err) ||
-        !expect_all(targets, COLO_MESSAGE_CHECKPOINT_READY, &err)) {
+    if (!send_all(peers, initial, &err) ||
+        !expect_all(peers, COLO_MESSAGE_CHECKPOINT_READY, &err)) {
         goto fail;
     }
     for (int k = 1; k <= o.checkpoints; k++) {
-        static const uint8_t req[4] = { 0, 0, 0, COLO_MESSAGE_CHECKPOINT_REQUEST };
-        g_autoptr(GBytes) reqb = g_bytes_new_static(req, sizeof(req));
         g_autoptr(GBytes) live = NULL;
         int64_t t0 = g_get_monotonic_time();
 
         if (o.delay_ms) {
             g_usleep(o.delay_ms * 1000);
         }
-        if (!send_all(targets, reqb, &err) ||
-            !expect_all(targets, COLO_MESSAGE_CHECKPOINT_REPLY, &err)) {
+        if (!send_message_all(peers, COLO_MESSAGE_CHECKPOINT_REQUEST, &err) ||
+            !expect_all(peers, COLO_MESSAGE_CHECKPOINT_REPLY, &err)) {
             goto fail;
         }
         live = build_checkpoint(&o, &lv, &rs, r, k, lo, hi, switchover);
-        if (!send_all(targets, live, &err)) {
+        if (!send_all(peers, live, &err)) {
             goto fail;
         }
         if (o.cut_last && k == o.checkpoints) {
@@ -332,10 +287,15 @@ int main(int argc, char **argv)
             }
             break;
         }
-        if (!send_all(targets, size_msg, &err) ||
-            !send_all(targets, blob, &err) ||
-            !expect_all(targets, COLO_MESSAGE_VMSTATE_RECEIVED, &err) ||
-            !expect_all(targets, COLO_MESSAGE_VMSTATE_LOADED, &err)) {
+        for (guint i = 0; i < peers->len; i++) {
+            if (!colo_peer_send_vmstate_size(g_ptr_array_index(peers, i),
+                                             g_bytes_get_size(blob), &err)) {
+                goto fail;
+            }
+        }
+        if (!send_all(peers, blob, &err) ||
+            !expect_all(peers, COLO_MESSAGE_VMSTATE_RECEIVED, &err) ||
+            !expect_all(peers, COLO_MESSAGE_VMSTATE_LOADED, &err)) {
             goto fail;
         }
         if (!o.quiet) {
@@ -356,13 +316,6 @@ fail:
     fprintf(stderr, "colo-test-primary: %s\n", err->message);
     status = 2;
 out:
-    for (guint i = 0; i < targets->len; i++) {
-        Target *t = g_ptr_array_index(targets, i);
-
-        qemu_fclose(t->in);
-        close(t->fd);
-        g_free(t);
-    }
     for (guint i = 0; i < rl->blocks->len; i++) {
         ram_block_sync(g_ptr_array_index(rl->blocks, i));
     }

@@ -184,7 +184,8 @@ class Qemu(LoggedProcess):
     VERSIONS = ("10.0", "7.2")
 
     def __init__(self, version, workdir, machine="pc", mem_mb=64,
-                 bios=None, incoming=None, ram_path=None, extra=()):
+                 bios=None, incoming=None, ram_path=None, extra=(),
+                 accel="tcg"):
         self.version = version
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qemu-%s.qmp" % version)
@@ -199,7 +200,7 @@ class Qemu(LoggedProcess):
             "-object", "memory-backend-file,id=pc.ram,size=%dM,mem-path=%s,"
                        "share=on" % (mem_mb, self.ram_path),
             "-m", "%d" % mem_mb,
-            "-display", "none", "-nodefaults", "-accel", "tcg",
+            "-display", "none", "-nodefaults", "-accel", accel,
             "-serial", "file:" + self.serial_path,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
         ]

@@ -73,6 +73,161 @@ class ColoPrimary(ct.TempDirTestCase):
     def test_e2e_qemu72(self):
         self.run_e2e("7.2", "pc")
 
+    def test_xbzrle_e2e(self):
+        vm = self.start_vm()
+        sdir = os.path.join(self.tmp, "sec")
+        os.makedirs(sdir)
+        sec = ct.ColoSecondary(sdir)
+        try:
+            p = self.agent(vm, sec.port, "--checkpoints", "20", "--xbzrle",
+                           "--verify-secondary", sec.ram_dir)
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
+            self.assertEqual(out.count("secondary verified"), 21, out)
+            self.assertEqual(self.vm_running(vm), "running")
+        finally:
+            vm.kill()
+            sec.quit()
+
+    # -- the agent's own QMP socket -------------------------------------
+    def test_qmp_monitor(self):
+        """QEMU's vocabulary on colo-primary's socket: capabilities,
+        parameters, migrate, query-migrate figures, an immediate
+        checkpoint on a new x-checkpoint-delay, events, failover by
+        x-colo-lost-heartbeat, a second session, quit."""
+        vm = self.start_vm()
+        mon_path = os.path.join(self.tmp, "agent.qmp")
+        secs = []
+        for i in range(2):
+            d = os.path.join(self.tmp, "sec%d" % i)
+            os.makedirs(d)
+            secs.append(ct.ColoSecondary(d))
+        proc = subprocess.Popen(
+            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            q = ct.QMP(mon_path)
+            self.addCleanup(q.close)
+            names = {c["name"] for c in q.cmd("query-commands")}
+            for want in ("migrate", "query-migrate", "query-colo-status",
+                         "x-colo-lost-heartbeat", "migrate-set-parameters"):
+                self.assertIn(want, names)
+            self.assertEqual(q.cmd("query-migrate"), {})
+            uri = "tcp:127.0.0.1:%d" % secs[0].port
+            r = q.cmd_raw("migrate", uri=uri)
+            self.assertIn("x-colo", r["error"]["desc"])
+            r = q.cmd_raw("migrate-set-capabilities", capabilities=[
+                {"capability": "postcopy-ram", "state": True}])
+            self.assertIn("not supported", r["error"]["desc"])
+            r = q.cmd_raw("x-colo-lost-heartbeat")
+            self.assertIn("not in COLO", r["error"]["desc"])
+            q.set_caps(**{"x-colo": True, "xbzrle": True, "events": True})
+            q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 60000})
+            self.assertEqual(q.cmd("query-migrate-parameters")[
+                "x-checkpoint-delay"], 60000)
+
+            q.cmd("migrate", uri=uri)
+            q.wait_event("MIGRATION", 60,
+                         lambda e: e["data"]["status"] == "colo")
+            self.assertEqual(q.cmd("query-colo-status")["mode"], "primary")
+            r = q.cmd_raw("migrate", uri=uri)
+            self.assertIn("in progress", r["error"]["desc"])
+            # a new delay checkpoints at once (the old one is a minute)
+            q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50000})
+            ev = q.wait_event("X_COLO_CHECKPOINT", 20)
+            self.assertEqual(ev["data"]["checkpoint"], 1)
+            q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50})
+            ct.wait_for(lambda: q.cmd("query-migrate")[
+                "x-colo-checkpoints"] >= 10, 60, "10 checkpoints")
+            info = q.cmd("query-migrate")
+            self.assertEqual(info["status"], "colo")
+            self.assertGreater(info["x-colo-last-pause-us"], 0)
+            self.assertGreater(info["x-colo-last-dirty-pages"], 0)
+            self.assertEqual(info["x-colo-last-dirty-bytes"],
+                             info["x-colo-last-dirty-pages"] * 4096)
+            self.assertGreater(info["x-colo-pause-median-us"], 0)
+            self.assertGreater(info["ram"]["transferred"], 4 << 20)
+            self.assertGreater(info["xbzrle-cache"]["pages"], 0)
+
+            # failover on the primary's side: it goes on alone
+            before = ct.guest_counters(vm.serial_path)
+            q.cmd("x-colo-lost-heartbeat")
+            ev = q.wait_event("COLO_EXIT", 30)
+            self.assertEqual(ev["data"], {"mode": "primary",
+                                          "reason": "request"})
+            q.wait_event("MIGRATION", 30,
+                         lambda e: e["data"]["status"] == "completed")
+            st = q.cmd("query-colo-status")
+            self.assertEqual((st["mode"], st["last-mode"], st["reason"]),
+                             ("none", "primary", "request"))
+            ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
+                        len(before) + 2, 60, "the guest running on")
+            n = q.cmd("query-migrate")["x-colo-checkpoints"]
+            self.assertIn(secs[0].qmp.cmd("query-colo-status")[
+                "x-checkpoints"], (n, n - 1))
+
+            # a second session, to another secondary
+            q.cmd("migrate", uri="tcp:127.0.0.1:%d" % secs[1].port)
+            ct.wait_for(lambda: q.cmd("query-migrate")[
+                "x-colo-checkpoints"] >= 3, 60, "a second session")
+            q.cmd("quit")
+            proc.wait(timeout=30)
+            self.assertEqual(proc.returncode, 0, proc.stderr.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+            vm.kill()
+            for s in secs:
+                s.quit()
+
+    def test_monitor_secondary_dies(self):
+        """With a monitor, a lost secondary fails the session (events,
+        query-migrate's error-desc), the VM runs on, the agent stays."""
+        vm = self.start_vm()
+        mon_path = os.path.join(self.tmp, "agent.qmp")
+        sdir = os.path.join(self.tmp, "sec")
+        os.makedirs(sdir)
+        sec = ct.ColoSecondary(sdir)
+        proc = subprocess.Popen(
+            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q",
+             "--x-checkpoint-delay", "50"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            q = ct.QMP(mon_path)
+            self.addCleanup(q.close)
+            q.set_caps(**{"x-colo": True, "events": True})
+            q.cmd("migrate", uri="tcp:127.0.0.1:%d" % sec.port)
+            ct.wait_for(lambda: q.cmd("query-migrate").get(
+                "x-colo-checkpoints", 0) >= 3, 60, "checkpoints")
+            before = ct.guest_counters(vm.serial_path)
+            sec.proc.kill()
+            ev = q.wait_event("COLO_EXIT", 30)
+            self.assertEqual(ev["data"], {"mode": "primary",
+                                          "reason": "error"})
+            q.wait_event("MIGRATION", 30,
+                         lambda e: e["data"]["status"] == "failed")
+            info = q.cmd("query-migrate")
+            self.assertEqual(info["status"], "failed")
+            self.assertIn("secondary", info["error-desc"])
+            ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
+                        len(before) + 2, 60, "the guest running on")
+            self.assertIsNone(proc.poll())
+            q.cmd("quit")
+            proc.wait(timeout=30)
+            self.assertEqual(proc.returncode, 0, proc.stderr.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+            vm.kill()
+            sec.quit()
+
     # -- bad conditions ---------------------------------------------------
     def test_secondary_unreachable(self):
         vm = self.start_vm()

@@ -1,8 +1,10 @@
 ; colo-guest.asm: a tiny -bios guest that keeps dirtying memory in a way a
 ; test can check.
 ;
-; It runs from the reset vector, switches to "unreal" mode (real mode with
-; 4 GiB data segment limits) and then loops forever:
+; It runs from the reset vector, copies itself into RAM at CODE_BASE (under
+; KVM without a read-only memory slot the firmware ROM is emulated MMIO, and
+; code there cannot get through the switch to protected mode), switches to
+; 32-bit protected mode with flat segments and then loops forever:
 ;
 ;   C = C + 1                     (the counter, also at COUNTER, 0x500000)
 ;   page = PAGES_BASE + (C mod NPAGES) * 4096
@@ -42,6 +44,7 @@ REPORT_MASK equ 0xffff              ; print C when (C & mask) == 0
 %endif
 LAST_PIT    equ 0x6000              ; last PIT count read (pacing)
 ROM_BASE    equ 0xf0000             ; where the 64 KiB image sits below 1 MiB
+CODE_BASE   equ 0x10000             ; where it runs from
 
             org 0
 
@@ -57,28 +60,36 @@ start:
             and al, 0xfe
             out 0x92, al
 
-            ; unreal mode: load a flat 4 GiB data descriptor, come back
+            ; run from RAM
+            mov ax, ROM_BASE >> 4
+            mov ds, ax
+            mov ax, CODE_BASE >> 4
+            mov es, ax
+            xor si, si
+            xor di, di
+            mov cx, 0x8000
+            rep movsw
+            jmp (CODE_BASE >> 4):in_ram
+in_ram:
+            ; 32-bit protected mode, flat code and data
             o32 lgdt [cs:gdt_desc]
             mov eax, cr0
             or al, 1
             mov cr0, eax
-            jmp short .pm
-.pm:
-            mov bx, 0x08
-            mov ds, bx
-            mov es, bx
-            and al, 0xfe
-            mov cr0, eax
-            jmp short .rm
-.rm:
-            xor ax, ax
+            jmp dword 0x10:(CODE_BASE + pm32)
+
+            bits 32
+pm32:
+            mov ax, 0x08
             mov ds, ax
             mov es, ax
+            mov ss, ax
+            mov esp, 0x7000
 
-            mov si, banner
+            mov esi, CODE_BASE + banner
             call puts
 
-            mov ecx, [dword COUNTER]    ; 0 after reset
+            mov ecx, [COUNTER]          ; 0 after reset
 %ifdef PAGES_PER_TICK
             mov al, 0x34                ; channel 0, lo/hi byte, mode 2
             out 0x43, al
@@ -104,7 +115,7 @@ main_loop:
 .paced:
 %endif
             inc ecx
-            mov [dword COUNTER], ecx
+            mov [COUNTER], ecx
 
             mov eax, ecx
             xor edx, edx
@@ -149,10 +160,10 @@ pit_read:
 ; print "colo-guest C=XXXXXXXX\r\n" for ecx
 report:
             push ecx
-            mov si, tick
+            mov esi, CODE_BASE + tick
             call puts
             mov ebx, ecx
-            mov cx, 8
+            mov ecx, 8
 .digit:
             rol ebx, 4
             mov al, bl
@@ -171,13 +182,13 @@ report:
             pop ecx
             ret
 
-; print the NUL-terminated string at cs:si
+; print the NUL-terminated string at esi
 puts:
-            mov al, [cs:si]
+            mov al, [esi]
             test al, al
             jz .done
             call putc
-            inc si
+            inc esi
             jmp puts
 .done:
             ret
@@ -194,11 +205,13 @@ tick:       db "colo-guest C=", 0
 
             align 8
 gdt:        dq 0
-            dq 0x00cf92000000ffff       ; flat data, 4 GiB, writable
+            dq 0x00cf92000000ffff       ; 0x08: flat data, 4 GiB, writable
+            dq 0x00cf9a000000ffff       ; 0x10: flat code, 4 GiB, 32-bit
 gdt_end:
 gdt_desc:   dw gdt_end - gdt - 1
-            dd ROM_BASE + gdt
+            dd CODE_BASE + gdt
 
             times 0xfff0 - ($ - $$) db 0xff
+            bits 16
 reset:      jmp 0xf000:start
             times 0x10000 - ($ - $$) db 0xff

@@ -84,6 +84,7 @@ typedef struct Agent {
     char *uri;
     int64_t start_us;
     int64_t end_us;
+    int64_t colo_start_us;      /* when the first checkpoint began */
     bool checkpoint_now;
     bool stop_requested;
     MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */

@@ -142,9 +142,11 @@ static void print_summary(Agent *a)
         return;
     }
     g_array_sort(p, cmp_int64);
-    printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms\n",
+    printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms, "
+           "%.2f checkpoints/s\n",
            p->len, g_array_index(p, int64_t, p->len / 2) / 1000.0,
-           g_array_index(p, int64_t, p->len * 99 / 100) / 1000.0);
+           g_array_index(p, int64_t, p->len * 99 / 100) / 1000.0,
+           p->len * 1e6 / MAX(a->end_us - a->colo_start_us, 1));
 }
 
 int main(int argc, char **argv)

@@ -455,13 +455,19 @@ static void session_finish(Session *s, GError *err)
         a->exit_reason = reason;
     }
     if (err && !requested) {
+        int status = err->domain != AGENT_ERROR ? AGENT_EXIT_QEMU :
+                     err->code == AGENT_ERROR_SECONDARY ?
+                     AGENT_EXIT_SECONDARY :
+                     err->code == AGENT_ERROR_VERIFY ?
+                     AGENT_EXIT_VERIFY : AGENT_EXIT_QEMU;
+
         g_free(a->error_desc);
         a->error_desc = g_strdup(err->message);
-        a->exit_status = err->domain != AGENT_ERROR ? AGENT_EXIT_QEMU :
-                         err->code == AGENT_ERROR_SECONDARY ?
-                         AGENT_EXIT_SECONDARY :
-                         err->code == AGENT_ERROR_VERIFY ?
-                         AGENT_EXIT_VERIFY : AGENT_EXIT_QEMU;
+        /* with a monitor, a failed session is reported there and the
+         * agent waits for the next; a failed QEMU ends it either way */
+        if (!a->mon || status == AGENT_EXIT_QEMU) {
+            a->exit_status = status;
+        }
     }
     a->end_us = g_get_monotonic_time();
     g_mutex_unlock(&a->lock);
@@ -520,6 +526,7 @@ static gpointer session_thread(gpointer opaque)
     if (!err && session_initial_sync(s, &err)) {
         g_mutex_lock(&a->lock);
         a->mode = COLO_MODE_PRIMARY;
+        a->colo_start_us = g_get_monotonic_time();
         g_mutex_unlock(&a->lock);
         set_status(a, MIGRATION_STATUS_COLO);
         for (uint64_t k = 1; a->max_checkpoints == 0 ||
