@@ -127,11 +127,7 @@ bool colo_machine_sends_switchover(const char *machine)
 
 void colo_put_stream_head(QEMUFile *f, const char *machine)
 {
-    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
-    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
-    qemu_put_be32(f, strlen(machine));
-    qemu_put_buffer(f, machine, strlen(machine));
+    qemu_savevm_put_header(f, machine);
     qemu_put_byte(f, QEMU_VM_COMMAND);
     qemu_put_be16(f, MIG_CMD_ENABLE_COLO);
     qemu_put_be16(f, 0);

@@ -486,3 +486,12 @@ bool qemu_loadvm_state_main(LoadVMState *lv, GError **errp)
 {
     return loadvm_records(lv, false, errp);
 }
+
+void qemu_savevm_put_header(QEMUFile *f, const char *machine)
+{
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, strlen(machine));
+    qemu_put_buffer(f, machine, strlen(machine));
+}

@@ -65,5 +65,9 @@ bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
                   GError **errp);
 const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp);
 JsonNode *qmp_node_take_object(JsonObject *o);
+/* Applies migrate-set-capabilities' "capabilities" list onto @caps. */
+bool qmp_arg_capabilities(JsonObject *args,
+                          bool caps[MIGRATION_CAPABILITY__MAX],
+                          GError **errp);
 
 #endif /* MONITOR_MONITOR_H */

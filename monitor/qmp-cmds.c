@@ -159,55 +159,65 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
     return qmp_node_take_object(o);
 }
 
-static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
-                                              JsonObject *args, GError **errp)
+bool qmp_arg_capabilities(JsonObject *args,
+                          bool caps[MIGRATION_CAPABILITY__MAX],
+                          GError **errp)
 {
-    MigrationOptions *opts = migration_incoming_options(ctx->mis);
-    bool caps[MIGRATION_CAPABILITY__MAX];
     JsonNode *n = json_object_get_member(args, "capabilities");
     JsonArray *a;
 
     if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
         g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capabilities' "
                     "expects array");
-        return NULL;
+        return false;
     }
-    if (!migration_incoming_options_mutable(ctx->mis, errp)) {
-        return NULL;
-    }
-    memcpy(caps, opts->caps, sizeof(caps));
     a = json_node_get_array(n);
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonNode *en = json_array_get_element(a, i);
         JsonObject *e = JSON_NODE_HOLDS_OBJECT(en) ?
                         json_node_get_object(en) : NULL;
         JsonNode *state = e ? json_object_get_member(e, "state") : NULL;
-        const char *name = e ? qmp_arg_str(e, "capability", errp) : NULL;
+        const char *name;
         int cap;
 
         if (!e) {
             g_set_error(errp, COLO_ERROR, EINVAL, "Invalid parameter type "
                         "for 'capabilities[%u]', expected: object", i);
-            return NULL;
+            return false;
         }
+        name = qmp_arg_str(e, "capability", errp);
         if (!name) {
-            return NULL;
+            return false;
         }
         cap = migration_capability_lookup(name);
         if (cap < 0) {
             g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capability' "
                         "does not accept value '%s'", name);
-            return NULL;
+            return false;
         }
         if (!state || !JSON_NODE_HOLDS_VALUE(state) ||
             json_node_get_value_type(state) != G_TYPE_BOOLEAN) {
             g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'state' expects "
                         "boolean");
-            return NULL;
+            return false;
         }
         caps[cap] = json_node_get_boolean(state);
     }
-    if (!migration_capabilities_check(caps, errp)) {
+    return true;
+}
+
+static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
+                                              JsonObject *args, GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    bool caps[MIGRATION_CAPABILITY__MAX];
+
+    if (!migration_incoming_options_mutable(ctx->mis, errp)) {
+        return NULL;
+    }
+    memcpy(caps, opts->caps, sizeof(caps));
+    if (!qmp_arg_capabilities(args, caps, errp) ||
+        !migration_capabilities_check(caps, errp)) {
         return NULL;
     }
     memcpy(opts->caps, caps, sizeof(caps));

@@ -15,6 +15,10 @@
 
 /* A client that sends a line longer than this is cut off. */
 #define QMP_MAX_LINE   (1024 * 1024)
+/* A client that lets this much of our output pile up (it does not read
+ * its replies and events) is cut off: the main loop never waits for a
+ * client, so failover and the other clients stay served. */
+#define QMP_MAX_PENDING_OUTPUT (8 * 1024 * 1024)
 
 struct Monitor {
     MonitorContext ctx;
@@ -32,11 +36,15 @@ typedef struct MonitorClient {
     GDataInputStream *in;
     GOutputStream *out;
     GCancellable *cancel;
+    GByteArray *outbuf;     /* queued output, written as the socket takes it */
+    int refs;               /* the pending read and the pending write */
+    bool writing;
     bool negotiated;
     bool closed;
 } MonitorClient;
 
 static void client_read_next(MonitorClient *c);
+static void client_write_next(MonitorClient *c);
 
 static void client_close(MonitorClient *c)
 {
@@ -49,28 +57,83 @@ static void client_close(MonitorClient *c)
     g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
 }
 
-static void client_free(MonitorClient *c)
+static void client_unref(MonitorClient *c)
 {
+    if (--c->refs > 0) {
+        return;
+    }
     g_object_unref(c->in);
     g_object_unref(c->conn);
     g_object_unref(c->cancel);
+    g_byte_array_unref(c->outbuf);
     g_free(c);
+}
+
+static void client_written(GObject *src, GAsyncResult *res, gpointer opaque)
+{
+    MonitorClient *c = opaque;
+    gssize n = g_output_stream_write_bytes_finish(G_OUTPUT_STREAM(src), res,
+                                                  NULL);
+
+    c->writing = false;
+    if (!c->closed) {
+        if (n <= 0) {
+            client_close(c);
+        } else {
+            g_byte_array_remove_range(c->outbuf, 0, n);
+            client_write_next(c);
+        }
+    }
+    client_unref(c);
+}
+
+static void client_write_next(MonitorClient *c)
+{
+    g_autoptr(GBytes) chunk = NULL;
+
+    if (c->writing || c->closed || c->outbuf->len == 0) {
+        return;
+    }
+    chunk = g_bytes_new(c->outbuf->data, c->outbuf->len);
+    c->writing = true;
+    c->refs++;
+    g_output_stream_write_bytes_async(c->out, chunk, G_PRIORITY_DEFAULT,
+                                      c->cancel, client_written, c);
 }
 
 static void client_send_node(MonitorClient *c, JsonNode *node)
 {
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autofree char *text = NULL;
-    g_autofree char *line = NULL;
     gsize len;
 
+    if (c->closed) {
+        return;
+    }
     json_generator_set_root(gen, node);
     text = json_generator_to_data(gen, &len);
-    line = g_strconcat(text, "\r\n", NULL);
-    if (!g_output_stream_write_all(c->out, line, strlen(line), NULL,
-                                   NULL, NULL)) {
+    if (c->outbuf->len + len + 2 > QMP_MAX_PENDING_OUTPUT) {
+        fprintf(stderr, "QMP %s: a client left %u bytes of replies and "
+                "events unread: disconnected\n", c->mon->path,
+                c->outbuf->len);
         client_close(c);
+        return;
     }
+    g_byte_array_append(c->outbuf, (const guint8 *)text, len);
+    g_byte_array_append(c->outbuf, (const guint8 *)"\r\n", 2);
+    client_write_next(c);
+}
+
+static bool monitor_output_pending(Monitor *mon)
+{
+    for (GList *l = mon->clients; l; l = l->next) {
+        MonitorClient *c = l->data;
+
+        if (c->outbuf->len > 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static JsonNode *make_error(const char *klass, const char *desc,
@@ -252,24 +315,24 @@ static void client_line_ready(GObject *src, GAsyncResult *res, gpointer opaque)
 
     if (c->closed) {
         g_free(line);
-        client_free(c);
+        client_unref(c);
         return;
     }
     if (!line) {
         client_close(c);
-        client_free(c);
+        client_unref(c);
         return;
     }
     if (len > QMP_MAX_LINE) {
         g_free(line);
         client_close(c);
-        client_free(c);
+        client_unref(c);
         return;
     }
     client_handle_line(c, line);
     g_free(line);
     if (c->closed) {
-        client_free(c);
+        client_unref(c);
         return;
     }
     client_read_next(c);
@@ -297,10 +360,12 @@ static gboolean monitor_incoming(GSocketService *service,
     g_data_input_stream_set_newline_type(c->in, G_DATA_STREAM_NEWLINE_TYPE_ANY);
     c->out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
     c->cancel = g_cancellable_new();
+    c->outbuf = g_byte_array_new();
+    c->refs = 1;            /* the read, from here on always pending */
     mon->clients = g_list_append(mon->clients, c);
     client_send_greeting(c);
     if (c->closed) {
-        client_free(c);
+        client_unref(c);
         return TRUE;
     }
     client_read_next(c);
@@ -364,6 +429,17 @@ void monitor_free(Monitor *mon)
         g_socket_service_stop(mon->service);
         g_socket_listener_close(G_SOCKET_LISTENER(mon->service));
         g_object_unref(mon->service);
+    }
+    /* The last replies (to quit, say) go out first, for up to a second. */
+    {
+        gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+
+        while (monitor_output_pending(mon) &&
+               g_get_monotonic_time() < deadline) {
+            if (!g_main_context_iteration(mon->main_ctx, FALSE)) {
+                g_usleep(1000);
+            }
+        }
     }
     while (mon->clients) {
         client_close(mon->clients->data);

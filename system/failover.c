@@ -88,11 +88,7 @@ bool failover_write_stream(const char *path, const char *ram_dir,
                     "to resume from");
         return false;
     }
-    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
-    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
-    qemu_put_be32(f, strlen(machine));
-    qemu_put_buffer(f, machine, strlen(machine));
+    qemu_savevm_put_header(f, machine);
     qemu_put_byte(f, QEMU_VM_SUBSECTION);
     qemu_put_str8(f, "configuration/capabilities");
     qemu_put_be32(f, 1);

@@ -5,8 +5,10 @@ than the announced ones, none of them resized."""
 
 import os
 import re
+import socket
 import struct
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -312,6 +314,55 @@ class BadInput(ct.TempDirTestCase):
         with open(os.path.join(ram, "pc.ram"), "rb") as f:
             f.seek(0x1000)
             self.assertEqual(f.read(4096), bytes(page_b))
+
+
+class BadQmpClient(ct.TempDirTestCase):
+    """A QMP client that sends requests but never reads its replies must
+    not stall the server: other clients stay served, and the silent one is
+    cut off once 8 MiB of output pile up for it."""
+
+    def test_client_that_does_not_read(self):
+        sec = ct.Secondary(self.tmp)
+        try:
+            bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            bad.connect(sec.qmp_path)
+            bad.recv(4096)                          # the greeting
+            bad.sendall(b'{"execute": "qmp_capabilities"}\n')
+            flood = b'{"execute": "query-version"}\n' * 1000
+            cut_off = []
+
+            def send_forever():
+                try:
+                    for _ in range(200):            # ~6 MiB of requests
+                        bad.sendall(flood)
+                except OSError:
+                    cut_off.append(True)
+            t = threading.Thread(target=send_forever, daemon=True)
+            t.start()
+            for _ in range(20):
+                self.assertEqual(sec.qmp.cmd("query-status")["status"],
+                                 "inmigrate")
+            t.join(60)
+            self.assertFalse(t.is_alive())
+            # cut off: reading drains what was queued, then EOF
+            bad.settimeout(30)
+            got = 0
+            while True:
+                try:
+                    data = bad.recv(1 << 20)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not data:
+                    break
+                got += len(data)
+            self.assertLess(got, 12 << 20)
+            self.assertTrue(cut_off or got < 150 * 200 * 1000)
+            self.assertEqual(sec.qmp.cmd("query-status")["status"],
+                             "inmigrate")
+            self.assertIn("left", sec.stderr())
+        finally:
+            bad.close()
+            sec.quit()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,34 @@ class ColoPrimary(ct.TempDirTestCase):
         return subprocess.run(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout)
 
+    def agent_with_monitor(self, vm, *extra):
+        """colo-primary with its own QMP socket; stopped at cleanup."""
+        mon_path = os.path.join(self.tmp, "agent.qmp")
+        proc = subprocess.Popen(
+            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q"] +
+            list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+        self.addCleanup(stop)
+        q = ct.QMP(mon_path)
+        self.addCleanup(q.close)
+        return proc, q
+
+    def quit_agent(self, proc, q):
+        q.cmd("quit")
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr.read())
+
+    def guest_runs_on(self, vm):
+        before = len(ct.guest_counters(vm.serial_path))
+        ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
+                    before + 2, 60, "the guest running on")
+
     def vm_running(self, vm):
         q = ct.QMP(vm.qmp_path)
         try:
@@ -96,19 +124,13 @@ class ColoPrimary(ct.TempDirTestCase):
         checkpoint on a new x-checkpoint-delay, events, failover by
         x-colo-lost-heartbeat, a second session, quit."""
         vm = self.start_vm()
-        mon_path = os.path.join(self.tmp, "agent.qmp")
         secs = []
         for i in range(2):
             d = os.path.join(self.tmp, "sec%d" % i)
             os.makedirs(d)
             secs.append(ct.ColoSecondary(d))
-        proc = subprocess.Popen(
-            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
-             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            q = ct.QMP(mon_path)
-            self.addCleanup(q.close)
+            proc, q = self.agent_with_monitor(vm)
             names = {c["name"] for c in q.cmd("query-commands")}
             for want in ("migrate", "query-migrate", "query-colo-status",
                          "x-colo-lost-heartbeat", "migrate-set-parameters"):
@@ -137,6 +159,10 @@ class ColoPrimary(ct.TempDirTestCase):
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50000})
             ev = q.wait_event("X_COLO_CHECKPOINT", 20)
             self.assertEqual(ev["data"]["checkpoint"], 1)
+            # and on demand
+            q.cmd("x-colo-checkpoint")
+            ev = q.wait_event("X_COLO_CHECKPOINT", 20)
+            self.assertEqual(ev["data"]["checkpoint"], 2)
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50})
             ct.wait_for(lambda: q.cmd("query-migrate")[
                 "x-colo-checkpoints"] >= 10, 60, "10 checkpoints")
@@ -151,7 +177,6 @@ class ColoPrimary(ct.TempDirTestCase):
             self.assertGreater(info["xbzrle-cache"]["pages"], 0)
 
             # failover on the primary's side: it goes on alone
-            before = ct.guest_counters(vm.serial_path)
             q.cmd("x-colo-lost-heartbeat")
             ev = q.wait_event("COLO_EXIT", 30)
             self.assertEqual(ev["data"], {"mode": "primary",
@@ -161,8 +186,7 @@ class ColoPrimary(ct.TempDirTestCase):
             st = q.cmd("query-colo-status")
             self.assertEqual((st["mode"], st["last-mode"], st["reason"]),
                              ("none", "primary", "request"))
-            ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
-                        len(before) + 2, 60, "the guest running on")
+            self.guest_runs_on(vm)
             n = q.cmd("query-migrate")["x-colo-checkpoints"]
             self.assertIn(secs[0].qmp.cmd("query-colo-status")[
                 "x-checkpoints"], (n, n - 1))
@@ -171,15 +195,8 @@ class ColoPrimary(ct.TempDirTestCase):
             q.cmd("migrate", uri="tcp:127.0.0.1:%d" % secs[1].port)
             ct.wait_for(lambda: q.cmd("query-migrate")[
                 "x-colo-checkpoints"] >= 3, 60, "a second session")
-            q.cmd("quit")
-            proc.wait(timeout=30)
-            self.assertEqual(proc.returncode, 0, proc.stderr.read())
+            self.quit_agent(proc, q)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
             vm.kill()
             for s in secs:
                 s.quit()
@@ -188,23 +205,15 @@ class ColoPrimary(ct.TempDirTestCase):
         """With a monitor, a lost secondary fails the session (events,
         query-migrate's error-desc), the VM runs on, the agent stays."""
         vm = self.start_vm()
-        mon_path = os.path.join(self.tmp, "agent.qmp")
         sdir = os.path.join(self.tmp, "sec")
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir)
-        proc = subprocess.Popen(
-            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
-             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q",
-             "--x-checkpoint-delay", "50"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            q = ct.QMP(mon_path)
-            self.addCleanup(q.close)
+            proc, q = self.agent_with_monitor(vm, "--x-checkpoint-delay", "50")
             q.set_caps(**{"x-colo": True, "events": True})
             q.cmd("migrate", uri="tcp:127.0.0.1:%d" % sec.port)
             ct.wait_for(lambda: q.cmd("query-migrate").get(
                 "x-colo-checkpoints", 0) >= 3, 60, "checkpoints")
-            before = ct.guest_counters(vm.serial_path)
             sec.proc.kill()
             ev = q.wait_event("COLO_EXIT", 30)
             self.assertEqual(ev["data"], {"mode": "primary",
@@ -214,17 +223,10 @@ class ColoPrimary(ct.TempDirTestCase):
             info = q.cmd("query-migrate")
             self.assertEqual(info["status"], "failed")
             self.assertIn("secondary", info["error-desc"])
-            ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
-                        len(before) + 2, 60, "the guest running on")
+            self.guest_runs_on(vm)
             self.assertIsNone(proc.poll())
-            q.cmd("quit")
-            proc.wait(timeout=30)
-            self.assertEqual(proc.returncode, 0, proc.stderr.read())
+            self.quit_agent(proc, q)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stderr.close()
             vm.kill()
             sec.quit()
 

@@ -18,15 +18,8 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
                                               JsonObject *args, GError **errp)
 {
     Agent *a = agent_of(ctx);
-    JsonNode *n = json_object_get_member(args, "capabilities");
     bool caps[MIGRATION_CAPABILITY__MAX];
-    JsonArray *arr;
 
-    if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capabilities' "
-                    "expects array");
-        return NULL;
-    }
     if (agent_session_active(a)) {
         g_set_error(errp, COLO_ERROR, EBUSY, "There's a migration process "
                     "in progress");
@@ -35,46 +28,18 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
     g_mutex_lock(&a->lock);
     memcpy(caps, a->opts.caps, sizeof(caps));
     g_mutex_unlock(&a->lock);
-    arr = json_node_get_array(n);
-    for (guint i = 0; i < json_array_get_length(arr); i++) {
-        JsonNode *en = json_array_get_element(arr, i);
-        JsonObject *e = JSON_NODE_HOLDS_OBJECT(en) ?
-                        json_node_get_object(en) : NULL;
-        JsonNode *state = e ? json_object_get_member(e, "state") : NULL;
-        const char *name;
-        int cap;
-
-        if (!e) {
-            g_set_error(errp, COLO_ERROR, EINVAL, "Invalid parameter type "
-                        "for 'capabilities[%u]', expected: object", i);
-            return NULL;
-        }
-        name = qmp_arg_str(e, "capability", errp);
-        if (!name) {
-            return NULL;
-        }
-        cap = migration_capability_lookup(name);
-        if (cap < 0) {
-            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'capability' "
-                        "does not accept value '%s'", name);
-            return NULL;
-        }
-        if (!state || !JSON_NODE_HOLDS_VALUE(state) ||
-            json_node_get_value_type(state) != G_TYPE_BOOLEAN) {
-            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'state' expects "
-                        "boolean");
-            return NULL;
-        }
-        if (json_node_get_boolean(state) &&
-            cap != MIGRATION_CAPABILITY_X_COLO &&
-            cap != MIGRATION_CAPABILITY_XBZRLE &&
-            cap != MIGRATION_CAPABILITY_EVENTS) {
+    if (!qmp_arg_capabilities(args, caps, errp)) {
+        return NULL;
+    }
+    for (int c = 0; c < MIGRATION_CAPABILITY__MAX; c++) {
+        if (caps[c] && c != MIGRATION_CAPABILITY_X_COLO &&
+            c != MIGRATION_CAPABILITY_XBZRLE &&
+            c != MIGRATION_CAPABILITY_EVENTS) {
             g_set_error(errp, COLO_ERROR, ENOTSUP, "capability %s is not "
                         "supported by colo-primary (it has x-colo, xbzrle "
-                        "and events)", name);
+                        "and events)", migration_capability_name(c));
             return NULL;
         }
-        caps[cap] = json_node_get_boolean(state);
     }
     g_mutex_lock(&a->lock);
     memcpy(a->opts.caps, caps, sizeof(caps));
@@ -210,20 +175,13 @@ static JsonNode *qmp_migrate_cancel(const MonitorContext *ctx,
     return NULL;
 }
 
-static int cmp_int64(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-
-    return a < b ? -1 : a > b;
-}
-
 static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                    JsonObject *args, GError **errp)
 {
     Agent *a = agent_of(ctx);
     JsonObject *o = json_object_new();
     JsonObject *ram;
-    g_autoptr(GArray) sorted = NULL;
+    int64_t median, p99;
 
     g_mutex_lock(&a->lock);
     if (a->status == MIGRATION_STATUS_NONE) {
@@ -266,16 +224,10 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                a->last.wire_bytes);
     json_object_set_int_member(o, "x-colo-last-device-bytes",
                                a->last.device_bytes);
-    sorted = g_array_copy(a->pauses_us);
     g_mutex_unlock(&a->lock);
-    if (sorted->len) {
-        g_array_sort(sorted, cmp_int64);
-        json_object_set_int_member(o, "x-colo-pause-median-us",
-                                   g_array_index(sorted, int64_t,
-                                                 sorted->len / 2));
-        json_object_set_int_member(o, "x-colo-pause-p99-us",
-                                   g_array_index(sorted, int64_t,
-                                                 sorted->len * 99 / 100));
+    if (agent_pause_figures(a, &median, &p99)) {
+        json_object_set_int_member(o, "x-colo-pause-median-us", median);
+        json_object_set_int_member(o, "x-colo-pause-p99-us", p99);
     }
     return qmp_node_take_object(o);
 }
@@ -315,6 +267,25 @@ static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
     return NULL;
 }
 
+/* Ours: a checkpoint now (a proxy that saw the outputs diverge would
+ * ask for one; QEMU's primary takes it from colo-compare). */
+static JsonNode *qmp_x_colo_checkpoint(const MonitorContext *ctx,
+                                       JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+    COLOMode mode;
+
+    g_mutex_lock(&a->lock);
+    mode = a->mode;
+    g_mutex_unlock(&a->lock);
+    if (mode != COLO_MODE_PRIMARY) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
+        return NULL;
+    }
+    agent_checkpoint_now(a);
+    return NULL;
+}
+
 static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
                           GError **errp)
 {
@@ -349,6 +320,7 @@ const QmpCommand agent_qmp_commands[] = {
     { "query-migrate", qmp_query_migrate },
     { "query-colo-status", qmp_query_colo_status },
     { "x-colo-lost-heartbeat", qmp_x_colo_lost_heartbeat },
+    { "x-colo-checkpoint", qmp_x_colo_checkpoint },
     { "quit", qmp_quit },
 };
 const size_t agent_qmp_n_commands = G_N_ELEMENTS(agent_qmp_commands);

@@ -110,6 +110,8 @@ void agent_checkpoint_now(Agent *a);
  * agent goes on. */
 void agent_session_ended(Agent *a);
 bool agent_session_active(Agent *a);
+/* Median and 99th percentile of this session's pauses; false if none. */
+bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99);
 
 /* An event (data: a{sv} or NULL) to the QMP clients, if any. */
 void agent_emit(Agent *a, const char *name, GVariant *data);

@@ -127,26 +127,17 @@ static bool map_ram(Agent *a, GError **errp)
     return true;
 }
 
-static gint cmp_int64(gconstpointer x, gconstpointer y)
-{
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-
-    return a < b ? -1 : a > b;
-}
-
 static void print_summary(Agent *a)
 {
-    g_autoptr(GArray) p = g_array_copy(a->pauses_us);
+    int64_t median, p99;
 
-    if (a->quiet || !p->len) {
+    if (a->quiet || !agent_pause_figures(a, &median, &p99)) {
         return;
     }
-    g_array_sort(p, cmp_int64);
     printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms, "
-           "%.2f checkpoints/s\n",
-           p->len, g_array_index(p, int64_t, p->len / 2) / 1000.0,
-           g_array_index(p, int64_t, p->len * 99 / 100) / 1000.0,
-           p->len * 1e6 / MAX(a->end_us - a->colo_start_us, 1));
+           "%.2f checkpoints/s\n", a->pauses_us->len, median / 1000.0,
+           p99 / 1000.0,
+           a->pauses_us->len * 1e6 / MAX(a->end_us - a->colo_start_us, 1));
 }
 
 int main(int argc, char **argv)

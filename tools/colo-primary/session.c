@@ -610,3 +610,26 @@ bool agent_session_active(Agent *a)
     g_mutex_unlock(&a->lock);
     return r;
 }
+
+static gint cmp_int64(gconstpointer x, gconstpointer y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99)
+{
+    g_autoptr(GArray) sorted = NULL;
+
+    g_mutex_lock(&a->lock);
+    sorted = g_array_copy(a->pauses_us);
+    g_mutex_unlock(&a->lock);
+    if (!sorted->len) {
+        return false;
+    }
+    g_array_sort(sorted, cmp_int64);
+    *median = g_array_index(sorted, int64_t, sorted->len / 2);
+    *p99 = g_array_index(sorted, int64_t, sorted->len * 99 / 100);
+    return true;
+}
