@@ -230,6 +230,37 @@ class ColoPrimary(ct.TempDirTestCase):
             vm.kill()
             sec.quit()
 
+    def test_vm_paused_elsewhere_stays_paused(self):
+        """A VM that another monitor (or a guest error) paused is
+        checkpointed as it is and never continued by colo-primary."""
+        if not ct.qemu_available("10.0"):
+            self.skipTest("QEMU 10.0 is not installed")
+        other = os.path.join(self.tmp, "other.qmp")
+        vm = ct.Qemu("10.0", self.tmp, mem_mb=64, bios=ct.GUEST_BIOS,
+                     extra=["-qmp", "unix:%s,server=on,wait=off" % other])
+        sdir = os.path.join(self.tmp, "sec")
+        os.makedirs(sdir)
+        sec = ct.ColoSecondary(sdir)
+        try:
+            ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
+            vm.qmp.close()
+            q = ct.QMP(other)
+            self.addCleanup(q.close)
+            q.cmd("stop")
+            p = self.agent(vm, sec.port, "--checkpoints", "5",
+                           "--verify-secondary", sec.ram_dir)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.decode().count("secondary verified"),
+                             6)
+            # (QEMU calls a stopped VM it migrated "postmigrate")
+            self.assertIn(q.cmd("query-status")["status"],
+                          ("paused", "postmigrate"))
+            q.cmd("cont")
+            self.assertEqual(q.cmd("query-status")["status"], "running")
+        finally:
+            vm.kill()
+            sec.quit()
+
     # -- bad conditions ---------------------------------------------------
     def test_secondary_unreachable(self):
         vm = self.start_vm()

@@ -93,15 +93,13 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
                                     GError **errp)
 {
     Agent *a = s->a;
-    int64_t t0 = g_get_monotonic_time();
+    int64_t t0 = 0, t1, t2, t3;
     g_autoptr(GBytes) bytes = NULL;
     g_autoptr(GError) cont_err = NULL;
     g_autofree char *dir = NULL;
     DeviceCapture *dc;
 
-    int64_t t1, t2, t3;
-
-    if (!vm_control_stop(a->vm, errp)) {
+    if (!vm_control_stop(a->vm, &t0, errp)) {
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return NULL;
     }
@@ -281,7 +279,7 @@ static bool session_initial_sync(Session *s, GError **errp)
     PutPages pp = { .s = s };
 
     /* 1. A short pause for what the stream head needs. */
-    if (!vm_control_stop(a->vm, errp)) {
+    if (!vm_control_stop(a->vm, &t0, errp)) {
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return false;
     }

@@ -14,6 +14,8 @@
 struct VmControl {
     QmpClient *qmp;
     bool stopped_by_us;
+    bool unchanged;             /* not run since the last capture */
+    GBytes *last_capture;
     char *sock_path;
     int listen_fd;
 };
@@ -80,12 +82,30 @@ void vm_control_free(VmControl *vc)
         g_unlink(vc->sock_path);
     }
     qmp_client_free(vc->qmp);
+    if (vc->last_capture) {
+        g_bytes_unref(vc->last_capture);
+    }
     g_free(vc->sock_path);
     g_free(vc);
 }
 
-bool vm_control_stop(VmControl *vc, GError **errp)
+bool vm_control_stop(VmControl *vc, int64_t *t_stop, GError **errp)
 {
+    g_autofree char *state = vm_control_run_state(vc, errp);
+
+    if (!state) {
+        g_prefix_error(errp, "QEMU's QMP, query-status: ");
+        return false;
+    }
+    *t_stop = g_get_monotonic_time();
+    /* "postmigrate" is only reached by our capture of a VM we did not
+     * stop, and only left by cont: the VM has not run since. */
+    vc->unchanged = strcmp(state, "postmigrate") == 0 && vc->last_capture;
+    if (strcmp(state, "running") != 0) {
+        /* paused by someone else (a guest error, another monitor): it
+         * is checkpointed as it is and left as it was */
+        return true;
+    }
     if (!qmp_do(vc, "stop", NULL, errp)) {
         return false;
     }
@@ -157,7 +177,8 @@ static bool capture_wait_completed(VmControl *vc, int64_t deadline,
     }
 }
 
-GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp)
+static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
+                                      GError **errp)
 {
     g_autofree char *args = g_strdup_printf("{\"uri\": \"unix:%s\"}",
                                             vc->sock_path);
@@ -216,4 +237,22 @@ GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp)
         return NULL;
     }
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
+}
+
+GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp)
+{
+    GBytes *b;
+
+    if (vc->unchanged) {
+        /* QEMU refuses to migrate it again, and it would be the same */
+        return g_bytes_ref(vc->last_capture);
+    }
+    b = vm_control_capture_now(vc, timeout_ms, errp);
+    if (b) {
+        if (vc->last_capture) {
+            g_bytes_unref(vc->last_capture);
+        }
+        vc->last_capture = g_bytes_ref(b);
+    }
+    return b;
 }

@@ -24,7 +24,9 @@ VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
                           GError **errp);
 void vm_control_free(VmControl *vc);
 
-bool vm_control_stop(VmControl *vc, GError **errp);
+/* Stops a running VM (@t_stop: the moment just before); a VM that is
+ * not running is left as it is and will not be continued by us. */
+bool vm_control_stop(VmControl *vc, int64_t *t_stop, GError **errp);
 /* Continues the VM if we stopped it; a no-op otherwise. */
 bool vm_control_cont(VmControl *vc, GError **errp);
 bool vm_control_stopped_by_us(const VmControl *vc);
@@ -32,7 +34,9 @@ bool vm_control_stopped_by_us(const VmControl *vc);
 char *vm_control_run_state(VmControl *vc, GError **errp);
 
 /* With the VM stopped: the bytes of an x-ignore-shared migration.  Waits
- * at most @timeout_ms for QEMU. */
+ * at most @timeout_ms for QEMU.  A VM that has not run since the last
+ * capture (someone else paused it) gets that capture again: QEMU will not
+ * migrate it twice, and nothing changed. */
 GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp);
 
 #endif /* COLO_PRIMARY_VM_CONTROL_H */
