@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-files=$(ls migration/*.c monitor/*.c system/*.c tools/*.c tests/unit/*.c bench/*.c)
+files=$(ls migration/*.c monitor/*.c system/*.c tools/*.c tools/*/*.c tests/unit/*.c \
+    bench/*.c)
 status=0
 echo "== cppcheck"
 cppcheck --project="$build/compile_commands.json" --library=gtk \
