@@ -126,9 +126,12 @@ class QMP:
         return r["return"]
 
     def poll_events(self, timeout=0.0):
+        # an overall deadline: a steady stream of events (COLO's STOP and
+        # RESUME) must not keep this reading for ever
+        deadline = time.monotonic() + max(timeout, 0.001)
         self.sock.settimeout(timeout if timeout > 0 else 0.001)
         try:
-            while True:
+            while time.monotonic() < deadline:
                 if b"\n" not in self.buf:
                     data = self.sock.recv(65536)
                     if not data:

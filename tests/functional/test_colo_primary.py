@@ -101,6 +101,33 @@ class ColoPrimary(ct.TempDirTestCase):
     def test_e2e_qemu72(self):
         self.run_e2e("7.2", "pc")
 
+    def test_stock_qemu_secondary(self):
+        """The same checkpoints into stock QEMU 10.0 as the COLO secondary
+        (-incoming, x-colo): it takes the initial stream and every
+        checkpoint (VMSTATE_LOADED), and its VM runs as the secondary."""
+        vm = self.start_vm()
+        qdir = os.path.join(self.tmp, "qemu-secondary")
+        os.makedirs(qdir)
+        svm = ct.Qemu("10.0", qdir, machine="pc", mem_mb=64,
+                      bios=ct.GUEST_BIOS, incoming="defer")
+        try:
+            svm.qmp.set_caps(**{"x-colo": True, "events": True})
+            svm.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+            port = svm.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+            p = self.agent(vm, int(port), "--checkpoints", "20", "--xbzrle")
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + out +
+                             svm.stderr())
+            self.assertEqual(out.count("dirty pages"), 20, out)
+            self.assertEqual(svm.qmp.cmd("query-colo-status")["mode"],
+                             "secondary")
+            self.assertEqual(svm.qmp.cmd("query-status")["status"],
+                             "running")
+            self.assertEqual(self.vm_running(vm), "running")
+        finally:
+            vm.kill()
+            svm.kill()
+
     def test_xbzrle_e2e(self):
         vm = self.start_vm()
         sdir = os.path.join(self.tmp, "sec")
