@@ -199,17 +199,19 @@ def plot(rows):
         return
     fig, axes = plt.subplots(1, len(SIZES), figsize=(6 * len(SIZES), 4.5),
                              squeeze=False)
+    rates = ["~0", "16", "128"]
+    main = [r for r in rows if r[2] in rates and "delay 0" not in r[0]]
     for ax, mib in zip(axes[0], SIZES):
-        names = sorted({r[0] for r in rows if r[1] == mib and
-                        r[2] in ("~0", "16", "128")})
+        names = sorted({r[0] for r in main if r[1] == mib})
         for i, name in enumerate(names):
-            pts = [r for r in rows if r[0] == name and r[1] == mib and
-                   r[2] in ("~0", "16", "128")]
-            xs = [j + i * 0.25 for j in range(len(pts))]
-            ax.bar(xs, [p[3]["median"] for p in pts], width=0.25,
-                   label=name,
-                   yerr=[[0] * len(pts),
-                         [p[3]["p99"] - p[3]["median"] for p in pts]])
+            pts = {r[2]: r[3] for r in main if r[0] == name and r[1] == mib}
+            xs = [j + (i - 1) * 0.27 for j, rt in enumerate(rates)
+                  if rt in pts]
+            med = [pts[rt]["median"] for rt in rates if rt in pts]
+            up = [pts[rt]["p99"] - pts[rt]["median"] for rt in rates
+                  if rt in pts]
+            ax.bar(xs, med, width=0.27, label=name,
+                   yerr=[[0] * len(med), up])
         ax.set_xticks(range(3))
         ax.set_xticklabels(["~0 MiB/s", "16 MiB/s", "128 MiB/s"])
         ax.set_title("%d MiB guest" % mib)
@@ -221,5 +223,23 @@ def plot(rows):
     print("plot: bench/out/colo-primary.png")
 
 
+def plot_from_text(path):
+    """Redraws the plot from a colo-primary.txt of an earlier run."""
+    rows = []
+    pat = re.compile(r"^(.{30}) +(\d+) +(\S+) +([0-9.]+) +([0-9.]+) ms "
+                     r"+([0-9.]+) ms")
+    with open(path) as f:
+        for line in f:
+            m = pat.match(line)
+            if m:
+                rows.append((m.group(1).strip(), int(m.group(2)),
+                             m.group(3), {"median": float(m.group(5)),
+                                          "p99": float(m.group(6))}))
+    plot(rows)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--plot":
+        plot_from_text(sys.argv[2])
+    else:
+        main()

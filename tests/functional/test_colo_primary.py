@@ -126,6 +126,7 @@ class ColoPrimary(ct.TempDirTestCase):
             self.assertEqual(self.vm_running(vm), "running")
         finally:
             vm.kill()
+            svm.qmp.close()
             svm.kill()
 
     def test_xbzrle_e2e(self):
