@@ -145,6 +145,9 @@ def main():
         setups += [("colo-primary, QEMU 10.0 KVM", run_agent,
                     {"accel": "kvm"}),
                    ("QEMU 7.2 own COLO, KVM", run_qemu_colo, {})]
+    only = os.environ.get("BENCH_ONLY")     # e.g. "QEMU 7.2": those rows
+    if only:
+        setups = [s for s in setups if only in s[0]]
     lines = ["colo-primary checkpoints, x-checkpoint-delay 100 ms, %d "
              "checkpoints per run" % N,
              "dirty tracking: page digests; soft-dirty: not available on "
@@ -172,6 +175,9 @@ def main():
                     lines.append("%-30s %6d %8s  failed: %s" % (
                         name, mib, rate, e))
                     print(lines[-1], flush=True)
+    if only:
+        plot(rows)
+        return
     lines.append("")
     lines.append("target case: 256 MiB, colo-guest rewriting 16 MiB as fast "
                  "as TCG runs (all 16 MiB dirty at every checkpoint)")

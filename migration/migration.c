@@ -342,6 +342,7 @@ static void migration_colo_session(MigrationIncomingState *mis)
         g_set_error(&err, COLO_ERROR, errno, "COLO: %s", g_strerror(errno));
     } else {
         ci.to_primary = qemu_file_new_output_fd(fd, true);
+        qemu_file_set_quickack(mis->lv.f, true);
         colo_incoming_run(&ci, &err);
         qemu_fclose(ci.to_primary);
     }

@@ -12,6 +12,9 @@
  */
 #include "qemu/osdep.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <sys/socket.h>
 
 #include "migration/qemu-file.h"
@@ -25,6 +28,7 @@ struct QEMUFile {
     int fd;                 /* -1 for memory files */
     bool close_fd;
     bool source_done;       /* input: read() returned 0 */
+    bool quickack;          /* input: acknowledge each read at once */
 
     uint8_t *buf;           /* owned, unless @bytes is set */
     size_t cap;
@@ -39,6 +43,29 @@ struct QEMUFile {
 };
 
 G_DEFINE_QUARK(colo-standby-error-quark, colo_error)
+
+/*
+ * A sender that writes small messages with Nagle's algorithm on (QEMU as
+ * COLO primary) holds each one until the last is acknowledged; Linux
+ * delays ACKs up to 40 ms, and leaves quick-ACK mode on its own, so the
+ * reader asks again after every read.
+ */
+static void qemu_file_ack_now(QEMUFile *f)
+{
+    int one = 1;
+
+    if (setsockopt(f->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) < 0) {
+        f->quickack = false;    /* not TCP */
+    }
+}
+
+void qemu_file_set_quickack(QEMUFile *f, bool on)
+{
+    f->quickack = on && !f->writable && f->fd >= 0;
+    if (f->quickack) {
+        qemu_file_ack_now(f);
+    }
+}
 
 static QEMUFile *qemu_file_alloc(bool writable, int fd, bool close_fd)
 {
@@ -225,6 +252,9 @@ static size_t qemu_file_ensure(QEMUFile *f, size_t want)
             break;
         }
         f->len += n;
+        if (f->quickack) {
+            qemu_file_ack_now(f);
+        }
     }
     return f->len - f->pos;
 }

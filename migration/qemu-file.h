@@ -30,6 +30,9 @@ void qemu_fclose(QEMUFile *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QEMUFile, qemu_fclose)
 
 int qemu_file_fd(QEMUFile *f);
+/* Input from a TCP socket: acknowledge what arrives at once (COLO's small
+ * messages from a sender that keeps Nagle's algorithm on). */
+void qemu_file_set_quickack(QEMUFile *f, bool on);
 
 /* Bytes consumed (input) or produced (output) so far. */
 uint64_t qemu_file_tell(QEMUFile *f);
