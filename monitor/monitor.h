@@ -65,6 +65,11 @@ bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
                   GError **errp);
 const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp);
 JsonNode *qmp_node_take_object(JsonObject *o);
+/* Applies migrate-set-parameters' arguments onto @params; @set gets a
+ * bit per parameter named. */
+bool qmp_arg_parameters(JsonObject *args,
+                        uint64_t params[MIGRATION_PARAMETER__MAX],
+                        uint64_t *set, GError **errp);
 /* Applies migrate-set-capabilities' "capabilities" list onto @caps. */
 bool qmp_arg_capabilities(JsonObject *args,
                           bool caps[MIGRATION_CAPABILITY__MAX],

@@ -246,14 +246,13 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
     return n;
 }
 
-static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
-                                            JsonObject *args, GError **errp)
+bool qmp_arg_parameters(JsonObject *args,
+                        uint64_t params[MIGRATION_PARAMETER__MAX],
+                        uint64_t *set, GError **errp)
 {
-    MigrationOptions *opts = migration_incoming_options(ctx->mis);
-    uint64_t params[MIGRATION_PARAMETER__MAX];
     g_autoptr(GList) names = json_object_get_members(args);
 
-    memcpy(params, opts->params, sizeof(params));
+    *set = 0;
     for (GList *l = names; l; l = l->next) {
         int p = migration_parameter_lookup(l->data);
         uint64_t v;
@@ -261,13 +260,28 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
         if (p < 0) {
             g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
                         "unexpected", (const char *)l->data);
-            return NULL;
+            return false;
         }
         if (!qmp_arg_uint(args, l->data, &v, errp) ||
             !migration_parameter_check(p, v, errp)) {
-            return NULL;
+            return false;
         }
         params[p] = v;
+        *set |= 1u << p;
+    }
+    return true;
+}
+
+static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
+                                            JsonObject *args, GError **errp)
+{
+    MigrationOptions *opts = migration_incoming_options(ctx->mis);
+    uint64_t params[MIGRATION_PARAMETER__MAX];
+    uint64_t set;
+
+    memcpy(params, opts->params, sizeof(params));
+    if (!qmp_arg_parameters(args, params, &set, errp)) {
+        return NULL;
     }
     memcpy(opts->params, params, sizeof(params));
     return NULL;

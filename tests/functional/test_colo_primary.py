@@ -172,6 +172,9 @@ class ColoPrimary(ct.TempDirTestCase):
             self.assertIn("not supported", r["error"]["desc"])
             r = q.cmd_raw("x-colo-lost-heartbeat")
             self.assertIn("not in COLO", r["error"]["desc"])
+            r = q.cmd_raw("migrate-set-parameters",
+                          **{"max-bandwidth": 1 << 20})
+            self.assertIn("not used by colo-primary", r["error"]["desc"])
             q.set_caps(**{"x-colo": True, "xbzrle": True, "events": True})
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 60000})
             self.assertEqual(q.cmd("query-migrate-parameters")[

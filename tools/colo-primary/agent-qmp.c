@@ -77,39 +77,31 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                                             JsonObject *args, GError **errp)
 {
     Agent *a = agent_of(ctx);
-    g_autoptr(GList) names = json_object_get_members(args);
     uint64_t params[MIGRATION_PARAMETER__MAX];
-    bool delay_changed = false;
+    uint64_t set = 0;
+    const uint64_t ours = (1u << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY) |
+                          (1u << MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE);
 
     g_mutex_lock(&a->lock);
     memcpy(params, a->opts.params, sizeof(params));
     g_mutex_unlock(&a->lock);
-    for (GList *l = names; l; l = l->next) {
-        int p = migration_parameter_lookup(l->data);
-        uint64_t v;
-
-        if (p < 0) {
-            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
-                        "unexpected", (const char *)l->data);
-            return NULL;
+    if (!qmp_arg_parameters(args, params, &set, errp)) {
+        return NULL;
+    }
+    if (set & ~ours) {
+        for (int p = 0; p < MIGRATION_PARAMETER__MAX; p++) {
+            if (set & ~ours & (1u << p)) {
+                g_set_error(errp, COLO_ERROR, ENOTSUP, "Parameter '%s' is "
+                            "not used by colo-primary",
+                            migration_parameter_name(p));
+                return NULL;
+            }
         }
-        if (p != MIGRATION_PARAMETER_X_CHECKPOINT_DELAY &&
-            p != MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE) {
-            g_set_error(errp, COLO_ERROR, ENOTSUP, "Parameter '%s' is not "
-                        "used by colo-primary", (const char *)l->data);
-            return NULL;
-        }
-        if (!qmp_arg_uint(args, l->data, &v, errp) ||
-            !migration_parameter_check(p, v, errp)) {
-            return NULL;
-        }
-        delay_changed |= p == MIGRATION_PARAMETER_X_CHECKPOINT_DELAY;
-        params[p] = v;
     }
     g_mutex_lock(&a->lock);
     memcpy(a->opts.params, params, sizeof(params));
     g_mutex_unlock(&a->lock);
-    if (delay_changed) {
+    if (set & (1u << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY)) {
         /* as QEMU does: a new delay takes effect with a checkpoint now */
         agent_checkpoint_now(a);
     }
@@ -249,10 +241,8 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
     return qmp_node_take_object(o);
 }
 
-static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
-                                           JsonObject *args, GError **errp)
+static bool in_colo(Agent *a, GError **errp)
 {
-    Agent *a = agent_of(ctx);
     COLOMode mode;
 
     g_mutex_lock(&a->lock);
@@ -260,6 +250,17 @@ static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
     g_mutex_unlock(&a->lock);
     if (mode != COLO_MODE_PRIMARY) {
         g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
+        return false;
+    }
+    return true;
+}
+
+static JsonNode *qmp_x_colo_lost_heartbeat(const MonitorContext *ctx,
+                                           JsonObject *args, GError **errp)
+{
+    Agent *a = agent_of(ctx);
+
+    if (!in_colo(a, errp)) {
         return NULL;
     }
     /* The primary goes on alone: the session ends, the VM keeps running. */
@@ -273,13 +274,8 @@ static JsonNode *qmp_x_colo_checkpoint(const MonitorContext *ctx,
                                        JsonObject *args, GError **errp)
 {
     Agent *a = agent_of(ctx);
-    COLOMode mode;
 
-    g_mutex_lock(&a->lock);
-    mode = a->mode;
-    g_mutex_unlock(&a->lock);
-    if (mode != COLO_MODE_PRIMARY) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
+    if (!in_colo(a, errp)) {
         return NULL;
     }
     agent_checkpoint_now(a);
@@ -289,16 +285,8 @@ static JsonNode *qmp_x_colo_checkpoint(const MonitorContext *ctx,
 static JsonNode *qmp_quit(const MonitorContext *ctx, JsonObject *args,
                           GError **errp)
 {
-    Agent *a = agent_of(ctx);
-
-    if (ctx->sandboxed) {
-        return NULL;
-    }
-    a->quit_when_idle = true;
-    if (agent_session_active(a)) {
-        agent_session_stop(a, MIGRATION_STATUS_COMPLETED);
-    } else {
-        g_main_loop_quit(a->loop);
+    if (!ctx->sandboxed) {
+        agent_quit(agent_of(ctx), MIGRATION_STATUS_COMPLETED);
     }
     return NULL;
 }

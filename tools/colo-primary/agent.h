@@ -113,6 +113,10 @@ bool agent_session_active(Agent *a);
 /* Median and 99th percentile of this session's pauses; false if none. */
 bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99);
 
+/* Main thread: ends the session (as @session_as) if one runs, then the
+ * agent. */
+void agent_quit(Agent *a, MigrationStatus session_as);
+
 /* An event (data: a{sv} or NULL) to the QMP clients, if any. */
 void agent_emit(Agent *a, const char *name, GVariant *data);
 

@@ -81,16 +81,19 @@ static gboolean watch_qemu(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static gboolean on_signal(gpointer opaque)
+void agent_quit(Agent *a, MigrationStatus session_as)
 {
-    Agent *a = opaque;
-
     a->quit_when_idle = true;
     if (agent_session_active(a)) {
-        agent_session_stop(a, MIGRATION_STATUS_CANCELLED);
+        agent_session_stop(a, session_as);
     } else {
         g_main_loop_quit(a->loop);
     }
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    agent_quit(opaque, MIGRATION_STATUS_CANCELLED);
     return G_SOURCE_CONTINUE;
 }
 
