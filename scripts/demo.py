@@ -84,10 +84,12 @@ def part2(tmp):
     agent = None
     pid = None
     try:
+        mon = os.path.join(tmp, "colo-primary.qmp")
         agent = subprocess.Popen(
             [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
              "--connect", "tcp:127.0.0.1:%d" % sec.port,
-             "--x-checkpoint-delay", "100"],
+             "--x-checkpoint-delay", "100",
+             "--monitor", "unix:%s,server=on,wait=off" % mon],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         seen = 0
         want = 8 if SHORT else 30
@@ -103,6 +105,15 @@ def part2(tmp):
                        st["x-last-commit-us"] / 1000))
             elif line.strip():
                 say("   colo-primary: " + line.strip())
+        agent_qmp = ct.QMP(mon)
+        info = agent_qmp.cmd("query-migrate")
+        agent_qmp.close()
+        say("   colo-primary's QMP, query-migrate: status %s, %d checkpoints,"
+            " VM pause median %.1f ms / p99 %.1f ms, last %d dirty pages"
+            % (info["status"], info["x-colo-checkpoints"],
+               info["x-colo-pause-median-us"] / 1000,
+               info["x-colo-pause-p99-us"] / 1000,
+               info["x-colo-last-dirty-pages"]))
         vm.proc.send_signal(signal.SIGKILL)
         say("   the primary QEMU was killed with SIGKILL (guest said: %s)"
             % vm.serial().strip().splitlines()[-1])
