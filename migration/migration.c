@@ -263,13 +263,7 @@ static bool migration_commit_loaded(MigrationIncomingState *mis,
 
 static bool colo_hook_failover_requested(void *opaque)
 {
-    MigrationIncomingState *mis = opaque;
-    bool r;
-
-    g_mutex_lock(&mis->lock);
-    r = mis->failover_requested;
-    g_mutex_unlock(&mis->lock);
-    return r;
+    return migration_incoming_failover_requested(opaque);
 }
 
 static void colo_hook_event(void *opaque, const char *name, GVariant *data)

@@ -64,6 +64,8 @@ JsonNode *qmp_list_commands(const MonitorContext *ctx);
 bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
                   GError **errp);
 const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp);
+/* migrate's and migrate-incoming's "uri" ("channels" is refused). */
+const char *qmp_arg_uri(JsonObject *args, GError **errp);
 JsonNode *qmp_node_take_object(JsonObject *o);
 /* Applies migrate-set-parameters' arguments onto @params; @set gets a
  * bit per parameter named. */

@@ -46,6 +46,16 @@ const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp)
     return json_node_get_string(n);
 }
 
+const char *qmp_arg_uri(JsonObject *args, GError **errp)
+{
+    if (json_object_has_member(args, "channels")) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "'channels' is not supported; "
+                    "use 'uri'");
+        return NULL;
+    }
+    return qmp_arg_str(args, "uri", errp);
+}
+
 static JsonNode *qmp_query_version(const MonitorContext *ctx,
                                    JsonObject *args, GError **errp)
 {
@@ -305,14 +315,8 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
 static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
                                       JsonObject *args, GError **errp)
 {
-    const char *uri;
+    const char *uri = qmp_arg_uri(args, errp);
 
-    if (json_object_has_member(args, "channels")) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "'channels' is not supported; "
-                    "use 'uri'");
-        return NULL;
-    }
-    uri = qmp_arg_str(args, "uri", errp);
     if (!uri) {
         return NULL;
     }

@@ -303,7 +303,11 @@ class ColoPrimary(ct.TempDirTestCase):
         finally:
             vm.kill()
 
-    def test_secondary_dies(self):
+    def kill_during_colo(self, victim):
+        """colo-primary checkpointing into colo-secondary every 50 ms;
+        after 3 checkpoints @victim ("secondary" or "qemu") is killed.
+        Returns the agent's exit status and stderr, and the VM's state
+        (None if QEMU is gone)."""
         vm = self.start_vm()
         sdir = os.path.join(self.tmp, "sec")
         os.makedirs(sdir)
@@ -316,35 +320,24 @@ class ColoPrimary(ct.TempDirTestCase):
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"] >= 3, 60, "checkpoints")
-            sec.proc.kill()
+            (sec if victim == "secondary" else vm).proc.kill()
             _out, err = proc.communicate(timeout=60)
-            self.assertEqual(proc.returncode, 2, err)
-            self.assertIn(b"secondary", err)
-            self.assertEqual(self.vm_running(vm), "running")
+            state = self.vm_running(vm) if victim == "secondary" else None
+            return proc.returncode, err, state
         finally:
             vm.kill()
             sec.quit()
 
+    def test_secondary_dies(self):
+        status, err, state = self.kill_during_colo("secondary")
+        self.assertEqual(status, 2, err)
+        self.assertIn(b"secondary", err)
+        self.assertEqual(state, "running")
+
     def test_qemu_dies(self):
-        vm = self.start_vm()
-        sdir = os.path.join(self.tmp, "sec")
-        os.makedirs(sdir)
-        sec = ct.ColoSecondary(sdir)
-        try:
-            proc = subprocess.Popen(
-                [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
-                 "--connect", "tcp:127.0.0.1:%d" % sec.port,
-                 "--x-checkpoint-delay", "50"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
-                "x-checkpoints"] >= 3, 60, "checkpoints")
-            vm.proc.kill()
-            _out, err = proc.communicate(timeout=60)
-            self.assertEqual(proc.returncode, 3, err)
-            self.assertIn(b"QMP", err)
-        finally:
-            vm.kill()
-            sec.quit()
+        status, err, _state = self.kill_during_colo("qemu")
+        self.assertEqual(status, 3, err)
+        self.assertIn(b"QMP", err)
 
     def test_qmp_answers_errors(self):
         # colo-secondary's QMP socket speaks QMP but has no "stop"

@@ -127,15 +127,9 @@ static JsonNode *qmp_migrate(const MonitorContext *ctx, JsonObject *args,
                              GError **errp)
 {
     Agent *a = agent_of(ctx);
-    const char *uri;
+    const char *uri = qmp_arg_uri(args, errp);
     bool colo;
 
-    if (json_object_has_member(args, "channels")) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "'channels' is not supported; "
-                    "use 'uri'");
-        return NULL;
-    }
-    uri = qmp_arg_str(args, "uri", errp);
     if (!uri) {
         return NULL;
     }

@@ -135,15 +135,9 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     return dc;
 }
 
-typedef struct PutPages {
-    Session *s;
-    uint64_t pages;
-} PutPages;
-
 static void put_dirty_page(void *opaque, uint64_t page_no, const uint8_t *data)
 {
-    PutPages *pp = opaque;
-    Session *s = pp->s;
+    Session *s = opaque;
     uint64_t off = page_no << TARGET_PAGE_BITS;
     const uint8_t *old = s->xbzrle ? page_cache_lookup(s->xbzrle, page_no) :
                          NULL;
@@ -152,7 +146,6 @@ static void put_dirty_page(void *opaque, uint64_t page_no, const uint8_t *data)
     if (s->xbzrle) {
         page_cache_insert(s->xbzrle, page_no, data);
     }
-    pp->pages++;
 }
 
 /* Pages of the non-shared blocks (ROMs) in @dc that differ from what the
@@ -276,7 +269,6 @@ static bool session_initial_sync(Session *s, GError **errp)
     g_autofree char *model_dir = g_build_filename(a->work, "model", NULL);
     int64_t t0;
     const char *json;
-    PutPages pp = { .s = s };
 
     /* 1. A short pause for what the stream head needs. */
     if (!vm_control_stop(a->vm, &t0, errp)) {
@@ -335,7 +327,7 @@ static bool session_initial_sync(Session *s, GError **errp)
         colo_put_switchover_start(f);
     }
     colo_put_ram_section_header(f, QEMU_VM_SECTION_END, s->section_id);
-    dirty_scan_foreach(a->scan, put_dirty_page, &pp);
+    dirty_scan_foreach(a->scan, put_dirty_page, s);
     put_rom_pages(s, dc, true);
     colo_put_ram_section_end(&s->rs, s->section_id);
     qemu_put_buffer(f, g_bytes_get_data(dc->lv.devices->blob, NULL),
@@ -346,7 +338,7 @@ static bool session_initial_sync(Session *s, GError **errp)
     }
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     device_capture_free(dc);
-    fig.dirty_pages = pp.pages;
+    fig.dirty_pages = dirty_scan_count(a->scan);
     if (qemu_fflush(f) < 0 || qemu_file_propagate_error(f, errp) ||
         !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_READY, errp)) {
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
@@ -370,7 +362,6 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     CheckpointFigures fig = { .number = number };
     int64_t t0 = g_get_monotonic_time();
     uint64_t xbzrle_before = s->rs.xbzrle_pages;
-    PutPages pp = { .s = s };
     DeviceCapture *dc = session_pause(s, &fig, errp);
     g_autofree char *what = NULL;
     bool ok;
@@ -380,12 +371,12 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     }
     s->rs.f = f;
     colo_put_checkpoint_head(f, s->section_id, s->switchover);
-    dirty_scan_foreach(a->scan, put_dirty_page, &pp);
+    dirty_scan_foreach(a->scan, put_dirty_page, s);
     put_rom_pages(s, dc, false);
     colo_put_checkpoint_tail(&s->rs, s->section_id);
     s->rs.f = NULL;
     live = qemu_file_steal_output(f);
-    fig.dirty_pages = pp.pages;
+    fig.dirty_pages = dirty_scan_count(a->scan);
     fig.xbzrle_pages = s->rs.xbzrle_pages - xbzrle_before;
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     fig.wire_bytes = g_bytes_get_size(live) + 12 + fig.device_bytes;
