@@ -273,7 +273,12 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     if (!r) {
         return false;
     }
-    if (!json_object_get_boolean_member(json_node_get_object(r),
+    /* -S among the operator's arguments means what it means to QEMU:
+     * the CPUs stay stopped until someone sends "cont". */
+    res->paused = cfg->args && g_strv_contains((const char *const *)cfg->args,
+                                               "-S");
+    if (!res->paused &&
+        !json_object_get_boolean_member(json_node_get_object(r),
                                         "running")) {
         g_autoptr(JsonNode) cont = qmp_client_cmd(c, "cont", NULL, errp);
 

@@ -24,6 +24,7 @@ typedef struct FailoverResult {
     char *log_path;         /* its stdout and stderr */
     GPid pid;
     int64_t resume_us;      /* from the call to the guest running */
+    bool paused;            /* left stopped (-S in the arguments) */
 } FailoverResult;
 
 void failover_result_clear(FailoverResult *r);

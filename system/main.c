@@ -63,7 +63,8 @@ static void usage(FILE *out)
 "                      committed state in a stock QEMU (default off)\n"
 "  -failover-qemu PATH the QEMU binary for that (qemu-system-x86_64)\n"
 "  -failover-args ARGS its extra arguments: devices, -bios, -serial ...\n"
-"                      (the same devices as the primary's; shell quoting)\n"
+"                      (the same devices as the primary's; shell quoting;\n"
+"                      with -S the resumed VM waits for cont)\n"
 "  -failover-machine M machine type (default: the one in the stream)\n"
 "  -heartbeat-timeout MS  fail over on its own MS ms after the primary's\n"
 "                      stream broke (0, the default: wait for\n"
@@ -110,8 +111,9 @@ static gboolean failover_done_main(gpointer opaque)
     g_variant_dict_init(&d, NULL);
     if (job->ok) {
         m->failover_state = FAILOVER_DONE;
-        fprintf(stderr, "colo-secondary: failover: the VM runs in QEMU pid "
+        fprintf(stderr, "colo-secondary: failover: the VM %s in QEMU pid "
                 "%d (QMP %s), resumed in %.1f ms\n",
+                m->failover_result.paused ? "waits for cont (-S)" : "runs",
                 (int)m->failover_result.pid, m->failover_result.qmp_path,
                 m->failover_result.resume_us / 1000.0);
         g_variant_dict_insert(&d, "qmp", "s", m->failover_result.qmp_path);
@@ -119,7 +121,9 @@ static gboolean failover_done_main(gpointer opaque)
                               (gint64)m->failover_result.pid);
         g_variant_dict_insert(&d, "resume-us", "x",
                               (gint64)m->failover_result.resume_us);
-        if (m->mon) {
+        g_variant_dict_insert(&d, "running", "b",
+                              !m->failover_result.paused);
+        if (m->mon && !m->failover_result.paused) {
             monitor_emit_event(m->mon, "RESUME", NULL);
         }
     } else {

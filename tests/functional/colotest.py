@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -255,32 +256,65 @@ class Qemu(LoggedProcess):
         self.kill()
 
 
-def qemu_available(version):
-    try:
-        argv, env = qemu_command(version)
-    except unittest.SkipTest:
-        return False
-    return shutil.which(argv[0]) is not None or os.path.exists(argv[0])
+# Exit status of a test script whose prerequisites are missing: meson
+# counts it as SKIP (not as passed), and `make check` fails on any SKIP.
+EXIT_SKIP = 77
+
+
+def qemu_binary():
+    """The stock QEMU 10.0 the tests run: $QEMU, else qemu-system-x86_64
+    on the PATH; None if neither is there."""
+    exe = os.environ.get("QEMU") or "qemu-system-x86_64"
+    if os.sep in exe:
+        return exe if os.access(exe, os.X_OK) else None
+    return shutil.which(exe)
+
+
+def require_qemu(version):
+    """Skips the calling test (visibly: the script then exits 77) unless
+    stock QEMU @version can be run."""
+    qemu_command(version)
 
 
 def qemu_command(version):
     """argv prefix and environment to run stock QEMU of @version."""
     env = dict(os.environ)
     if version == "10.0":
-        exe = shutil.which("qemu-system-x86_64")
+        exe = qemu_binary()
         if not exe:
-            raise unittest.SkipTest("qemu-system-x86_64 is not installed")
+            raise unittest.SkipTest(
+                "QEMU is missing: %s is not an executable (set QEMU= or run "
+                "scripts/install-deps.sh)" % (os.environ.get("QEMU") or
+                                              "qemu-system-x86_64"))
         return [exe], env
     if version == "7.2":
         exe = os.path.join(QEMU72_ROOT, "usr", "bin", "qemu-system-x86_64")
         if not os.path.exists(exe):
-            raise unittest.SkipTest("QEMU 7.2 is not unpacked in " +
-                                    QEMU72_ROOT)
+            raise unittest.SkipTest("QEMU 7.2 is missing: it is not unpacked "
+                                    "in %s (scripts/install-deps.sh)"
+                                    % QEMU72_ROOT)
         env["QEMU_MODULE_DIR"] = os.path.join(QEMU72_ROOT, "usr", "lib",
                                               "x86_64-linux-gnu", "qemu")
         return [exe, "-L", os.path.join(QEMU72_ROOT, "usr", "share", "qemu"),
                 "-L", "/usr/share/seabios"], env
     raise ValueError(version)
+
+
+def main():
+    """unittest.main for the test scripts, with meson's exit statuses:
+    0 all passed, 1 a failure or error, 77 something was skipped (each
+    reason is printed, so a missing QEMU is never a silent pass)."""
+    prog = unittest.main(verbosity=2, exit=False)
+    r = prog.result
+    if not r.wasSuccessful():
+        raise SystemExit(1)
+    if r.skipped or r.testsRun == 0:
+        for test, why in r.skipped:
+            print("SKIP: %s: %s" % (test.id(), why), file=sys.stderr)
+        if r.testsRun == 0:
+            print("SKIP: no test ran", file=sys.stderr)
+        raise SystemExit(EXIT_SKIP)
+    raise SystemExit(0)
 
 
 class Secondary(LoggedProcess):
@@ -293,9 +327,14 @@ class Secondary(LoggedProcess):
         self.qmp_path = os.path.join(workdir, "secondary.qmp")
         self.log_path = os.path.join(workdir, "secondary.stderr")
         self.log = open(self.log_path, "wb")
+        extra = list(extra)
+        if any(a.startswith("-failover") for a in extra) and \
+                "-failover-qemu" not in extra and qemu_binary():
+            # the failover QEMU is the one the tests run ($QEMU)
+            extra += ["-failover-qemu", qemu_binary()]
         argv = [SECONDARY, "-name", name, "-ram-dir", self.ram_dir,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
-                "-incoming", incoming] + list(extra)
+                "-incoming", incoming] + extra
         self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -530,3 +569,220 @@ def make_colo_initial_stream(workdir, version="10.0", machine="pc",
     finally:
         q.quit()
     return path
+
+
+class PrimaryOracle:
+    """The test's own record of the primary VM at every checkpoint pause.
+
+    A QMP proxy between colo-primary and the primary QEMU: colo-primary is
+    given @path instead of QEMU's socket.  When colo-primary sends "cont"
+    (the VM is stopped and its device state captured), the proxy first
+    takes the SHA-256 of the VM's RAM file and QEMU's own "info registers",
+    through its own commands on the same connection, and only then lets
+    the "cont" through.  When colo-primary sends "stop", the previous
+    checkpoint has been acknowledged as loaded (VMSTATE_LOADED or, for the
+    initial sync, CHECKPOINT_READY) and the secondary is idle: @before_stop
+    (the pause number) runs before the stop goes on, so a test can compare
+    the secondary's RAM file with the pause that produced it; given
+    @secondary_ram (the secondary's main RAM file), the oracle does that
+    itself at every stop and counts it in .verified.
+
+    colo-primary pauses the VM twice for the initial sync (the stream head,
+    then the pages changed while RAM was sent), then once per checkpoint:
+    the RAM of committed checkpoint n (query-colo-status x-checkpoints,
+    0 = the initial state) is pauses[n + INITIAL_PAUSES - 1].
+
+    Nothing here uses colo-standby code: the oracle is QEMU and hashlib."""
+
+    INITIAL_PAUSES = 2
+
+    def __init__(self, qemu_qmp_path, ram_path, path, before_stop=None,
+                 secondary_ram=None):
+        import threading
+        self.upstream = qemu_qmp_path
+        self.ram_path = ram_path
+        self.path = path
+        self.before_stop = before_stop
+        self.secondary_ram = secondary_ram
+        self.verified = 0
+        self.pauses = []        # [{"ram": sha256, "regs": {...}}]
+        self.errors = []        # exceptions raised in the hooks
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(4)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def committed(self, n):
+        """The pause whose state checkpoint @n committed."""
+        i = n + self.INITIAL_PAUSES - 1
+        if i >= len(self.pauses):
+            raise AssertionError("checkpoint %d committed, but the primary "
+                                 "was paused only %d times"
+                                 % (n, len(self.pauses)))
+        return self.pauses[i]
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,),
+                             daemon=True).start()
+
+    def close(self):
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    def _serve(self, client):
+        import queue
+        import threading
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            up.connect(self.upstream)
+        except OSError:
+            client.close()
+            return
+        replies = queue.Queue()
+
+        def downstream():
+            # QEMU -> colo-primary, keeping the replies to our own ids
+            buf = b""
+            try:
+                while True:
+                    data = up.recv(65536)
+                    if not data:
+                        break
+                    buf += data
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        if b'"oracle-' in line:
+                            replies.put(json.loads(line))
+                        else:
+                            client.sendall(line + b"\n")
+            except OSError:
+                pass
+            replies.put(None)
+            for s in (client, up):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        seq = [0]
+
+        def ask(cmd, **args):
+            seq[0] += 1
+            req = {"execute": cmd, "id": "oracle-%d" % seq[0]}
+            if args:
+                req["arguments"] = args
+            up.sendall(json.dumps(req).encode() + b"\n")
+            r = replies.get(timeout=30)
+            if r is None:
+                raise EOFError("QEMU went away")
+            if "error" in r:
+                raise RuntimeError("QMP %s: %s" % (cmd, r["error"]))
+            return r["return"]
+
+        t = threading.Thread(target=downstream, daemon=True)
+        t.start()
+        buf = b""
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    try:
+                        cmd = json.loads(line).get("execute")
+                    except ValueError:
+                        cmd = None
+                    try:
+                        if cmd == "cont":
+                            self._record(ask)
+                        elif cmd == "stop":
+                            self._before_stop(len(self.pauses))
+                    except EOFError:
+                        pass
+                    except Exception as e:  # reported by check()
+                        self.errors.append(e)
+                    up.sendall(line + b"\n")
+        except OSError:
+            pass
+        # shutdown first: it also wakes the thread blocked reading QEMU,
+        # whose system call would otherwise keep the connection open
+        for s in (client, up):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        t.join(10)
+        for s in (client, up):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _before_stop(self, pauses):
+        if self.secondary_ram and pauses >= self.INITIAL_PAUSES:
+            self.verify_secondary(pauses - self.INITIAL_PAUSES)
+        if self.before_stop:
+            self.before_stop(pauses)
+
+    def verify_secondary(self, n):
+        """The secondary's RAM file must be the primary's RAM at the pause
+        of checkpoint @n (call it while the secondary is idle)."""
+        got = sha256_file(self.secondary_ram)
+        want = self.committed(n)["ram"]
+        if got != want:
+            raise AssertionError("after checkpoint %d the secondary's RAM "
+                                 "is not the primary's" % n)
+        self.verified += 1
+
+    def _record(self, ask):
+        regs = parse_registers(ask("human-monitor-command",
+                                   **{"command-line": "info registers"}))
+        status = ask("query-status")["status"]
+        ram = sha256_file(self.ram_path)
+        with self.lock:
+            self.pauses.append({"ram": ram, "regs": regs,
+                                "status": status})
+
+    def check(self):
+        """Raises the first error a hook met."""
+        if self.errors:
+            raise self.errors[0]
+
+
+# "info registers" fields that describe the CPU's architectural state.
+# Left out: TCG's lazy condition-code cache (CCS/CCD/CCO, folded into
+# RFL on save) and the halted flag's siblings that QEMU recomputes.
+_REG_SKIP = ("CCS", "CCD", "CCO")
+
+
+def parse_registers(text):
+    """{name: value} from QEMU's "info registers" of one CPU."""
+    import re
+    regs = {}
+    for line in text.splitlines():
+        for m in re.finditer(r"([A-Z][A-Z0-9]*)\s*=\s*([0-9a-fA-F]+"
+                             r"(?: [0-9a-fA-F]+ [0-9a-fA-F]+ [0-9a-fA-F]+)?)",
+                             line):
+            name, value = m.group(1), m.group(2)
+            if name in _REG_SKIP:
+                continue
+            regs.setdefault(name, value)
+    return regs
+
+
+def registers_diff(got, want):
+    """{register: (got, want)} for every register that differs."""
+    return {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
+            if got.get(k) != want.get(k)}

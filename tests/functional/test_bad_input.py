@@ -366,4 +366,4 @@ class BadQmpClient(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

@@ -63,4 +63,4 @@ class ColoAlloc(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

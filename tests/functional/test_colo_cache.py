@@ -79,4 +79,4 @@ class ColoCache(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

@@ -92,4 +92,4 @@ class ColoCuts(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

@@ -20,8 +20,7 @@ CHECKPOINTS = 25
 class ColoInterop(ct.TempDirTestCase):
 
     def run_session(self, xbzrle):
-        if not ct.qemu_available("10.0"):
-            self.skipTest("QEMU 10.0 is not installed")
+        ct.require_qemu("10.0")
         initial = ct.make_colo_initial_stream(self.tmp)
         qdir = os.path.join(self.tmp, "qemu-secondary")
         os.makedirs(qdir)
@@ -80,4 +79,4 @@ class ColoInterop(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

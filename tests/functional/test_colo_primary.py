@@ -1,8 +1,10 @@
-"""colo-primary (work in progress of the colo-primary issue): a running,
-unmodified stock QEMU VM (the colo-guest, TCG) is checkpointed into
-colo-secondary from outside; after every checkpoint the secondary's RAM
-must equal the VM's RAM at the moment of that checkpoint (the agent
-compares per-page hash digests: --verify-secondary).  And the bad
+"""colo-primary: a running, unmodified stock QEMU VM (the colo-guest, TCG)
+is checkpointed into colo-secondary from outside; after every checkpoint
+the secondary's RAM must equal the VM's RAM at the moment of that
+checkpoint.  The oracle is the test's (colotest.PrimaryOracle, a QMP proxy
+between colo-primary and QEMU): SHA-256 of the VM's RAM file while QEMU is
+stopped, compared with the secondary's RAM file once the checkpoint has
+been acknowledged and before the next pause.  And the bad
 conditions: QEMU gone, secondary gone or unreachable, QMP errors, a RAM
 file of the wrong size: a clear message, the documented exit status, and
 the VM never left stopped."""
@@ -24,19 +26,43 @@ PRIMARY = os.environ.get("COLO_PRIMARY", os.path.join(
 class ColoPrimary(ct.TempDirTestCase):
 
     def start_vm(self, version="10.0", machine="pc"):
-        if not ct.qemu_available(version):
-            self.skipTest("QEMU %s is not installed" % version)
+        ct.require_qemu(version)
         vm = ct.Qemu(version, self.tmp, machine=machine, mem_mb=64,
                      bios=ct.GUEST_BIOS)
         ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
         vm.qmp.close()      # the agent needs QEMU's only QMP connection
         return vm
 
-    def agent(self, vm, port, *extra, timeout=300):
-        argv = [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
-                "--connect", "tcp:127.0.0.1:%d" % port] + list(extra)
+    def agent(self, vm, port, *extra, timeout=300, qmp=None):
+        argv = [PRIMARY, "--qmp", qmp or vm.qmp_path, "--ram-file",
+                vm.ram_path, "--connect", "tcp:127.0.0.1:%d" % port] + \
+            list(extra)
         return subprocess.run(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout)
+
+    def verified_run(self, vm, sec, checkpoints, *extra):
+        """colo-primary through the test's oracle: the secondary's RAM is
+        checked against the primary's after the initial sync and after
+        every one of @checkpoints checkpoints."""
+        oracle = ct.PrimaryOracle(
+            vm.qmp_path, vm.ram_path, os.path.join(self.tmp, "oracle.qmp"),
+            secondary_ram=os.path.join(sec.ram_dir, "pc.ram"))
+        try:
+            p = self.agent(vm, sec.port, "--checkpoints", str(checkpoints),
+                           *extra, qmp=oracle.path)
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
+            oracle.check()
+            # the last checkpoint: the agent has ended, the secondary idles
+            n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
+            self.assertEqual(n, checkpoints)
+            oracle.verify_secondary(n)
+            self.assertEqual(oracle.verified, checkpoints + 1)
+            self.assertEqual(len(oracle.pauses),
+                             checkpoints + oracle.INITIAL_PAUSES)
+            return out
+        finally:
+            oracle.close()
 
     def agent_with_monitor(self, vm, *extra):
         """colo-primary with its own QMP socket; stopped at cleanup."""
@@ -79,16 +105,9 @@ class ColoPrimary(ct.TempDirTestCase):
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir)
         try:
-            p = self.agent(vm, sec.port, "--checkpoints", "50",
-                           "--x-checkpoint-delay", "100",
-                           "--verify-secondary", sec.ram_dir)
-            out = p.stdout.decode()
-            self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
-            self.assertEqual(out.count("secondary verified"), 51, out)
-            self.assertIn("initial sync", out)
+            out = self.verified_run(vm, sec, 50, "--x-checkpoint-delay",
+                                    "100")
             self.assertIn("done: 50 checkpoints", out)
-            self.assertEqual(sec.qmp.cmd("query-colo-status")[
-                "x-checkpoints"], 50)
             self.assertEqual(self.vm_running(vm), "running")
             print("\n" + out.strip().splitlines()[-1], file=sys.stderr)
         finally:
@@ -135,11 +154,7 @@ class ColoPrimary(ct.TempDirTestCase):
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir)
         try:
-            p = self.agent(vm, sec.port, "--checkpoints", "20", "--xbzrle",
-                           "--verify-secondary", sec.ram_dir)
-            out = p.stdout.decode()
-            self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
-            self.assertEqual(out.count("secondary verified"), 21, out)
+            self.verified_run(vm, sec, 20, "--xbzrle")
             self.assertEqual(self.vm_running(vm), "running")
         finally:
             vm.kill()
@@ -264,8 +279,7 @@ class ColoPrimary(ct.TempDirTestCase):
     def test_vm_paused_elsewhere_stays_paused(self):
         """A VM that another monitor (or a guest error) paused is
         checkpointed as it is and never continued by colo-primary."""
-        if not ct.qemu_available("10.0"):
-            self.skipTest("QEMU 10.0 is not installed")
+        ct.require_qemu("10.0")
         other = os.path.join(self.tmp, "other.qmp")
         vm = ct.Qemu("10.0", self.tmp, mem_mb=64, bios=ct.GUEST_BIOS,
                      extra=["-qmp", "unix:%s,server=on,wait=off" % other])
@@ -278,11 +292,14 @@ class ColoPrimary(ct.TempDirTestCase):
             q = ct.QMP(other)
             self.addCleanup(q.close)
             q.cmd("stop")
-            p = self.agent(vm, sec.port, "--checkpoints", "5",
-                           "--verify-secondary", sec.ram_dir)
+            p = self.agent(vm, sec.port, "--checkpoints", "5")
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertEqual(p.stdout.decode().count("secondary verified"),
-                             6)
+            self.assertEqual(sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"], 5)
+            # paused all along: the secondary holds exactly its RAM
+            self.assertEqual(
+                ct.sha256_file(os.path.join(sec.ram_dir, "pc.ram")),
+                ct.sha256_file(vm.ram_path))
             # (QEMU calls a stopped VM it migrated "postmigrate")
             self.assertIn(q.cmd("query-status")["status"],
                           ("paused", "postmigrate"))
@@ -382,4 +399,4 @@ class ColoPrimary(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

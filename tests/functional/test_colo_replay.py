@@ -97,4 +97,4 @@ class ColoReplay(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

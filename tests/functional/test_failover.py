@@ -4,6 +4,7 @@ stock QEMU 10.0 (RAM file used in place, x-ignore-shared), and the guest
 carries on from there."""
 
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -12,6 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import colodecode  # noqa: E402
 import colotest as ct  # noqa: E402
 
 COUNTER = 0x500000      # tests/guest/colo-guest.asm
@@ -35,57 +37,94 @@ class Failover(ct.TempDirTestCase):
 
     def test_automatic_failover_after_sigkill(self):
         """The primary is killed at a random moment (often mid-checkpoint);
-        with -heartbeat-timeout the secondary fails over on its own, from
-        the last committed checkpoint."""
-        if not ct.qemu_available("10.0"):
-            self.skipTest("QEMU 10.0 is not installed")
+        with -heartbeat-timeout the secondary fails over on its own.
+
+        The oracle is the test's: every byte the primary sent goes through
+        a recorder, and the independent decoder (colodecode.py) computes
+        the RAM and device state of each committed checkpoint from it.
+        The failover QEMU is started with -S: while it has loaded the
+        committed state but not yet run, its RAM must be exactly that of
+        checkpoint n (query-colo-status x-checkpoints), not n - 1, not a
+        mix; then it runs and the guest goes on from there."""
+        ct.require_qemu("10.0")
         import random
         rnd = random.Random(5)
         initial = ct.make_colo_initial_stream(self.tmp, bios=ct.GUEST_BIOS)
         for run in range(3):
-            d = os.path.join(self.tmp, "run%d" % run)
-            os.makedirs(d)
-            serial = os.path.join(d, "resumed-serial.log")
-            args = ("-nodefaults -display none -accel tcg -bios %s "
-                    "-serial file:%s" % (ct.GUEST_BIOS, serial))
-            sec = ct.ColoSecondary(d, extra=["-failover-args", args,
-                                             "-heartbeat-timeout", "800"])
-            pid = None
-            try:
-                prim = subprocess.Popen(
-                    [ct.TEST_PRIMARY, "--initial", initial, "--connect",
-                     "tcp:127.0.0.1:%d" % sec.port, "--checkpoints", "1000",
-                     "--pages", "3000", "--region", "16:48", "--xbzrle",
-                     "--ram-only", "-q", "--ram-dir",
-                     os.path.join(d, "model")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(0.3 + rnd.random())
-                prim.send_signal(signal.SIGKILL)
-                prim.wait()
-                sec.qmp.wait_event("COLO_EXIT")
-                with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
-                    committed = f.read()
-                n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
-                ok, committed_counter = guest_pages_ok(committed)
-                self.assertTrue(ok, committed_counter)
-                ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
-                self.assertNotIn("error", ev["data"], ev)
-                pid = ev["data"]["pid"]
+            with self.subTest(run=run):
+                self.one_sigkill_run(run, rnd, initial)
 
-                first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
-                                    "the resumed guest")[0]
-                self.assertGreaterEqual(first, committed_counter)
-                print("\nrun %d: %d checkpoints committed, resumed at "
-                      "C=%x (committed %x)" % (run, n, first,
-                                               committed_counter),
-                      file=sys.stderr)
-            finally:
-                ct.kill_pid(pid)
-                self.assertEqual(sec.quit(), 0, sec.stderr())
+    def one_sigkill_run(self, run, rnd, initial):
+        d = os.path.join(self.tmp, "run%d" % run)
+        os.makedirs(d)
+        serial = os.path.join(d, "resumed-serial.log")
+        args = ("-nodefaults -display none -accel tcg -bios %s "
+                "-serial file:%s -S" % (ct.GUEST_BIOS, serial))
+        sec = ct.ColoSecondary(d, extra=["-failover-args", args,
+                                         "-heartbeat-timeout", "800"])
+        capture = os.path.join(d, "p2s.bin")
+        rec = ct.TcpRecorder(sec.port, capture)
+        pid = None
+        q = None
+        try:
+            prim = subprocess.Popen(
+                [ct.TEST_PRIMARY, "--initial", initial, "--connect",
+                 "tcp:127.0.0.1:%d" % rec.port, "--checkpoints", "1000",
+                 "--pages", "3000", "--region", "16:48", "--xbzrle",
+                 "--ram-only", "-q", "--ram-dir", os.path.join(d, "model")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"] >= 1, 60, "the first checkpoint")
+            time.sleep(rnd.random())
+            prim.send_signal(signal.SIGKILL)
+            prim.wait()
+            ev = sec.qmp.wait_event("COLO_EXIT")
+            self.assertEqual(ev["data"]["reason"], "error")
+            n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
+            rec.wait()
+            with open(capture, "rb") as f:
+                session = colodecode.Session(f.read())
+            # the decoder saw at least n complete checkpoints (n + 1
+            # states with the initial one); the cut one is never applied
+            self.assertGreaterEqual(len(session.states), n + 1)
+
+            ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
+            self.assertNotIn("error", ev["data"], ev)
+            self.assertFalse(ev["data"]["running"])
+            pid = ev["data"]["pid"]
+            q = ct.QMP(ev["data"]["qmp"])
+            self.assertFalse(q.cmd("query-status")["running"])
+            # the paused failover QEMU: RAM is the RAM file, device state
+            # is what it loaded
+            self.assertEqual(ct.ram_matches(sec.ram_dir,
+                                            session.states[n]), {},
+                             "the resumed VM is not checkpoint %d" % n)
+            if n > 0:
+                self.assertNotEqual(session.states[n], session.states[n - 1])
+            with open(os.path.join(sec.ram_dir, "device-state.bin"),
+                      "rb") as f:
+                self.assertEqual(f.read(), session.blobs[n])
+            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+                ok, committed_counter = guest_pages_ok(f.read())
+            self.assertTrue(ok, committed_counter)
+
+            q.cmd("cont")
+            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
+                                "the resumed guest")[0]
+            self.assertGreaterEqual(first, committed_counter)
+            print("\nrun %d: %d checkpoints committed (%d decoded), "
+                  "resumed at C=%x (committed %x)" % (
+                      run, n, len(session.states) - 1, first,
+                      committed_counter), file=sys.stderr)
+        finally:
+            if q:
+                q.close()
+            ct.kill_pid(pid)
+            self.assertEqual(sec.quit(), 0, sec.stderr())
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_resume_in_stock_qemu(self):
-        if not ct.qemu_available("10.0"):
-            self.skipTest("QEMU 10.0 is not installed")
+        ct.require_qemu("10.0")
         initial = ct.make_colo_initial_stream(self.tmp, bios=ct.GUEST_BIOS)
         serial = os.path.join(self.tmp, "resumed-serial.log")
         args = "-nodefaults -display none -accel tcg -bios %s -serial file:%s" \
@@ -145,4 +184,4 @@ class Failover(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

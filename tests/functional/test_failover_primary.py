@@ -2,10 +2,15 @@
 colo-primary checkpoints it into colo-secondary every 100 ms, and at a
 random moment the primary QEMU (and in some runs colo-primary too) is
 killed with SIGKILL.  colo-secondary fails over by itself
-(-heartbeat-timeout) and resumes the VM in a new stock QEMU from the last
-committed checkpoint: in every run the resumed guest's counter goes on
-from a value >= the committed one and its page checks pass (nothing from
-a half-received checkpoint, nothing lost from a committed one)."""
+(-heartbeat-timeout) and resumes the VM in a new stock QEMU (-S) from the
+last committed checkpoint.
+
+The oracle is the test's own (colotest.PrimaryOracle): colo-primary
+reaches QEMU through the test's QMP proxy, which records the SHA-256 of
+the VM's RAM and QEMU's "info registers" at every pause.  Before the
+resumed VM runs, its RAM and registers must equal those of the pause that
+produced the last committed checkpoint: not an older one, not a mix.
+Then it runs, and its counter goes on from the committed one."""
 
 import os
 import random
@@ -32,18 +37,22 @@ class FailoverWithPrimary(ct.TempDirTestCase):
         vm = ct.Qemu("10.0", d, machine="pc", mem_mb=64, bios=ct.GUEST_BIOS)
         serial = os.path.join(d, "resumed-serial.log")
         args = ("-nodefaults -display none -accel tcg -bios %s "
-                "-serial file:%s" % (ct.GUEST_BIOS, serial))
+                "-serial file:%s -S" % (ct.GUEST_BIOS, serial))
         sdir = os.path.join(d, "sec")
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir, extra=["-failover-args", args,
                                             "-heartbeat-timeout", "1500"])
         agent = None
         pid = None
+        q = None
+        oracle = None
         try:
             ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
             vm.qmp.close()
+            oracle = ct.PrimaryOracle(vm.qmp_path, vm.ram_path,
+                                      os.path.join(d, "oracle.qmp"))
             agent = subprocess.Popen(
-                [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+                [PRIMARY, "--qmp", oracle.path, "--ram-file", vm.ram_path,
                  "--connect", "tcp:127.0.0.1:%d" % sec.port,
                  "--x-checkpoint-delay", "100", "-q"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -57,39 +66,62 @@ class FailoverWithPrimary(ct.TempDirTestCase):
             ev = sec.qmp.wait_event("COLO_EXIT", 30)
             self.assertEqual(ev["data"]["reason"], "error")
             n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
-            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
-                committed_mem = f.read()
-            ok, committed = guest_pages_ok(committed_mem)
-            self.assertTrue(ok, "committed state: %s" % committed)
+            oracle.check()
+            want = oracle.committed(n)
             ev = sec.qmp.wait_event("X_COLO_FAILOVER", 60)
             self.assertNotIn("error", ev["data"], ev)
+            self.assertFalse(ev["data"]["running"])
             pid = ev["data"]["pid"]
 
+            # The failover QEMU has loaded the committed state and waits
+            # (-S): its RAM and CPU must be the primary's at the pause that
+            # produced checkpoint n, recorded by the test itself.
+            q = ct.QMP(ev["data"]["qmp"])
+            self.assertEqual(q.cmd("query-status")["status"], "paused")
+            ram = ct.sha256_file(os.path.join(sec.ram_dir, "pc.ram"))
+            older = [i for i, p in enumerate(oracle.pauses)
+                     if p["ram"] == ram]
+            self.assertEqual(ram, want["ram"],
+                             "failover RAM is not checkpoint %d; it matches "
+                             "pauses %s of %d" % (n, older,
+                                                  len(oracle.pauses)))
+            regs = ct.parse_registers(q.cmd(
+                "human-monitor-command", **{"command-line":
+                                            "info registers"}))
+            self.assertEqual(ct.registers_diff(regs, want["regs"]), {})
+            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+                ok, committed = guest_pages_ok(f.read())
+            self.assertTrue(ok, "committed state: %s" % committed)
+
+            q.cmd("cont")
             first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
                                 "the resumed guest")[0]
             self.assertGreaterEqual(first, committed)
             self.assertLess(first - committed, 0x10001)
-            q = ct.QMP(ev["data"]["qmp"])
             q.cmd("stop")
             with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
                 ok, now = guest_pages_ok(f.read())
-            q.close()
             self.assertTrue(ok, "resumed state: %s" % now)
             self.assertGreaterEqual(now, committed)
             return n, committed, first, also_agent
         finally:
+            if q:
+                q.close()
             if agent and agent.poll() is None:
                 agent.kill()
             if agent:
                 agent.wait()
+            if oracle:
+                oracle.close()
             ct.kill_pid(pid)
             vm.kill()
-            sec.quit()
+            rc = sec.quit()
+            log = sec.stderr()
             subprocess.run(["rm", "-rf", d])
+            self.assertEqual(rc, 0, log)
 
     def test_random_kills(self):
-        if not ct.qemu_available("10.0"):
-            self.skipTest("QEMU 10.0 is not installed")
+        ct.require_qemu("10.0")
         rnd = random.Random(int(os.environ.get("COLO_FAILOVER_SEED", "11")))
         for run in range(RUNS):
             with self.subTest(run=run):
@@ -101,4 +133,4 @@ class FailoverWithPrimary(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

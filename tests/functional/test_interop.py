@@ -133,8 +133,7 @@ def _add_cases():
     for version, machine, transport, xbzrle in itertools.product(
             ("10.0", "7.2"), ("pc", "q35"), ("tcp", "exec"), (False, True)):
         def case(self, v=version, m=machine, t=transport, x=xbzrle):
-            if not ct.qemu_available(v):
-                self.skipTest("QEMU %s is not installed" % v)
+            ct.require_qemu(v)
             self.migrate(v, m, t, x)
         name = "test_qemu%s_%s_%s_%s" % (version.replace(".", ""), machine,
                                          transport,
@@ -145,4 +144,4 @@ def _add_cases():
 _add_cases()
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()

@@ -85,4 +85,4 @@ class StreamManifest(ct.TempDirTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    ct.main()
