@@ -3,8 +3,11 @@
 #
 #   make          install missing packages (Debian 12), configure, build
 #   make check    the whole test suite (unit, real streams, bad input,
-#                 live interop with stock QEMU 10.0 and 7.2)
-#   make check-asan   the suite once more under ASan + UBSan
+#                 live interop with stock QEMU 10.0 and 7.2); fails on
+#                 any skip.  QEMU=PATH names the QEMU 10.0 binary.
+#   make check-unit   the unit tests;  make check-qtest  the functional
+#                 tests (stock QEMU, real streams and captures)
+#   make check-asan   the whole suite once more under ASan + UBSan + LSan
 #   make demo     the main job: a protected VM, end to end
 #   make lint     cppcheck + clang-tidy, findings are errors
 #   make fuzz     each fuzzer for FUZZ_SECONDS (120)
@@ -14,7 +17,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build check check-unit check-asan lint fuzz demo bench clean
+.PHONY: all deps build check check-unit check-qtest check-asan lint fuzz demo \
+        bench clean
 
 all: build
 
@@ -27,20 +31,37 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-check: build
-	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+# Every target that runs tests ends with scripts/test-summary.py: a
+# skipped test (a missing prerequisite, such as QEMU) fails it too.
+SUMMARY = python3 scripts/test-summary.py
 
+check: build
+	@meson test -C $(BUILD) $(MESON_TEST_ARGS); rc=$$?; \
+	$(SUMMARY) $(BUILD) && exit $$rc
+
+# QEMU's names: the unit tests, and the tests that run stock QEMU (and
+# the real streams and captures it made)
 check-unit: build
-	meson test -C $(BUILD) --suite unit $(MESON_TEST_ARGS)
+	@meson test -C $(BUILD) --suite unit $(MESON_TEST_ARGS); rc=$$?; \
+	$(SUMMARY) $(BUILD) && exit $$rc
+
+check-qtest: build
+	@meson test -C $(BUILD) --suite functional $(MESON_TEST_ARGS); rc=$$?; \
+	$(SUMMARY) $(BUILD) && exit $$rc
 
 $(ASAN_BUILD)/build.ninja:
-	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers --disable-slow-tests
+	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers
 
+# The whole suite again, QEMU-based tests included, with colo-secondary,
+# colo-primary and the tools built with ASan + UBSan + LSan (QEMU itself
+# is Debian's).  colo-alloc is not in it: it limits the address space,
+# which ASan's shadow memory cannot live with (tests/meson.build).
 check-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C $(ASAN_BUILD) $(MESON_TEST_ARGS)
+	meson test -C $(ASAN_BUILD) --timeout-multiplier 3 $(MESON_TEST_ARGS); \
+	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
 
 lint: build
 	bash tools/lint.sh $(BUILD)

@@ -160,6 +160,18 @@ class QMP:
                 raise TimeoutError("no %s event" % name)
             self.poll_events(min(left, 0.2))
 
+    def read_to_eof(self, timeout=20):
+        """Keeps every event until the server closes the connection (after
+        "quit"): nothing it emitted before exiting is missed."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                msg = self._read()
+                if "event" in msg:
+                    self.events.append(msg)
+        except (EOFError, ConnectionResetError):
+            pass
+
     def set_caps(self, **caps):
         self.cmd("migrate-set-capabilities", capabilities=[
             {"capability": k.replace("_", "-"), "state": v}
@@ -341,8 +353,10 @@ class Secondary(LoggedProcess):
         self.qmp = QMP(self.qmp_path)
 
     def quit(self):
+        """Ends colo-secondary; its last events stay in self.qmp.events."""
         try:
             self.qmp.cmd("quit")
+            self.qmp.read_to_eof()
         except Exception:
             pass
         try:
@@ -558,9 +572,15 @@ def make_colo_initial_stream(workdir, version="10.0", machine="pc",
     q = Qemu(version, src_dir, machine=machine, mem_mb=mem_mb,
              bios=bios or HALT_BIOS)
     try:
-        # Let the guest reach its resting state (halted, for halt.bios)
-        # before it is stopped and saved.
-        time.sleep(0.3)
+        # Let the guest reach its resting state before it is stopped and
+        # saved: halted for halt.bios, printing for the colo-guest.
+        if bios in (None, HALT_BIOS):
+            wait_for(lambda: "HLT=1" in q.qmp.cmd(
+                "human-monitor-command", **{"command-line":
+                                            "info registers"}),
+                     30, "the halt guest to halt")
+        else:
+            wait_for(lambda: "C=" in q.serial(), 60, "the guest to run")
         q.qmp.cmd("stop")
         q.qmp.set_caps(**{"x-colo": True})
         q.qmp.cmd("migrate", uri="exec:cat > " + path)

@@ -347,16 +347,22 @@ class BadQmpClient(ct.TempDirTestCase):
             # cut off: reading drains what was queued, then EOF
             bad.settimeout(30)
             got = 0
+            closed = False
             while True:
                 try:
                     data = bad.recv(1 << 20)
-                except (ConnectionResetError, socket.timeout):
+                except ConnectionResetError:
+                    closed = True
                     break
                 if not data:
+                    closed = True
                     break
                 got += len(data)
+            # the server closed the connection (a 30 s timeout raises)
+            self.assertTrue(closed)
+            # it held at most its 8 MiB of unread output (plus what the
+            # kernel buffers), never the ~26 MB all the replies would make
             self.assertLess(got, 12 << 20)
-            self.assertTrue(cut_off or got < 150 * 200 * 1000)
             self.assertEqual(sec.qmp.cmd("query-status")["status"],
                              "inmigrate")
             self.assertIn("left", sec.stderr())

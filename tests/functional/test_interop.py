@@ -116,10 +116,12 @@ class Interop(ct.TempDirTestCase):
                 # 10.0 counts every byte of the stream; 7.2 only RAM bytes
                 self.assertEqual(ram["transferred"],
                                  src_info["ram"]["transferred"])
-            events = [e["data"]["status"] for e in sec.qmp.poll_events(0.2)
-                      if e["event"] == "MIGRATION"]
-            self.assertEqual(events[-1], "completed")
-            self.assertIn("active", events)
+            sec.qmp.wait_event("MIGRATION", 10, match=lambda e: e[
+                "data"]["status"] == "completed")
+            # read in order: "active" came before "completed"
+            self.assertIn("active", [e["data"]["status"]
+                                     for e in sec.qmp.events
+                                     if e["event"] == "MIGRATION"])
             self.assertTrue(os.path.getsize(
                 os.path.join(sec.ram_dir, "device-state.bin")) > 1000)
         finally:
