@@ -591,6 +591,20 @@ def make_colo_initial_stream(workdir, version="10.0", machine="pc",
     return path
 
 
+def socket_lines(sock):
+    """The newline-framed messages of @sock (without the newline) until
+    the peer closes it."""
+    buf = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line
+
+
 class PrimaryOracle:
     """The test's own record of the primary VM at every checkpoint pause.
 
@@ -672,19 +686,12 @@ class PrimaryOracle:
 
         def downstream():
             # QEMU -> colo-primary, keeping the replies to our own ids
-            buf = b""
             try:
-                while True:
-                    data = up.recv(65536)
-                    if not data:
-                        break
-                    buf += data
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        if b'"oracle-' in line:
-                            replies.put(json.loads(line))
-                        else:
-                            client.sendall(line + b"\n")
+                for line in socket_lines(up):
+                    if b'"oracle-' in line:
+                        replies.put(json.loads(line))
+                    else:
+                        client.sendall(line + b"\n")
             except OSError:
                 pass
             replies.put(None)
@@ -711,29 +718,22 @@ class PrimaryOracle:
 
         t = threading.Thread(target=downstream, daemon=True)
         t.start()
-        buf = b""
         try:
-            while True:
-                data = client.recv(65536)
-                if not data:
-                    break
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    try:
-                        cmd = json.loads(line).get("execute")
-                    except ValueError:
-                        cmd = None
-                    try:
-                        if cmd == "cont":
-                            self._record(ask)
-                        elif cmd == "stop":
-                            self._before_stop(len(self.pauses))
-                    except EOFError:
-                        pass
-                    except Exception as e:  # reported by check()
-                        self.errors.append(e)
-                    up.sendall(line + b"\n")
+            for line in socket_lines(client):
+                try:
+                    cmd = json.loads(line).get("execute")
+                except ValueError:
+                    cmd = None
+                try:
+                    if cmd == "cont":
+                        self._record(ask)
+                    elif cmd == "stop":
+                        self._before_stop(len(self.pauses))
+                except EOFError:
+                    pass
+                except Exception as e:  # reported by check()
+                    self.errors.append(e)
+                up.sendall(line + b"\n")
         except OSError:
             pass
         # shutdown first: it also wakes the thread blocked reading QEMU,

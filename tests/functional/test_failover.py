@@ -33,6 +33,33 @@ def guest_pages_ok(mem):
     return True, counter
 
 
+def test_primary_argv(initial, port, model, checkpoints, *extra):
+    """colo-test-primary rewriting 16-48 MiB of the colo-guest with XBZRLE,
+    RAM only, its model of the secondary's RAM in @model."""
+    return [ct.TEST_PRIMARY, "--initial", initial, "--connect",
+            "tcp:127.0.0.1:%d" % port, "--checkpoints", str(checkpoints),
+            "--region", "16:48", "--xbzrle", "--ram-only", "-q",
+            "--ram-dir", model] + list(extra)
+
+
+def check_guest_runs_on(test, serial, ram_dir, committed, lead, q):
+    """The resumed colo-guest prints a counter from @committed on (less
+    than @lead above it); stopped through @q, its RAM (@ram_dir/pc.ram)
+    passes its own checks and is past @committed.  Returns (first
+    printed counter, that RAM)."""
+    first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
+                        "the resumed guest to print")[0]
+    test.assertGreaterEqual(first, committed)
+    test.assertLess(first - committed, lead)
+    q.cmd("stop")
+    with open(os.path.join(ram_dir, "pc.ram"), "rb") as f:
+        mem = f.read()
+    ok, now = guest_pages_ok(mem)
+    test.assertTrue(ok, "resumed state: %s" % now)
+    test.assertGreaterEqual(now, committed)
+    return first, mem
+
+
 class Failover(ct.TempDirTestCase):
 
     def test_automatic_failover_after_sigkill(self):
@@ -68,10 +95,8 @@ class Failover(ct.TempDirTestCase):
         q = None
         try:
             prim = subprocess.Popen(
-                [ct.TEST_PRIMARY, "--initial", initial, "--connect",
-                 "tcp:127.0.0.1:%d" % rec.port, "--checkpoints", "1000",
-                 "--pages", "3000", "--region", "16:48", "--xbzrle",
-                 "--ram-only", "-q", "--ram-dir", os.path.join(d, "model")],
+                test_primary_argv(initial, rec.port, os.path.join(d, "model"),
+                                  1000, "--pages", "3000"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"] >= 1, 60, "the first checkpoint")
@@ -107,9 +132,8 @@ class Failover(ct.TempDirTestCase):
             self.assertTrue(ok, committed_counter)
 
             q.cmd("cont")
-            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
-                                "the resumed guest")[0]
-            self.assertGreaterEqual(first, committed_counter)
+            first, _ = check_guest_runs_on(self, serial, sec.ram_dir,
+                                           committed_counter, 0x20000, q)
             print("\nrun %d: %d checkpoints committed (%d decoded), "
                   "resumed at C=%x (committed %x)" % (
                       run, n, len(session.states) - 1, first,
@@ -131,10 +155,8 @@ class Failover(ct.TempDirTestCase):
         pid = None
         try:
             p = subprocess.run(
-                [ct.TEST_PRIMARY, "--initial", initial, "--connect",
-                 "tcp:127.0.0.1:%d" % sec.port, "--checkpoints", "10",
-                 "--region", "16:48", "--xbzrle", "--ram-only", "-q",
-                 "--ram-dir", os.path.join(self.tmp, "model")],
+                test_primary_argv(initial, sec.port,
+                                  os.path.join(self.tmp, "model"), 10),
                 stderr=subprocess.PIPE, timeout=120)
             self.assertEqual(p.returncode, 0, p.stderr)
             sec.qmp.wait_event("COLO_EXIT")
@@ -157,16 +179,8 @@ class Failover(ct.TempDirTestCase):
             q = ct.QMP(ev["data"]["qmp"])
             self.assertTrue(q.cmd("query-status")["running"])
             # The guest goes on from the committed counter.
-            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
-                                "the resumed guest to print")[0]
-            self.assertGreaterEqual(first, committed_counter)
-            self.assertLess(first - committed_counter, 0x20000)
-            q.cmd("stop")
-            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
-                mem = f.read()
-            ok, now = guest_pages_ok(mem)
-            self.assertTrue(ok, now)
-            self.assertGreater(now, committed_counter)
+            _, mem = check_guest_runs_on(self, serial, sec.ram_dir,
+                                         committed_counter, 0x20000, q)
             # what the primary wrote above the guest's pages is there too
             with open(os.path.join(self.tmp, "model", "pc.ram"), "rb") as f:
                 model = f.read()

@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
-from test_failover import guest_pages_ok  # noqa: E402
+from test_failover import check_guest_runs_on, guest_pages_ok  # noqa: E402
 
 PRIMARY = os.environ.get("COLO_PRIMARY", os.path.join(
     ct.BUILD_ROOT, "tools", "colo-primary"))
@@ -94,15 +94,8 @@ class FailoverWithPrimary(ct.TempDirTestCase):
             self.assertTrue(ok, "committed state: %s" % committed)
 
             q.cmd("cont")
-            first = ct.wait_for(lambda: ct.guest_counters(serial), 60,
-                                "the resumed guest")[0]
-            self.assertGreaterEqual(first, committed)
-            self.assertLess(first - committed, 0x10001)
-            q.cmd("stop")
-            with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
-                ok, now = guest_pages_ok(f.read())
-            self.assertTrue(ok, "resumed state: %s" % now)
-            self.assertGreaterEqual(now, committed)
+            first, _ = check_guest_runs_on(self, serial, sec.ram_dir,
+                                           committed, 0x10001, q)
             return n, committed, first, also_agent
         finally:
             if q:
