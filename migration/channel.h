@@ -40,6 +40,10 @@ int migration_channel_connect(const char *uri, GError **errp);
 /* Waits for the source to connect (sockets); no-op otherwise. */
 bool migration_channel_accept(IncomingChannel *ch, GError **errp);
 /* Wakes a thread blocked in accept() or read(). */
+/* The one way to wake the incoming migration thread, whatever it waits
+ * for: accept (the listening socket), the stream (the connection, shut
+ * down both ways) or an exec: child (terminated).  colo_peer_shutdown()
+ * is the primary side's. */
 void migration_channel_shutdown(IncomingChannel *ch);
 void migration_channel_free(IncomingChannel *ch);
 

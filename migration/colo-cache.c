@@ -92,6 +92,42 @@ fail:
     return false;
 }
 
+/* --- the route: the loader's page sink inside a checkpoint ----------- */
+
+static uint8_t *colo_cache_target(RAMBlock *rb, uint64_t offset)
+{
+    return rb->colo_cache ? rb->colo_cache + offset : NULL;
+}
+
+/* A page this checkpoint has not written yet is, for XBZRLE, the committed
+ * one in the RAM file: the version the primary encoded against. */
+static const uint8_t *colo_cache_base(RAMBlock *rb, uint64_t offset)
+{
+    return test_bit(offset >> TARGET_PAGE_BITS, rb->bmap) ?
+           rb->colo_cache + offset : rb->host + offset;
+}
+
+/* Not yet written in this checkpoint: a trimmed cache page, all zero. */
+static bool colo_cache_known_zero(RAMBlock *rb, uint64_t offset)
+{
+    return !test_bit(offset >> TARGET_PAGE_BITS, rb->bmap);
+}
+
+static void colo_cache_page_done(RAMBlock *rb, uint64_t offset)
+{
+    set_bit(offset >> TARGET_PAGE_BITS, rb->bmap);
+}
+
+const RAMPageSink colo_cache_sink = {
+    .name = "COLO cache",
+    .target = colo_cache_target,
+    .base = colo_cache_base,
+    .known_zero = colo_cache_known_zero,
+    .done = colo_cache_page_done,
+};
+
+/* --- commit ------------------------------------------------------------ */
+
 bool colo_flush_ram_cache(RAMList *rl, ColoFlushStats *stats, GError **errp)
 {
     ColoFlushStats s = { 0 };
@@ -153,20 +189,6 @@ void colo_trim_ram_cache(RAMList *rl)
             madvise(rb->colo_cache, rb->max_length, MADV_DONTNEED);
         }
     }
-}
-
-void colo_discard_ram_cache(RAMList *rl)
-{
-    for (guint i = 0; i < rl->blocks->len; i++) {
-        RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
-
-        if (rb->bmap) {
-            memset(rb->bmap, 0, BITS_TO_LONGS(rb->max_length >>
-                                              TARGET_PAGE_BITS) *
-                   sizeof(unsigned long));
-        }
-    }
-    colo_trim_ram_cache(rl);
 }
 
 void colo_release_ram_cache(RAMList *rl)

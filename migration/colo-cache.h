@@ -2,8 +2,8 @@
  * colo-cache.h: the secondary's per-RAMBlock COLO cache (see the picture
  * at the top of colo-cache.c).
  *
- * Owner: the incoming migration thread (which is the COLO incoming
- * thread); colo_release_ram_cache() runs after it has been joined.
+ * Owner: the COLO incoming thread; colo.c reserves the cache when COLO
+ * starts and releases it when its checkpoint loop ends.
  */
 #ifndef MIGRATION_COLO_CACHE_H
 #define MIGRATION_COLO_CACHE_H
@@ -11,11 +11,17 @@
 #include "qemu/osdep.h"
 
 #include "exec/ram_addr.h"
+#include "migration/ram.h"
 
 typedef struct ColoFlushStats {
     uint64_t pages;         /* pages copied into the RAM files */
     uint64_t runs;          /* contiguous runs written */
 } ColoFlushStats;
+
+/* The loader's page sink while a checkpoint's RAM part streams in: pages
+ * land in colo_cache and are marked in bmap (the route, see the top of
+ * colo-cache.c). */
+extern const RAMPageSink colo_cache_sink;
 
 /* Gives every migrated block a colo_cache and an empty bmap.  On failure
  * nothing stays allocated and the error names the block and its size. */
@@ -26,8 +32,7 @@ bool colo_flush_ram_cache(RAMList *rl, ColoFlushStats *stats, GError **errp);
 /* Gives the memory of flushed cache pages back to the kernel; the cache
  * keeps its addresses and reads as zero until written again. */
 void colo_trim_ram_cache(RAMList *rl);
-/* Forgets pages of a checkpoint that will never be committed. */
-void colo_discard_ram_cache(RAMList *rl);
+/* Unmaps the caches (idempotent): a checkpoint cut off is forgotten. */
 void colo_release_ram_cache(RAMList *rl);
 
 /* Bytes of address space reserved for caches, and bytes resident now. */

@@ -6,9 +6,9 @@
 #include <sys/socket.h>
 
 #include "migration/channel.h"
-#include "migration/colo.h"
 #include "migration/colo-send.h"
 #include "migration/savevm.h"
+#include "migration/savevm-put.h"
 
 ColoPeer *colo_peer_connect(const char *uri, GError **errp)
 {
@@ -36,6 +36,11 @@ void colo_peer_free(ColoPeer *p)
     }
     g_free(p->uri);
     g_free(p);
+}
+
+void colo_peer_shutdown(ColoPeer *p)
+{
+    shutdown(p->fd, SHUT_RDWR);
 }
 
 bool colo_peer_send(ColoPeer *p, const void *data, size_t len, GError **errp)
@@ -91,7 +96,7 @@ bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
 {
     uint32_t got = qemu_get_be32(p->in);
 
-    if (qemu_file_propagate_error(p->in, errp)) {
+    if (!qemu_file_propagate_error(p->in, errp)) {
         g_prefix_error(errp, "the secondary %s, waiting for %s: ", p->uri,
                        colo_message_name(msg));
         return false;
@@ -128,51 +133,7 @@ bool colo_machine_sends_switchover(const char *machine)
 void colo_put_stream_head(QEMUFile *f, const char *machine)
 {
     qemu_savevm_put_header(f, machine);
-    qemu_put_byte(f, QEMU_VM_COMMAND);
-    qemu_put_be16(f, MIG_CMD_ENABLE_COLO);
-    qemu_put_be16(f, 0);
-}
-
-void colo_put_ram_section_start(RAMSaveState *rs, uint32_t section_id,
-                                RAMList *rl)
-{
-    qemu_put_byte(rs->f, QEMU_VM_SECTION_START);
-    qemu_put_be32(rs->f, section_id);
-    qemu_put_str8(rs->f, RAM_SECTION_IDSTR);
-    qemu_put_be32(rs->f, 0);
-    qemu_put_be32(rs->f, RAM_SECTION_VERSION);
-    ram_save_mem_size(rs, rl, false);
-    qemu_put_byte(rs->f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(rs->f, section_id);
-}
-
-void colo_put_ram_section_header(QEMUFile *f, uint8_t type,
-                                 uint32_t section_id)
-{
-    g_assert(type == QEMU_VM_SECTION_PART || type == QEMU_VM_SECTION_END);
-    qemu_put_byte(f, type);
-    qemu_put_be32(f, section_id);
-}
-
-void colo_put_switchover_start(QEMUFile *f)
-{
-    qemu_put_byte(f, QEMU_VM_COMMAND);
-    qemu_put_be16(f, MIG_CMD_SWITCHOVER_START);
-    qemu_put_be16(f, 0);
-}
-
-void colo_put_ram_section_end(RAMSaveState *rs, uint32_t section_id)
-{
-    ram_save_eos(rs);
-    qemu_put_byte(rs->f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(rs->f, section_id);
-}
-
-void colo_put_vmdescription(QEMUFile *f, const char *json)
-{
-    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
-    qemu_put_be32(f, strlen(json));
-    qemu_put_buffer(f, json, strlen(json));
+    qemu_savevm_put_command(f, MIG_CMD_ENABLE_COLO);
 }
 
 void colo_put_checkpoint_head(QEMUFile *f, uint32_t section_id,
@@ -180,13 +141,13 @@ void colo_put_checkpoint_head(QEMUFile *f, uint32_t section_id,
 {
     qemu_put_be32(f, COLO_MESSAGE_VMSTATE_SEND);
     if (switchover) {
-        colo_put_switchover_start(f);
+        qemu_savevm_put_command(f, MIG_CMD_SWITCHOVER_START);
     }
-    colo_put_ram_section_header(f, QEMU_VM_SECTION_END, section_id);
+    qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, section_id);
 }
 
 void colo_put_checkpoint_tail(RAMSaveState *rs, uint32_t section_id)
 {
-    colo_put_ram_section_end(rs, section_id);
+    ram_save_section_end(rs, section_id);
     qemu_put_byte(rs->f, QEMU_VM_EOF);
 }

@@ -25,6 +25,9 @@ typedef struct ColoPeer {
  * (never SIGPIPE). */
 ColoPeer *colo_peer_connect(const char *uri, GError **errp);
 void colo_peer_free(ColoPeer *p);
+/* Any thread: shuts the connection down both ways, so that a thread
+ * blocked sending to or reading from the secondary returns at once. */
+void colo_peer_shutdown(ColoPeer *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ColoPeer, colo_peer_free)
 
 bool colo_peer_send(ColoPeer *p, const void *data, size_t len,
@@ -49,19 +52,12 @@ bool colo_peer_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
  * the receiving QEMU of those machines expects it). */
 bool colo_machine_sends_switchover(const char *machine);
 
+/* What is COLO's own in a stream; the rest of the framing is
+ * savevm-put.h's and ram-save.h's. */
+
 /* Stream header, CONFIGURATION with @machine and the ENABLE_COLO
  * command: how an initial COLO stream starts. */
 void colo_put_stream_head(QEMUFile *f, const char *machine);
-/* SECTION_START of "ram" with MEM_SIZE for every block of @rl, footer. */
-void colo_put_ram_section_start(RAMSaveState *rs, uint32_t section_id,
-                                RAMList *rl);
-/* SECTION_PART or SECTION_END header of the ram section. */
-void colo_put_ram_section_header(QEMUFile *f, uint8_t type,
-                                 uint32_t section_id);
-void colo_put_switchover_start(QEMUFile *f);
-/* EOS and the section footer, after the page records. */
-void colo_put_ram_section_end(RAMSaveState *rs, uint32_t section_id);
-void colo_put_vmdescription(QEMUFile *f, const char *json);
 
 /* VMSTATE_SEND, SWITCHOVER_START if @switchover, SECTION_END header: what
  * comes before a checkpoint's page records. */

@@ -29,21 +29,6 @@
 
 #include "migration/colo.h"
 
-static const char *const colo_message_names[] = {
-    [COLO_MESSAGE_CHECKPOINT_READY] = "CHECKPOINT_READY",
-    [COLO_MESSAGE_CHECKPOINT_REQUEST] = "CHECKPOINT_REQUEST",
-    [COLO_MESSAGE_CHECKPOINT_REPLY] = "CHECKPOINT_REPLY",
-    [COLO_MESSAGE_VMSTATE_SEND] = "VMSTATE_SEND",
-    [COLO_MESSAGE_VMSTATE_SIZE] = "VMSTATE_SIZE",
-    [COLO_MESSAGE_VMSTATE_RECEIVED] = "VMSTATE_RECEIVED",
-    [COLO_MESSAGE_VMSTATE_LOADED] = "VMSTATE_LOADED",
-};
-
-const char *colo_message_name(uint32_t msg)
-{
-    return msg < COLO_MESSAGE__MAX ? colo_message_names[msg] : "(unknown)";
-}
-
 static bool colo_send_message(ColoIncoming *ci, COLOMessage msg,
                               GError **errp)
 {
@@ -63,7 +48,7 @@ static bool colo_receive_check_message(ColoIncoming *ci, COLOMessage expect,
     uint64_t at = qemu_file_tell(f);
     uint32_t msg = qemu_get_be32(f);
 
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         g_prefix_error(errp, "COLO: waiting for %s: ",
                        colo_message_name(expect));
         return false;
@@ -77,20 +62,13 @@ static bool colo_receive_check_message(ColoIncoming *ci, COLOMessage expect,
     return true;
 }
 
-static void colo_event(ColoIncoming *ci, const char *name)
-{
-    if (ci->hooks.event) {
-        ci->hooks.event(ci->hooks.opaque, name, NULL);
-    }
-}
-
 /* Everything of one checkpoint after CHECKPOINT_REQUEST. */
 static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
                                      GError **errp)
 {
     LoadVMState *lv = ci->lv;
     QEMUFile *f = lv->f;
-    ColoCheckpointStats st = { .number = ci->checkpoints + 1 };
+    ColoCheckpointStats st = { .number = ci->last.number + 1 };
     RAMLoadStats before = lv->ram.stats;
     g_autoptr(GBytes) blob = NULL;
     g_autoptr(VMDeviceState) ds = NULL;
@@ -107,9 +85,9 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
 
     /* The live state: RAM pages into the cache, up to EOF. */
     ram_start = qemu_file_tell(f);
-    lv->ram.colo_cache_active = true;
+    lv->ram.sink = &colo_cache_sink;
     ok = qemu_loadvm_state_main(lv, errp);
-    lv->ram.colo_cache_active = false;
+    lv->ram.sink = NULL;
     if (!ok) {
         g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", st.number);
         return false;
@@ -126,7 +104,7 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
     }
     at = qemu_file_tell(f);
     size = qemu_get_be64(f);
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (size == 0 || size > DEVICE_STATE_MAX_BYTES) {
@@ -174,8 +152,7 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
         !ci->hooks.committed(ci->hooks.opaque, ds, &st, errp)) {
         return false;
     }
-    ci->checkpoints = st.number;
-    colo_event(ci, "RESUME");
+    ci->last = st;
     /* A failover asked for while we flushed: the checkpoint is kept, but
      * the primary is not told (it is presumed gone). */
     if (!(ci->hooks.failover_requested &&
@@ -187,14 +164,29 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
     return true;
 }
 
-bool colo_incoming_run(ColoIncoming *ci, GError **errp)
+bool colo_incoming_setup(ColoIncoming *ci, GError **errp)
+{
+    return colo_init_ram_cache(ci->ram_list, errp);
+}
+
+uint64_t colo_incoming_cache_reserved(ColoIncoming *ci)
+{
+    return colo_cache_reserved_bytes(ci->ram_list);
+}
+
+void colo_incoming_cleanup(ColoIncoming *ci)
+{
+    colo_release_ram_cache(ci->ram_list);
+}
+
+/* The loop; ends only with an error (or a failover, reported as one). */
+static bool colo_incoming_loop(ColoIncoming *ci, GError **errp)
 {
     if (!colo_send_message(ci, COLO_MESSAGE_CHECKPOINT_READY, errp)) {
         return false;
     }
     for (;;) {
         int64_t t_request;
-        bool ok;
 
         if (ci->hooks.failover_requested &&
             ci->hooks.failover_requested(ci->hooks.opaque)) {
@@ -207,14 +199,22 @@ bool colo_incoming_run(ColoIncoming *ci, GError **errp)
             return false;
         }
         t_request = g_get_monotonic_time();
-        colo_event(ci, "STOP");
-        ci->in_checkpoint = true;
-        ok = colo_incoming_checkpoint(ci, t_request, errp);
-        ci->in_checkpoint = false;
-        if (!ok) {
-            /* Nothing of a half checkpoint may survive. */
-            colo_discard_ram_cache(ci->ram_list);
+        if (ci->hooks.checkpoint_begin) {
+            ci->hooks.checkpoint_begin(ci->hooks.opaque,
+                                       ci->last.number + 1);
+        }
+        if (!colo_incoming_checkpoint(ci, t_request, errp)) {
             return false;
         }
     }
+}
+
+bool colo_incoming_run(ColoIncoming *ci, GError **errp)
+{
+    bool ok = colo_incoming_loop(ci, errp);
+
+    /* Nothing of a half checkpoint survives, and the cache is not needed
+     * once the loop is over: the RAM files hold the committed state. */
+    colo_incoming_cleanup(ci);
+    return ok;
 }

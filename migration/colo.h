@@ -24,10 +24,11 @@ typedef struct ColoCheckpointStats {
 } ColoCheckpointStats;
 
 typedef struct ColoIncomingHooks {
-    /* STOP / RESUME events (a{sv} data or NULL). */
-    void (*event)(void *opaque, const char *name, GVariant *data);
+    /* CHECKPOINT_REQUEST has come: checkpoint @number begins (where a
+     * secondary that runs the guest stops it: QEMU's STOP event). */
+    void (*checkpoint_begin)(void *opaque, uint64_t number);
     /* The checkpoint is in the RAM files and @ds is the committed device
-     * state; called before VMSTATE_LOADED goes out. */
+     * state; called before VMSTATE_LOADED goes out (QEMU's RESUME). */
     bool (*committed)(void *opaque, VMDeviceState *ds,
                       const ColoCheckpointStats *st, GError **errp);
     /* True once x-colo-lost-heartbeat has been asked for. */
@@ -40,16 +41,23 @@ typedef struct ColoIncoming {
     RAMList *ram_list;
     QEMUFile *to_primary;       /* the reverse direction of the socket */
     ColoIncomingHooks hooks;
-    uint64_t checkpoints;       /* committed so far */
-    bool in_checkpoint;         /* between REQUEST and LOADED */
+    /* The last committed checkpoint (number 0: the initial state). */
+    ColoCheckpointStats last;
 } ColoIncoming;
 
-const char *colo_message_name(uint32_t msg);
+/* Reserves the COLO cache of every block of @ci->ram_list.  On failure
+ * nothing stays reserved and the error names the block and its size. */
+bool colo_incoming_setup(ColoIncoming *ci, GError **errp);
+/* Bytes of address space the cache reserves (0 outside a session). */
+uint64_t colo_incoming_cache_reserved(ColoIncoming *ci);
+/* Releases the cache of a session that will not run after all. */
+void colo_incoming_cleanup(ColoIncoming *ci);
 
-/* Sends CHECKPOINT_READY, then serves checkpoints until the stream fails
- * or a failover is requested.  Always returns false with @errp set (the
- * loop only ends by an error); the RAM files and committed device state
- * are those of the last complete checkpoint. */
+/* After colo_incoming_setup(): sends CHECKPOINT_READY, then serves
+ * checkpoints until the stream fails or a failover is requested, and
+ * releases the cache.  Always returns false with @errp set (the loop only
+ * ends by an error); the RAM files and committed device state are those
+ * of the last complete checkpoint. */
 bool colo_incoming_run(ColoIncoming *ci, GError **errp);
 
 #endif /* MIGRATION_COLO_H */

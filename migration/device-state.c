@@ -331,7 +331,7 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp)
     }
     /* ds is released by g_autoptr (refcounted; the analyzer cannot see
      * the count reach zero). */
-    if (!qemu_file_propagate_error(f, errp)) { // NOLINT(clang-analyzer-unix.Malloc)
+    if (qemu_file_propagate_error(f, errp)) { // NOLINT(clang-analyzer-unix.Malloc)
         g_set_error(errp, COLO_ERROR, EINVAL, "device state starting at byte "
                     "offset %" PRIu64 " could not be delimited: the stream "
                     "ended after %zu bytes%s%s", start, avail,

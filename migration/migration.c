@@ -45,8 +45,7 @@ struct MigrationIncomingState {
     bool colo_exit_sent;
     COLOMode last_mode;
     COLOExitReason reason;
-    ColoCheckpointStats last_ckpt;
-    uint64_t checkpoints;
+    ColoCheckpointStats last_ckpt;  /* published copy of colo.c's */
     uint64_t cache_reserved;
     bool in_checkpoint;
     VMDeviceState *committed;       /* last committed device state */
@@ -65,44 +64,6 @@ struct MigrationIncomingState {
     RAMList *ram_list;
     LoadVMState lv;
 };
-
-static const char *const status_names[] = {
-    [MIGRATION_STATUS_NONE] = "none",
-    [MIGRATION_STATUS_SETUP] = "setup",
-    [MIGRATION_STATUS_ACTIVE] = "active",
-    [MIGRATION_STATUS_COLO] = "colo",
-    [MIGRATION_STATUS_COMPLETED] = "completed",
-    [MIGRATION_STATUS_FAILED] = "failed",
-    [MIGRATION_STATUS_CANCELLED] = "cancelled",
-};
-
-static const char *const colo_mode_names[] = {
-    [COLO_MODE_NONE] = "none",
-    [COLO_MODE_PRIMARY] = "primary",
-    [COLO_MODE_SECONDARY] = "secondary",
-};
-
-static const char *const colo_reason_names[] = {
-    [COLO_EXIT_REASON_NONE] = "none",
-    [COLO_EXIT_REASON_REQUEST] = "request",
-    [COLO_EXIT_REASON_ERROR] = "error",
-    [COLO_EXIT_REASON_PROCESSING] = "processing",
-};
-
-const char *colo_mode_name(COLOMode m)
-{
-    return colo_mode_names[m];
-}
-
-const char *colo_exit_reason_name(COLOExitReason r)
-{
-    return colo_reason_names[r];
-}
-
-const char *migration_status_name(MigrationStatus s)
-{
-    return status_names[s];
-}
 
 void migration_info_clear(MigrationInfo *info)
 {
@@ -266,14 +227,14 @@ static bool colo_hook_failover_requested(void *opaque)
     return migration_incoming_failover_requested(opaque);
 }
 
-static void colo_hook_event(void *opaque, const char *name, GVariant *data)
+static void colo_hook_checkpoint_begin(void *opaque, uint64_t number)
 {
     MigrationIncomingState *mis = opaque;
 
     g_mutex_lock(&mis->lock);
-    mis->in_checkpoint = strcmp(name, "STOP") == 0;
+    mis->in_checkpoint = true;
     g_mutex_unlock(&mis->lock);
-    migration_event(mis, name, data);
+    migration_event(mis, "STOP", NULL);
 }
 
 static bool colo_hook_committed(void *opaque, VMDeviceState *ds,
@@ -290,11 +251,12 @@ static bool colo_hook_committed(void *opaque, VMDeviceState *ds,
     old = mis->committed;
     mis->committed = device_state_ref(ds);
     mis->last_ckpt = *st;
-    mis->checkpoints = st->number;
+    mis->in_checkpoint = false;
     mis->stats = mis->lv.ram.stats;
     mis->transferred = qemu_file_tell(mis->file);
     g_mutex_unlock(&mis->lock);
     device_state_unref(old);
+    migration_event(mis, "RESUME", NULL);
     return true;
 }
 
@@ -316,7 +278,7 @@ static void migration_colo_session(MigrationIncomingState *mis)
         .lv = &mis->lv,
         .ram_list = mis->ram_list,
         .hooks = {
-            .event = colo_hook_event,
+            .checkpoint_begin = colo_hook_checkpoint_begin,
             .committed = colo_hook_committed,
             .failover_requested = colo_hook_failover_requested,
             .opaque = mis,
@@ -324,16 +286,22 @@ static void migration_colo_session(MigrationIncomingState *mis)
     };
     int fd;
 
+    if (!colo_incoming_setup(&ci, &err)) {
+        g_prefix_error(&err, "incoming migration failed: ");
+        migration_fail(mis, err);
+        return;
+    }
     g_mutex_lock(&mis->lock);
     mis->committed = mis->lv.devices ? device_state_ref(mis->lv.devices)
                                      : NULL;
-    mis->cache_reserved = colo_cache_reserved_bytes(mis->ram_list);
+    mis->cache_reserved = colo_incoming_cache_reserved(&ci);
     g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_COLO);
 
     fd = dup(mis->channel->fd);
     if (fd < 0) {
         g_set_error(&err, COLO_ERROR, errno, "COLO: %s", g_strerror(errno));
+        colo_incoming_cleanup(&ci);
     } else {
         ci.to_primary = qemu_file_new_output_fd(fd, true);
         qemu_file_set_quickack(mis->lv.f, true);
@@ -342,6 +310,8 @@ static void migration_colo_session(MigrationIncomingState *mis)
     }
 
     g_mutex_lock(&mis->lock);
+    mis->in_checkpoint = false;
+    mis->cache_reserved = 0;
     if (!mis->failover_requested) {
         /* The stream failed: tell, keep the committed state, and wait for
          * the operator's (or the heartbeat's) decision, as QEMU does. */
@@ -389,8 +359,8 @@ bool migration_incoming_colo_failover(MigrationIncomingState *mis,
     g_cond_broadcast(&mis->colo_cond);
     g_mutex_unlock(&mis->lock);
     /* Wake the thread if it is blocked on the primary. */
-    if (mis->channel && mis->channel->fd >= 0) {
-        shutdown(mis->channel->fd, SHUT_RDWR);
+    if (mis->channel) {
+        migration_channel_shutdown(mis->channel);
     }
     return true;
 }
@@ -404,7 +374,7 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
                                                       : COLO_MODE_NONE;
     info->last_mode = mis->last_mode;
     info->reason = mis->reason;
-    info->checkpoints = mis->checkpoints;
+    info->checkpoints = mis->last_ckpt.number;
     info->last_commit_us = mis->last_ckpt.commit_us;
     info->last_total_us = mis->last_ckpt.total_us;
     info->last_ram_pages = mis->last_ckpt.ram_pages;
@@ -473,7 +443,7 @@ static gpointer migration_incoming_thread(gpointer opaque)
     mis->lv.hooks.opaque = mis;
 
     if (!qemu_file_fill(mis->file, 1)) {
-        if (!qemu_file_propagate_error(mis->file, &err)) {
+        if (qemu_file_propagate_error(mis->file, &err)) {
             g_set_error(&err, COLO_ERROR, EPIPE, "the stream ended at byte "
                         "offset 0, before the source sent anything");
         }
@@ -495,9 +465,6 @@ static gpointer migration_incoming_thread(gpointer opaque)
         if (!ch->is_socket) {
             g_set_error(&err, COLO_ERROR, EINVAL, "COLO needs a socket "
                         "transport (tcp: or unix:), not %s", ch->uri);
-            goto fail;
-        }
-        if (!colo_init_ram_cache(mis->ram_list, &err)) {
             goto fail;
         }
         migration_colo_session(mis);
@@ -571,13 +538,6 @@ void migration_incoming_join(MigrationIncomingState *mis)
         mis->ram_section_id = mis->lv.ram_section_id >= 0 ?
                               (uint32_t)mis->lv.ram_section_id : 0;
     }
-    /* The COLO incoming thread is gone: now its cache may go. */
-    if (mis->ram_list) {
-        colo_release_ram_cache(mis->ram_list);
-    }
-    g_mutex_lock(&mis->lock);
-    mis->cache_reserved = 0;
-    g_mutex_unlock(&mis->lock);
     loadvm_cleanup(&mis->lv);
     qemu_fclose(mis->file);
     mis->file = NULL;

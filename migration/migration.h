@@ -20,18 +20,7 @@
 #include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
-
-typedef enum MigrationStatus {
-    MIGRATION_STATUS_NONE,
-    MIGRATION_STATUS_SETUP,
-    MIGRATION_STATUS_ACTIVE,
-    MIGRATION_STATUS_COLO,
-    MIGRATION_STATUS_COMPLETED,
-    MIGRATION_STATUS_FAILED,
-    MIGRATION_STATUS_CANCELLED,
-} MigrationStatus;
-
-const char *migration_status_name(MigrationStatus s);
+#include "migration/status.h"
 
 typedef struct MigrationNotifier {
     /* An event with QMP-shaped data (a{sv} GVariant, or NULL). */
@@ -41,22 +30,6 @@ typedef struct MigrationNotifier {
     void (*thread_done)(void *opaque);
     void *opaque;
 } MigrationNotifier;
-
-typedef enum COLOMode {
-    COLO_MODE_NONE,
-    COLO_MODE_PRIMARY,
-    COLO_MODE_SECONDARY,
-} COLOMode;
-
-typedef enum COLOExitReason {
-    COLO_EXIT_REASON_NONE,
-    COLO_EXIT_REASON_REQUEST,
-    COLO_EXIT_REASON_ERROR,
-    COLO_EXIT_REASON_PROCESSING,
-} COLOExitReason;
-
-const char *colo_mode_name(COLOMode m);
-const char *colo_exit_reason_name(COLOExitReason r);
 
 /* A snapshot for query-colo-status (plus our own x- figures). */
 typedef struct ColoStatusInfo {

@@ -165,12 +165,12 @@ const GError *qemu_file_peek_gerror(QEMUFile *f)
 bool qemu_file_propagate_error(QEMUFile *f, GError **errp)
 {
     if (!f->last_error) {
-        return false;
+        return true;
     }
     if (errp && !*errp) {
         *errp = g_error_copy(f->error);
     }
-    return true;
+    return false;
 }
 
 void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
@@ -198,13 +198,6 @@ bool stream_error_at(GError **errp, uint64_t at, const char *what,
     g_set_error(errp, COLO_ERROR, EINVAL, "%s: %s (at byte offset %" PRIu64
                 ")", what, msg, at);
     return false;
-}
-
-void qemu_file_shutdown(QEMUFile *f)
-{
-    if (f->fd >= 0) {
-        shutdown(f->fd, SHUT_RDWR);
-    }
 }
 
 /* Input side ------------------------------------------------------------ */

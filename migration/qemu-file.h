@@ -40,6 +40,8 @@ uint64_t qemu_file_tell(QEMUFile *f);
 /* 0 or a negative errno; the message is kept in the GError. */
 int qemu_file_get_error(QEMUFile *f);
 const GError *qemu_file_peek_gerror(QEMUFile *f);
+/* True if @f has no error; else false with the (sticky) error copied
+ * into *@errp, unless that is already set. */
 bool qemu_file_propagate_error(QEMUFile *f, GError **errp);
 /* Record an error found by a parser; only the first one sticks. */
 void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
@@ -48,8 +50,6 @@ void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
  * one form every parser uses to report a defect of the stream. */
 bool stream_error_at(GError **errp, uint64_t at, const char *what,
                      const char *fmt, ...) G_GNUC_PRINTF(4, 5);
-/* Shut the fd down (both ways) so a blocked reader or writer returns. */
-void qemu_file_shutdown(QEMUFile *f);
 
 /* Reading.  On error or end of stream they return 0 and set the error. */
 uint8_t qemu_get_byte(QEMUFile *f);

@@ -3,10 +3,11 @@
  */
 #include "qemu/osdep.h"
 
-#include "migration/ram.h"
 #include "migration/ram-save.h"
+#include "migration/savevm-put.h"
 #include "migration/wire.h"
 #include "migration/xbzrle.h"
+#include "qemu/cutils.h"
 
 void ram_save_init(RAMSaveState *rs, QEMUFile *f)
 {
@@ -99,4 +100,26 @@ void ram_save_any(RAMSaveState *rs, const RAMBlock *rb, uint64_t offset,
 void ram_save_eos(RAMSaveState *rs)
 {
     qemu_put_be64(rs->f, RAM_SAVE_FLAG_EOS);
+}
+
+void ram_save_section_start(RAMSaveState *rs, uint32_t section_id,
+                            RAMList *rl, bool ignore_shared)
+{
+    qemu_savevm_put_section_start(rs->f, section_id, RAM_SECTION_IDSTR, 0,
+                                  RAM_SECTION_VERSION);
+    ram_save_mem_size(rs, rl, ignore_shared);
+    qemu_savevm_put_section_footer(rs->f, section_id);
+}
+
+void ram_save_section_end(RAMSaveState *rs, uint32_t section_id)
+{
+    ram_save_eos(rs);
+    qemu_savevm_put_section_footer(rs->f, section_id);
+}
+
+void ram_save_block(RAMSaveState *rs, const RAMBlock *rb)
+{
+    for (uint64_t off = 0; off < rb->used_length; off += TARGET_PAGE_SIZE) {
+        ram_save_any(rs, rb, off, NULL, rb->host + off);
+    }
 }

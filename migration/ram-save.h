@@ -40,4 +40,13 @@ void ram_save_any(RAMSaveState *rs, const RAMBlock *rb, uint64_t offset,
                   const uint8_t *old, const uint8_t *data);
 void ram_save_eos(RAMSaveState *rs);
 
+/* The "ram" SECTION_START: MEM_SIZE with every block of @rl (and its
+ * mr_addr under x-ignore-shared), EOS, footer. */
+void ram_save_section_start(RAMSaveState *rs, uint32_t section_id,
+                            RAMList *rl, bool ignore_shared);
+/* EOS and the footer after a PART or END section's records. */
+void ram_save_section_end(RAMSaveState *rs, uint32_t section_id);
+/* Every page of @rb, as ZERO or PAGE records. */
+void ram_save_block(RAMSaveState *rs, const RAMBlock *rb);
+
 #endif /* MIGRATION_RAM_SAVE_H */

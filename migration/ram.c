@@ -7,12 +7,11 @@
  * up, every offset is checked against the block before a byte is written,
  * and every payload is decoded into bounded buffers.
  *
- * Where a page goes: normally to the block's RAM file (block->host).  Once
- * a COLO session has started checkpointing (rs->colo_cache_active) every
- * page goes to block->colo_cache instead and only marks the page in
- * block->bmap; colo-cache.c copies the marked pages into RAM when, and only
- * when, the whole checkpoint has arrived.  A checkpoint that is cut off
- * therefore never reaches the RAM files.
+ * Where a page goes: normally to the block's RAM file (block->host).  With
+ * a page sink set (rs->sink: inside a COLO checkpoint, the COLO cache of
+ * colo-cache.c) every page goes where the sink says instead, and the sink
+ * alone decides what that means; a checkpoint that is cut off therefore
+ * never reaches the RAM files.
  *
  * Owner: the incoming migration thread.
  */
@@ -22,6 +21,7 @@
 #include "migration/wire.h"
 #include "migration/xbzrle.h"
 #include "qemu/bitmap.h"
+#include "qemu/cutils.h"
 
 void ram_load_init(RAMLoadState *rs, RAMList *ram_list)
 {
@@ -37,26 +37,6 @@ void ram_load_cleanup(RAMLoadState *rs)
         rs->zs_ready = false;
     }
     rs->last_block = NULL;
-}
-
-bool buffer_is_zero(const void *p, size_t len)
-{
-    const uint64_t *w = p;
-    size_t i;
-
-    /* Pages are 8-byte aligned and a multiple of 64 bytes long. */
-    for (i = 0; i + 8 <= len / 8; i += 8) {
-        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-            w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) {
-            return false;
-        }
-    }
-    for (i *= 8; i < len; i++) {
-        if (((const uint8_t *)p)[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Errors name the record and where it starts. */
@@ -81,7 +61,7 @@ static bool ram_load_mem_size(RAMLoadState *rs, QEMUFile *f, uint64_t total,
         if (rs->ignore_shared) {
             mr_addr = qemu_get_be64(f);
         }
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (n == 0) {
@@ -130,36 +110,29 @@ static bool ram_load_mem_size(RAMLoadState *rs, QEMUFile *f, uint64_t total,
 static inline uint8_t *ram_page_target(RAMLoadState *rs, RAMBlock *rb,
                                        uint64_t offset)
 {
-    if (rs->colo_cache_active) {
-        return rb->colo_cache + offset;
-    }
-    return rb->host + offset;
+    return rs->sink ? rs->sink->target(rb, offset) : rb->host + offset;
 }
 
 /* Bookkeeping once the page at @offset has its new contents. */
 static inline void ram_page_done(RAMLoadState *rs, RAMBlock *rb,
                                  uint64_t offset)
 {
-    uint64_t page = offset >> TARGET_PAGE_BITS;
-
-    if (rs->colo_cache_active) {
-        set_bit(page, rb->bmap);
+    if (rs->sink) {
+        rs->sink->done(rb, offset);
         return;
     }
-    set_bit(page, rb->receivedmap);
+    set_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
 }
 
 /* True if the page certainly reads as zero without looking at it. */
 static inline bool ram_page_known_zero(RAMLoadState *rs, RAMBlock *rb,
                                        uint64_t offset)
 {
-    uint64_t page = offset >> TARGET_PAGE_BITS;
-
-    if (rs->colo_cache_active) {
-        /* Not yet written in this checkpoint: a trimmed cache page. */
-        return !test_bit(page, rb->bmap);
+    if (rs->sink) {
+        return rs->sink->known_zero(rb, offset);
     }
-    return !rb->preexisting && !test_bit(page, rb->receivedmap);
+    return !rb->preexisting &&
+           !test_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
 }
 
 /* Largest record a page run may see before the next flush check: header,
@@ -271,7 +244,7 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
     case RAM_SAVE_FLAG_ZERO: {
         uint8_t fill = qemu_get_byte(f);
 
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (fill != 0 && rs->zero_fill_strict) {
@@ -297,7 +270,7 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
             qemu_file_propagate_error(f, errp);
             return false;
         }
-        if (rs->colo_cache_active) {
+        if (rs->sink) {
             memcpy(dst, src, TARGET_PAGE_SIZE);
         } else if (!ram_run_add(rs, rb, offset, src, errp)) {
             return false;
@@ -314,7 +287,7 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
         const uint8_t *data;
         const char *why = NULL;
 
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (enc != XBZRLE_ENCODING_BYTE) {
@@ -331,16 +304,10 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
             qemu_file_propagate_error(f, errp);
             return false;
         }
-        /* Decode on a copy so a bad record leaves the page intact.  A
-         * cache page this checkpoint has not written yet starts from
-         * the committed page, the version the primary encoded
-         * against (colo-cache.c). */
-        if (rs->colo_cache_active &&
-            !test_bit(offset >> TARGET_PAGE_BITS, rb->bmap)) {
-            memcpy(rs->scratch, rb->host + offset, TARGET_PAGE_SIZE);
-        } else {
-            memcpy(rs->scratch, dst, TARGET_PAGE_SIZE);
-        }
+        /* Decode on a copy so a bad record leaves the page intact; a
+         * sink may keep the version it was encoded against elsewhere. */
+        memcpy(rs->scratch, rs->sink ? rs->sink->base(rb, offset) : dst,
+               TARGET_PAGE_SIZE);
         if (xbzrle_decode(data, len, rs->scratch, TARGET_PAGE_SIZE,
                           &why) < 0) {
             return ram_fail(errp, at, "XBZRLE page", "%s", why);
@@ -356,7 +323,7 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
         const uint8_t *data;
         const char *why = NULL;
 
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (len == 0 || len > compressBound(TARGET_PAGE_SIZE)) {
@@ -403,7 +370,7 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
         flags = word & ~TARGET_PAGE_MASK;
         offset = word & TARGET_PAGE_MASK;
 
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         /* Anything but another PAGE may read or write a block: the queued
@@ -448,11 +415,11 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                                 " bytes)", offset, rb->idstr,
                                 rb->used_length);
             }
-            if (rs->colo_cache_active && !rb->colo_cache) {
-                return ram_fail(errp, at, "page record", "block '%s' has no "
-                                "COLO cache", rb->idstr);
-            }
             dst = ram_page_target(rs, rb, offset);
+            if (!dst) {
+                return ram_fail(errp, at, "page record", "block '%s' has no "
+                                "%s", rb->idstr, rs->sink->name);
+            }
             if (!ram_load_page_record(rs, f, rb, offset, dst,
                                       flags & ~RAM_SAVE_FLAG_CONTINUE, at,
                                       errp)) {

@@ -25,6 +25,24 @@ typedef struct RAMLoadStats {
 
 #define RAM_WRITE_RUN_PAGES   64
 
+/*
+ * Where page records land when not in the RAM files.  The loader knows
+ * only this interface; inside a COLO checkpoint it is the COLO cache
+ * (colo_cache_sink, colo-cache.c), which owns its routing end to end.
+ */
+typedef struct RAMPageSink {
+    const char *name;           /* for errors: "COLO cache" */
+    /* The memory the page at @offset of @rb is written to, or NULL if
+     * @rb cannot take pages here. */
+    uint8_t *(*target)(RAMBlock *rb, uint64_t offset);
+    /* The version of that page an XBZRLE record was encoded against. */
+    const uint8_t *(*base)(RAMBlock *rb, uint64_t offset);
+    /* True if the target page certainly reads as zero. */
+    bool (*known_zero)(RAMBlock *rb, uint64_t offset);
+    /* The target page has its new contents. */
+    void (*done)(RAMBlock *rb, uint64_t offset);
+} RAMPageSink;
+
 typedef struct RAMLoadState {
     RAMList *ram_list;
     /*
@@ -36,12 +54,11 @@ typedef struct RAMLoadState {
     bool ignore_shared;     /* x-ignore-shared agreed with the source */
     bool zero_fill_strict;  /* refuse ZERO records with a non-zero fill */
     /*
-     * COLO: while @colo_cache_active (inside a checkpoint) page records land
-     * in each block's colo_cache and set its bmap bit instead of touching
-     * RAM.  The initial migration writes RAM directly: unlike QEMU's, our
-     * cache needs no copy of it (colo-cache.c).
+     * NULL: pages go to the RAM files.  Set by colo.c for the live part of
+     * each COLO checkpoint (colo_cache_sink); the initial migration writes
+     * RAM directly: unlike QEMU's, our cache needs no copy of it.
      */
-    bool colo_cache_active;
+    const RAMPageSink *sink;
     bool mem_size_seen;
 
     /*
@@ -67,8 +84,5 @@ void ram_load_cleanup(RAMLoadState *rs);
 
 /* Loads one START/PART/END body (records up to EOS). */
 bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp);
-
-/* True if @len bytes at @p are all zero. */
-bool buffer_is_zero(const void *p, size_t len);
 
 #endif /* MIGRATION_RAM_H */

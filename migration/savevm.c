@@ -90,7 +90,7 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
     bool got_ignore_shared = false;
     int major, minor;
 
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (name_len == 0 || name_len > 256) {
@@ -127,7 +127,7 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
         qemu_get_byte(f);
         qemu_get_str8(f, name);
         version = qemu_get_be32(f);
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (version != 1) {
@@ -171,11 +171,11 @@ static bool loadvm_configuration(LoadVMState *lv, GError **errp)
             return stream_error_at(errp, sub_at, "configuration", "unknown "
                            "subsection '%s'", name);
         }
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
     }
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (got_ignore_shared != lv->cap_ignore_shared) {
@@ -204,7 +204,7 @@ static bool loadvm_footer(LoadVMState *lv, uint32_t section_id,
     uint8_t marker = qemu_get_byte(lv->f);
     uint32_t id = qemu_get_be32(lv->f);
 
-    if (qemu_file_propagate_error(lv->f, errp)) {
+    if (!qemu_file_propagate_error(lv->f, errp)) {
         return false;
     }
     if (marker != QEMU_VM_SECTION_FOOTER) {
@@ -225,7 +225,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
     uint16_t len = qemu_get_be16(f);
     int expect = -1;
 
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     switch (cmd) {
@@ -280,7 +280,7 @@ static bool loadvm_command(LoadVMState *lv, uint64_t at, GError **errp)
         uint32_t v = qemu_get_be32(f);
         uint8_t pong[4] = { v >> 24, v >> 16, v >> 8, v };
 
-        if (qemu_file_propagate_error(f, errp)) {
+        if (!qemu_file_propagate_error(f, errp)) {
             return false;
         }
         if (!lv->to_src) {
@@ -325,7 +325,7 @@ static bool loadvm_section_start(LoadVMState *lv, uint32_t id, uint64_t at,
     qemu_get_str8(f, idstr);
     instance = qemu_get_be32(f);
     version = qemu_get_be32(f);
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (strcmp(idstr, RAM_SECTION_IDSTR) != 0 || instance != 0) {
@@ -367,7 +367,7 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
         uint32_t id;
 
         if (!peek) {
-            if (!qemu_file_propagate_error(f, errp)) {
+            if (qemu_file_propagate_error(f, errp)) {
                 stream_error_at(errp, at, "stream", "ended before EOF");
             }
             return false;
@@ -394,7 +394,7 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
         case QEMU_VM_SECTION_PART:
         case QEMU_VM_SECTION_END:
             id = qemu_get_be32(f);
-            if (qemu_file_propagate_error(f, errp)) {
+            if (!qemu_file_propagate_error(f, errp)) {
                 return false;
             }
             if (lv->ram_section_id < 0 || id != lv->ram_section_id) {
@@ -435,7 +435,7 @@ static bool loadvm_vmdescription(LoadVMState *lv, GError **errp)
     }
     qemu_get_byte(f);
     len = qemu_get_be32(f);
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (len > VMDESC_MAX_BYTES) {
@@ -456,7 +456,7 @@ bool qemu_loadvm_state(LoadVMState *lv, GError **errp)
     uint32_t magic = qemu_get_be32(f);
     uint32_t version = qemu_get_be32(f);
 
-    if (qemu_file_propagate_error(f, errp)) {
+    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (magic != QEMU_VM_FILE_MAGIC) {
@@ -467,7 +467,7 @@ bool qemu_loadvm_state(LoadVMState *lv, GError **errp)
                        "supported", version, QEMU_VM_FILE_VERSION);
     }
     if (qemu_get_byte(f) != QEMU_VM_CONFIGURATION) {
-        if (!qemu_file_propagate_error(f, errp)) {
+        if (qemu_file_propagate_error(f, errp)) {
             stream_error_at(errp, 8, "configuration", "section missing");
         }
         return false;
@@ -485,13 +485,4 @@ bool qemu_loadvm_state(LoadVMState *lv, GError **errp)
 bool qemu_loadvm_state_main(LoadVMState *lv, GError **errp)
 {
     return loadvm_records(lv, false, errp);
-}
-
-void qemu_savevm_put_header(QEMUFile *f, const char *machine)
-{
-    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
-    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
-    qemu_put_be32(f, strlen(machine));
-    qemu_put_buffer(f, machine, strlen(machine));
 }

@@ -59,8 +59,4 @@ bool loadvm_send_rp(LoadVMState *lv, uint16_t type, const void *data,
 /* Parses the "major.minor" at the end of a machine type; false if none. */
 bool machine_type_version(const char *machine, int *major, int *minor);
 
-/* Save side: the stream header and the CONFIGURATION section's name
- * (what follows the name, if anything, is the caller's). */
-void qemu_savevm_put_header(QEMUFile *f, const char *machine);
-
 #endif /* MIGRATION_SAVEVM_H */

@@ -12,7 +12,12 @@
 
 #include <json-glib/json-glib.h>
 
-#include "migration/migration.h"
+#include "migration/options.h"
+#include "migration/status.h"
+
+/* The session the commands of colo-secondary operate on (opaque here;
+ * migration/migration.h for those that use it). */
+typedef struct MigrationIncomingState MigrationIncomingState;
 
 typedef struct Monitor Monitor;
 typedef struct MonitorContext MonitorContext;
@@ -67,6 +72,11 @@ const char *qmp_arg_str(JsonObject *args, const char *name, GError **errp);
 /* migrate's and migrate-incoming's "uri" ("channels" is refused). */
 const char *qmp_arg_uri(JsonObject *args, GError **errp);
 JsonNode *qmp_node_take_object(JsonObject *o);
+/* query-colo-status' members that QEMU has (mode, last-mode, reason),
+ * plus our x-checkpoints; callers add their own x- members. */
+JsonObject *qmp_colo_status_object(COLOMode mode, COLOMode last_mode,
+                                   COLOExitReason reason,
+                                   uint64_t checkpoints);
 /* Applies migrate-set-parameters' arguments onto @params; @set gets a
  * bit per parameter named. */
 bool qmp_arg_parameters(JsonObject *args,

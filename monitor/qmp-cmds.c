@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 
+#include "migration/migration.h"
 #include "monitor/monitor.h"
 
 JsonNode *qmp_node_take_object(JsonObject *o)
@@ -14,6 +15,19 @@ JsonNode *qmp_node_take_object(JsonObject *o)
 
     json_node_take_object(n, o);
     return n;
+}
+
+JsonObject *qmp_colo_status_object(COLOMode mode, COLOMode last_mode,
+                                   COLOExitReason reason,
+                                   uint64_t checkpoints)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "mode", colo_mode_name(mode));
+    json_object_set_string_member(o, "last-mode", colo_mode_name(last_mode));
+    json_object_set_string_member(o, "reason", colo_exit_reason_name(reason));
+    json_object_set_int_member(o, "x-checkpoints", checkpoints);
+    return o;
 }
 
 /* Reads an unsigned integer argument; false (error set) if malformed. */
@@ -331,18 +345,14 @@ static JsonNode *qmp_migrate_incoming(const MonitorContext *ctx,
 static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
                                        JsonObject *args, GError **errp)
 {
-    JsonObject *o = json_object_new();
+    JsonObject *o;
     ColoStatusInfo info;
 
     (void)args;
     (void)errp;
     migration_incoming_colo_status(ctx->mis, &info);
-    json_object_set_string_member(o, "mode", colo_mode_name(info.mode));
-    json_object_set_string_member(o, "last-mode",
-                                  colo_mode_name(info.last_mode));
-    json_object_set_string_member(o, "reason",
-                                  colo_exit_reason_name(info.reason));
-    json_object_set_int_member(o, "x-checkpoints", info.checkpoints);
+    o = qmp_colo_status_object(info.mode, info.last_mode, info.reason,
+                               info.checkpoints);
     json_object_set_boolean_member(o, "x-in-checkpoint", info.in_checkpoint);
     json_object_set_int_member(o, "x-last-commit-us", info.last_commit_us);
     json_object_set_int_member(o, "x-last-checkpoint-us", info.last_total_us);

@@ -14,10 +14,10 @@
 #include "qemu/osdep.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 
 #include "migration/qemu-file.h"
-#include "migration/ram.h"
+#include "migration/ram-save.h"
+#include "migration/savevm-put.h"
 #include "migration/wire.h"
 #include "monitor/qmp-client.h"
 #include "system/failover.h"
@@ -29,47 +29,25 @@ void failover_result_clear(FailoverResult *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Every page of one RAM file, as ZERO or PAGE records. */
-static bool failover_put_block(QEMUFile *f, const char *ram_dir,
-                               const RAMBlockSummary *b, GError **errp)
+/* The session's RAM files again, as RAMBlocks of a fresh list (the
+ * files exist with their sizes, so nothing is created or cleared). */
+static RAMList *failover_open_blocks(const char *ram_dir, GArray *blocks,
+                                     GError **errp)
 {
-    g_autofree char *path = ram_block_path(ram_dir, b->idstr, errp);
-    uint8_t *p;
-    int fd;
+    g_autoptr(RAMList) rl = ram_list_new(ram_dir);
 
-    if (!path) {
-        return false;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "failover: %s: %s", path,
-                    g_strerror(errno));
-        return false;
-    }
-    p = mmap(NULL, b->used_length, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        g_set_error(errp, COLO_ERROR, errno, "failover: mapping %s: %s",
-                    path, g_strerror(errno));
-        return false;
-    }
-    for (uint64_t off = 0; off < b->used_length; off += TARGET_PAGE_SIZE) {
-        bool zero = buffer_is_zero(p + off, TARGET_PAGE_SIZE);
-        uint32_t flags = zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
+    for (guint i = 0; i < blocks->len; i++) {
+        const RAMBlockSummary *b = &g_array_index(blocks, RAMBlockSummary, i);
+        RAMBlock *rb = ram_list_add(rl, b->idstr, b->used_length, errp);
 
-        /* the first page names the block, the rest CONTINUE */
-        qemu_put_be64(f, off | flags | (off ? RAM_SAVE_FLAG_CONTINUE : 0));
-        if (!off) {
-            qemu_put_str8(f, b->idstr);
+        if (!rb) {
+            g_prefix_error(errp, "failover: ");
+            return NULL;
         }
-        if (zero) {
-            qemu_put_byte(f, 0);
-        } else {
-            qemu_put_buffer(f, p + off, TARGET_PAGE_SIZE);
-        }
+        rb->mr_addr = b->mr_addr;
+        rb->has_mr_addr = true;
     }
-    munmap(p, b->used_length);
-    return true;
+    return g_steal_pointer(&rl);
 }
 
 bool failover_write_stream(const char *path, const char *ram_dir,
@@ -77,9 +55,11 @@ bool failover_write_stream(const char *path, const char *ram_dir,
                            const char *machine, uint32_t ram_section_id,
                            GError **errp)
 {
+    static const char *const caps[] = { "x-ignore-shared", NULL };
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     g_autoptr(GBytes) bytes = NULL;
-    uint64_t total = 0;
+    g_autoptr(RAMList) rl = NULL;
+    RAMSaveState rs;
     gsize blen;
     const uint8_t *blob;
 
@@ -88,46 +68,22 @@ bool failover_write_stream(const char *path, const char *ram_dir,
                     "to resume from");
         return false;
     }
+    rl = failover_open_blocks(ram_dir, blocks, errp);
+    if (!rl) {
+        return false;
+    }
+    ram_save_init(&rs, f);
     qemu_savevm_put_header(f, machine);
-    qemu_put_byte(f, QEMU_VM_SUBSECTION);
-    qemu_put_str8(f, "configuration/capabilities");
-    qemu_put_be32(f, 1);
-    qemu_put_be32(f, 1);
-    qemu_put_str8(f, "x-ignore-shared");
+    qemu_savevm_put_capabilities(f, caps);
+    ram_save_section_start(&rs, ram_section_id, rl, true);
 
-    for (guint i = 0; i < blocks->len; i++) {
-        total += g_array_index(blocks, RAMBlockSummary, i).used_length;
+    /* Block 0 is the main RAM, shared with QEMU through its file; the
+     * small blocks (ROMs) QEMU cannot take from a file go in full. */
+    qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, ram_section_id);
+    for (guint i = 1; i < rl->blocks->len; i++) {
+        ram_save_block(&rs, g_ptr_array_index(rl->blocks, i));
     }
-    qemu_put_byte(f, QEMU_VM_SECTION_START);
-    qemu_put_be32(f, ram_section_id);
-    qemu_put_str8(f, RAM_SECTION_IDSTR);
-    qemu_put_be32(f, 0);
-    qemu_put_be32(f, RAM_SECTION_VERSION);
-    qemu_put_be64(f, total | RAM_SAVE_FLAG_MEM_SIZE);
-    for (guint i = 0; i < blocks->len; i++) {
-        const RAMBlockSummary *b = &g_array_index(blocks, RAMBlockSummary, i);
-
-        qemu_put_str8(f, b->idstr);
-        qemu_put_be64(f, b->used_length);
-        qemu_put_be64(f, b->mr_addr);
-    }
-    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
-    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(f, ram_section_id);
-
-    /* Block 0 is the main RAM, shared with QEMU through its file. */
-    qemu_put_byte(f, QEMU_VM_SECTION_END);
-    qemu_put_be32(f, ram_section_id);
-    for (guint i = 1; i < blocks->len; i++) {
-        if (!failover_put_block(f, ram_dir,
-                                &g_array_index(blocks, RAMBlockSummary, i),
-                                errp)) {
-            return false;
-        }
-    }
-    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
-    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(f, ram_section_id);
+    ram_save_section_end(&rs, ram_section_id);
 
     /* The committed device sections already end with EOF. */
     blob = g_bytes_get_data(ds->blob, &blen);
@@ -288,4 +244,110 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     }
     res->resume_us = g_get_monotonic_time() - t0;
     return true;
+}
+
+/* --- the job ------------------------------------------------------------ */
+
+struct FailoverJob {
+    const FailoverConfig *cfg;      /* the caller's, outlives the job */
+    char *ram_dir;
+    GArray *blocks;
+    VMDeviceState *ds;
+    char *machine;
+    uint32_t ram_section_id;
+    FailoverDoneFn done;
+    void *opaque;
+
+    GThread *thread;
+    guint idle_id;                  /* the pending delivery of @done */
+    bool delivered;
+    FailoverState state;
+    bool ok;                        /* set by the thread, read after join */
+    FailoverResult result;
+    GError *err;
+};
+
+static gboolean failover_job_deliver(gpointer opaque)
+{
+    FailoverJob *job = opaque;
+
+    failover_job_join(job);
+    job->delivered = true;
+    job->state = job->ok ? FAILOVER_DONE : FAILOVER_FAILED;
+    job->done(job->opaque, job->ok ? &job->result : NULL, job->err);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer failover_job_thread(gpointer opaque)
+{
+    FailoverJob *job = opaque;
+
+    job->ok = colo_failover_resume(job->cfg, job->ram_dir, job->blocks,
+                                   job->ds, job->machine,
+                                   job->ram_section_id, &job->result,
+                                   &job->err);
+    /* Always through the main context, never called here. */
+    job->idle_id = g_idle_add(failover_job_deliver, job);
+    return NULL;
+}
+
+FailoverJob *failover_job_start(const FailoverConfig *cfg,
+                                MigrationIncomingState *mis,
+                                FailoverDoneFn done, void *opaque)
+{
+    FailoverJob *job = g_new0(FailoverJob, 1);
+
+    job->cfg = cfg;
+    job->ram_dir = g_strdup(migration_incoming_ram_dir(mis));
+    job->blocks = migration_incoming_blocks(mis);
+    job->ds = migration_incoming_committed_devices(mis);
+    job->machine = g_strdup(migration_incoming_machine(mis));
+    job->ram_section_id = migration_incoming_ram_section_id(mis);
+    job->done = done;
+    job->opaque = opaque;
+    job->state = FAILOVER_RUNNING;
+    job->thread = g_thread_new("failover", failover_job_thread, job);
+    return job;
+}
+
+FailoverState failover_job_state(const FailoverJob *job)
+{
+    return job ? job->state : FAILOVER_NONE;
+}
+
+const FailoverResult *failover_job_result(const FailoverJob *job)
+{
+    return job && job->state == FAILOVER_DONE ? &job->result : NULL;
+}
+
+const char *failover_job_error(const FailoverJob *job)
+{
+    return job && job->state == FAILOVER_FAILED && job->err ?
+           job->err->message : NULL;
+}
+
+void failover_job_join(FailoverJob *job)
+{
+    if (job && job->thread) {
+        g_thread_join(job->thread);
+        job->thread = NULL;
+    }
+}
+
+void failover_job_free(FailoverJob *job)
+{
+    if (!job) {
+        return;
+    }
+    failover_job_join(job);
+    if (!job->delivered && job->idle_id) {
+        g_source_remove(job->idle_id);
+    }
+    g_clear_pointer(&job->blocks, g_array_unref);
+    g_clear_pointer(&job->ds, device_state_unref);
+    g_clear_pointer(&job->machine, g_free);
+    g_clear_pointer(&job->ram_dir, g_free);
+    failover_result_clear(&job->result);
+    g_clear_error(&job->err);
+    g_free(job);
 }

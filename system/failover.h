@@ -29,6 +29,37 @@ typedef struct FailoverResult {
 
 void failover_result_clear(FailoverResult *r);
 
+typedef enum FailoverState {
+    FAILOVER_NONE,
+    FAILOVER_RUNNING,       /* starting the VM in stock QEMU */
+    FAILOVER_DONE,
+    FAILOVER_FAILED,
+} FailoverState;
+
+/*
+ * The failover job: colo_failover_resume() on a worker thread for a
+ * session whose migration thread has been joined.  @done runs on the
+ * main context when it is over, with the result, or with @err if it
+ * failed.  Owner: the main thread.
+ */
+typedef struct FailoverJob FailoverJob;
+typedef void (*FailoverDoneFn)(void *opaque, const FailoverResult *res,
+                               const GError *err);
+
+FailoverJob *failover_job_start(const FailoverConfig *cfg,
+                                MigrationIncomingState *mis,
+                                FailoverDoneFn done, void *opaque);
+FailoverState failover_job_state(const FailoverJob *job);
+/* The resumed QEMU (FAILOVER_DONE) or what went wrong (FAILOVER_FAILED),
+ * else NULL. */
+const FailoverResult *failover_job_result(const FailoverJob *job);
+const char *failover_job_error(const FailoverJob *job);
+/* Waits for the worker thread; its @done is then delivered by the next
+ * iteration of the main context. */
+void failover_job_join(FailoverJob *job);
+/* Joins, and drops @done if it has not been delivered. */
+void failover_job_free(FailoverJob *job);
+
 /* Writes the stream a stock QEMU needs to resume from the committed state
  * (x-ignore-shared: no main RAM in it) to @path. */
 bool failover_write_stream(const char *path, const char *ram_dir,

@@ -20,13 +20,6 @@
 #include "monitor/monitor.h"
 #include "system/failover.h"
 
-typedef enum FailoverState {
-    FAILOVER_NONE,
-    FAILOVER_RUNNING,       /* starting the VM in stock QEMU */
-    FAILOVER_DONE,
-    FAILOVER_FAILED,
-} FailoverState;
-
 typedef struct SecondaryMain {
     GMainLoop *loop;
     MigrationIncomingState *mis;
@@ -38,10 +31,7 @@ typedef struct SecondaryMain {
     /* failover into a stock QEMU (system/failover.c) */
     bool failover_enabled;
     FailoverConfig failover;
-    FailoverState failover_state;
-    FailoverResult failover_result;
-    char *failover_error;
-    GThread *failover_thread;
+    FailoverJob *failover_job;      /* NULL until one starts */
 } SecondaryMain;
 
 static void usage(FILE *out)
@@ -88,95 +78,48 @@ static gboolean on_signal(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-typedef struct FailoverJob {
-    SecondaryMain *m;
-    GArray *blocks;
-    VMDeviceState *ds;
-    char *machine;
-    uint32_t ram_section_id;
-    bool ok;
-    GError *err;
-} FailoverJob;
-
-static gboolean failover_done_main(gpointer opaque)
+/* The failover job is over (main context). */
+static void on_failover_done(void *opaque, const FailoverResult *res,
+                             const GError *err)
 {
-    FailoverJob *job = opaque;
-    SecondaryMain *m = job->m;
+    SecondaryMain *m = opaque;
     GVariantDict d;
 
-    if (m->failover_thread) {
-        g_thread_join(m->failover_thread);
-        m->failover_thread = NULL;
-    }
     g_variant_dict_init(&d, NULL);
-    if (job->ok) {
-        m->failover_state = FAILOVER_DONE;
+    if (res) {
         fprintf(stderr, "colo-secondary: failover: the VM %s in QEMU pid "
                 "%d (QMP %s), resumed in %.1f ms\n",
-                m->failover_result.paused ? "waits for cont (-S)" : "runs",
-                (int)m->failover_result.pid, m->failover_result.qmp_path,
-                m->failover_result.resume_us / 1000.0);
-        g_variant_dict_insert(&d, "qmp", "s", m->failover_result.qmp_path);
-        g_variant_dict_insert(&d, "pid", "x",
-                              (gint64)m->failover_result.pid);
-        g_variant_dict_insert(&d, "resume-us", "x",
-                              (gint64)m->failover_result.resume_us);
-        g_variant_dict_insert(&d, "running", "b",
-                              !m->failover_result.paused);
-        if (m->mon && !m->failover_result.paused) {
+                res->paused ? "waits for cont (-S)" : "runs",
+                (int)res->pid, res->qmp_path, res->resume_us / 1000.0);
+        g_variant_dict_insert(&d, "qmp", "s", res->qmp_path);
+        g_variant_dict_insert(&d, "pid", "x", (gint64)res->pid);
+        g_variant_dict_insert(&d, "resume-us", "x", (gint64)res->resume_us);
+        g_variant_dict_insert(&d, "running", "b", !res->paused);
+        if (m->mon && !res->paused) {
             monitor_emit_event(m->mon, "RESUME", NULL);
         }
     } else {
-        m->failover_state = FAILOVER_FAILED;
-        m->failover_error = g_strdup(job->err->message);
-        fprintf(stderr, "colo-secondary: %s\n", job->err->message);
-        g_variant_dict_insert(&d, "error", "s", job->err->message);
+        fprintf(stderr, "colo-secondary: %s\n", err->message);
+        g_variant_dict_insert(&d, "error", "s", err->message);
     }
     if (m->mon) {
         monitor_emit_event(m->mon, "X_COLO_FAILOVER", g_variant_dict_end(&d));
     } else {
         g_variant_dict_clear(&d);
     }
-    g_array_unref(job->blocks);
-    device_state_unref(job->ds);
-    g_free(job->machine);
-    g_clear_error(&job->err);
-    g_free(job);
     if (m->once) {
         main_quit(m);
     }
-    return G_SOURCE_REMOVE;
-}
-
-static gpointer failover_thread_fn(gpointer opaque)
-{
-    FailoverJob *job = opaque;
-
-    job->ok = colo_failover_resume(&job->m->failover,
-                                   migration_incoming_ram_dir(job->m->mis),
-                                   job->blocks, job->ds, job->machine,
-                                   job->ram_section_id,
-                                   &job->m->failover_result, &job->err);
-    g_idle_add(failover_done_main, job);
-    return NULL;
 }
 
 /* After x-colo-lost-heartbeat: resume the VM from the committed state. */
 static bool start_failover(SecondaryMain *m)
 {
-    FailoverJob *job;
-
-    if (!m->failover_enabled || m->failover_state != FAILOVER_NONE) {
+    if (!m->failover_enabled || m->failover_job) {
         return false;
     }
-    job = g_new0(FailoverJob, 1);
-    job->m = m;
-    job->blocks = migration_incoming_blocks(m->mis);
-    job->ds = migration_incoming_committed_devices(m->mis);
-    job->machine = g_strdup(migration_incoming_machine(m->mis));
-    job->ram_section_id = migration_incoming_ram_section_id(m->mis);
-    m->failover_state = FAILOVER_RUNNING;
-    m->failover_thread = g_thread_new("failover", failover_thread_fn, job);
+    m->failover_job = failover_job_start(&m->failover, m->mis,
+                                         on_failover_done, m);
     return true;
 }
 
@@ -187,19 +130,19 @@ static void on_colo_status(void *opaque, JsonObject *o)
         [FAILOVER_NONE] = "none", [FAILOVER_RUNNING] = "running",
         [FAILOVER_DONE] = "done", [FAILOVER_FAILED] = "failed",
     };
+    const FailoverResult *res = failover_job_result(m->failover_job);
+    const char *error = failover_job_error(m->failover_job);
 
-    json_object_set_string_member(o, "x-failover", names[m->failover_state]);
-    if (m->failover_state == FAILOVER_DONE) {
-        json_object_set_string_member(o, "x-failover-qmp",
-                                      m->failover_result.qmp_path);
-        json_object_set_int_member(o, "x-failover-pid",
-                                   m->failover_result.pid);
+    json_object_set_string_member(o, "x-failover",
+                                  names[failover_job_state(m->failover_job)]);
+    if (res) {
+        json_object_set_string_member(o, "x-failover-qmp", res->qmp_path);
+        json_object_set_int_member(o, "x-failover-pid", res->pid);
         json_object_set_int_member(o, "x-failover-resume-us",
-                                   m->failover_result.resume_us);
+                                   res->resume_us);
     }
-    if (m->failover_error) {
-        json_object_set_string_member(o, "x-failover-error",
-                                      m->failover_error);
+    if (error) {
+        json_object_set_string_member(o, "x-failover-error", error);
     }
 }
 
@@ -479,10 +422,7 @@ int main(int argc, char **argv)
     g_main_loop_run(m.loop);
 
     migration_incoming_cancel(m.mis);
-    if (m.failover_thread) {
-        g_thread_join(m.failover_thread);
-        m.failover_thread = NULL;
-    }
+    failover_job_join(m.failover_job);
     if (m.quitting && m.once &&
         migration_incoming_status(m.mis) != MIGRATION_STATUS_COMPLETED &&
         m.exit_status == 0) {
@@ -499,11 +439,10 @@ int main(int argc, char **argv)
     /* Deliver what the migration thread queued before the monitor goes. */
     while (g_main_context_iteration(NULL, FALSE)) {
     }
+    failover_job_free(m.failover_job);
     monitor_free(m.mon);
     migration_incoming_free(m.mis);
     g_main_loop_unref(m.loop);
-    failover_result_clear(&m.failover_result);
-    g_free(m.failover_error);
     g_free(m.failover.qemu);
     g_free(m.failover.machine);
     g_strfreev(m.failover.args);

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-files=$(ls migration/*.c monitor/*.c system/*.c tools/*.c tools/*/*.c tests/unit/*.c \
+files=$(ls migration/*.c monitor/*.c system/*.c util/*.c tools/*.c tools/*/*.c tests/unit/*.c \
     bench/*.c)
 status=0
 echo "== cppcheck"

@@ -8,6 +8,8 @@
 #ifndef MIGRATION_WIRE_H
 #define MIGRATION_WIRE_H
 
+#include <stdint.h>
+
 /* File header: "QEVM" and version 3.  Version 2 died with QEMU 0.13. */
 #define QEMU_VM_FILE_MAGIC           0x5145564dU
 #define QEMU_VM_FILE_VERSION         0x00000003U
@@ -89,5 +91,8 @@ typedef enum COLOMessage {
     COLO_MESSAGE_VMSTATE_LOADED     = 6,
     COLO_MESSAGE__MAX
 } COLOMessage;
+
+/* "CHECKPOINT_READY" ... for @msg, "(unknown)" past the last (wire.c). */
+const char *colo_message_name(uint32_t msg);
 
 #endif /* MIGRATION_WIRE_H */

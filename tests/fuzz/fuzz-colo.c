@@ -8,7 +8,9 @@
 #include "fuzz-common.h"
 
 #include "migration/colo.h"
+#include "migration/colo-send.h"
 #include "migration/ram-save.h"
+#include "migration/savevm-put.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,40 +29,21 @@ static GBytes *initial_stream(void)
     ram = ram_list_add(rl, "pc.ram", RAM_SIZE, &err);
     rom = ram_list_add(rl, "/rom@etc/fuzz", ROM_SIZE, &err);
     g_assert(ram && rom);
-    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
-    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
-    qemu_put_be32(f, strlen("pc-i440fx-10.0"));
-    qemu_put_buffer(f, "pc-i440fx-10.0", strlen("pc-i440fx-10.0"));
-    qemu_put_byte(f, QEMU_VM_COMMAND);
-    qemu_put_be16(f, MIG_CMD_ENABLE_COLO);
-    qemu_put_be16(f, 0);
+    colo_put_stream_head(f, "pc-i440fx-10.0");
     ram_save_init(&rs, f);
-    qemu_put_byte(f, QEMU_VM_SECTION_START);
-    qemu_put_be32(f, 1);
-    qemu_put_str8(f, "ram");
-    qemu_put_be32(f, 0);
-    qemu_put_be32(f, 4);
-    ram_save_mem_size(&rs, rl, false);
-    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(f, 1);
-    qemu_put_byte(f, QEMU_VM_SECTION_END);
-    qemu_put_be32(f, 1);
+    ram_save_section_start(&rs, 1, rl, false);
+    qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, 1);
     for (int i = 0; i < 16; i++) {
         memset(page, 'A' + i, sizeof(page));
         ram_save_page(&rs, ram, (uint64_t)i * 3 * TARGET_PAGE_SIZE, page);
     }
     ram_save_page(&rs, rom, 0, page);
-    ram_save_eos(&rs);
-    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
-    qemu_put_be32(f, 1);
+    ram_save_section_end(&rs, 1);
     qemu_put_byte(f, QEMU_VM_EOF);
     /* QEMU always ends the initial stream with a VMDESCRIPTION; without
      * one, fuzzed bytes starting with 0x06 would be read as its
      * (optional) record instead of COLO traffic (crash-bcb86a39). */
-    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
-    qemu_put_be32(f, 2);
-    qemu_put_buffer(f, "{}", 2);
+    qemu_savevm_put_vmdescription(f, "{}");
     g_clear_pointer(&rl, ram_list_free);
     fuzz_clear_ram_dir();
     return qemu_file_steal_output(f);
@@ -107,17 +90,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!qemu_loadvm_state(&lv, &err) || !lv.colo_requested) {
         abort();    /* the fixed initial stream must load */
     }
-    if (!colo_init_ram_cache(rl, &err)) {
-        abort();
-    }
-    ram = ram_list_find(rl, "pc.ram");
-    ram_before = g_memdup2(ram->host, RAM_SIZE);
-
     committed = 0;
     ci.lv = &lv;
     ci.ram_list = rl;
     ci.to_primary = out;
     ci.hooks.committed = on_committed;
+    if (!colo_incoming_setup(&ci, &err)) {
+        abort();
+    }
+    ram = ram_list_find(rl, "pc.ram");
+    ram_before = g_memdup2(ram->host, RAM_SIZE);
     if (colo_incoming_run(&ci, &err)) {
         abort();    /* it only ends with an error */
     }
@@ -129,14 +111,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         loaded += r[i] == 0 && r[i + 1] == 0 && r[i + 2] == 0 &&
                   r[i + 3] == COLO_MESSAGE_VMSTATE_LOADED;
     }
-    if (loaded != committed || (int)ci.checkpoints != committed) {
+    if (loaded != committed || (int)ci.last.number != committed) {
         abort();
     }
     if (committed == 0 && memcmp(ram_before, ram->host, RAM_SIZE) != 0) {
         fprintf(stderr, "RAM changed without a committed checkpoint\n");
         abort();
     }
-    colo_release_ram_cache(rl);
+    if (colo_incoming_cache_reserved(&ci) != 0) {
+        abort();    /* the loop releases the cache when it ends */
+    }
     loadvm_cleanup(&lv);
     g_clear_pointer(&rl, ram_list_free);
     fuzz_clear_ram_dir();

@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 
+#include "migration/migration.h"
 #include "monitor/monitor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

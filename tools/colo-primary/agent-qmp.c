@@ -164,74 +164,67 @@ static JsonNode *qmp_migrate_cancel(const MonitorContext *ctx,
 static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                    JsonObject *args, GError **errp)
 {
-    Agent *a = agent_of(ctx);
     JsonObject *o = json_object_new();
     JsonObject *ram;
-    int64_t median, p99;
+    AgentInfo info;
 
-    g_mutex_lock(&a->lock);
-    if (a->status == MIGRATION_STATUS_NONE) {
-        g_mutex_unlock(&a->lock);
+    agent_query(agent_of(ctx), &info);
+    if (info.status == MIGRATION_STATUS_NONE) {
+        agent_info_clear(&info);
         return qmp_node_take_object(o);
     }
     json_object_set_string_member(o, "status",
-                                  migration_status_name(a->status));
-    json_object_set_int_member(o, "total-time",
-                               ((a->end_us ? a->end_us :
-                                 g_get_monotonic_time()) - a->start_us) /
-                               1000);
-    if (a->error_desc) {
-        json_object_set_string_member(o, "error-desc", a->error_desc);
+                                  migration_status_name(info.status));
+    json_object_set_int_member(o, "total-time", info.total_time_ms);
+    if (info.error_desc) {
+        json_object_set_string_member(o, "error-desc", info.error_desc);
     }
     ram = json_object_new();
-    json_object_set_int_member(ram, "transferred", a->total_bytes);
-    json_object_set_int_member(ram, "total", a->ram_size);
+    json_object_set_int_member(ram, "transferred", info.total_bytes);
+    json_object_set_int_member(ram, "total", info.ram_size);
     json_object_set_int_member(ram, "remaining", 0);
     json_object_set_int_member(ram, "page-size", TARGET_PAGE_SIZE);
-    json_object_set_int_member(ram, "dirty-sync-count", a->checkpoints);
+    json_object_set_int_member(ram, "dirty-sync-count", info.checkpoints);
     json_object_set_object_member(o, "ram", ram);
-    if (a->opts.caps[MIGRATION_CAPABILITY_XBZRLE]) {
+    if (info.xbzrle) {
         JsonObject *x = json_object_new();
 
-        json_object_set_int_member(x, "cache-size", a->opts.params[
-            MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
-        json_object_set_int_member(x, "pages", a->xbzrle_pages);
+        json_object_set_int_member(x, "cache-size", info.xbzrle_cache_size);
+        json_object_set_int_member(x, "pages", info.xbzrle_pages);
         json_object_set_object_member(o, "xbzrle-cache", x);
     }
-    json_object_set_int_member(o, "x-colo-checkpoints", a->checkpoints);
-    json_object_set_int_member(o, "x-colo-last-pause-us", a->last.pause_us);
+    json_object_set_int_member(o, "x-colo-checkpoints", info.checkpoints);
+    json_object_set_int_member(o, "x-colo-last-pause-us", info.last.pause_us);
     json_object_set_int_member(o, "x-colo-last-checkpoint-us",
-                               a->last.total_us);
+                               info.last.total_us);
     json_object_set_int_member(o, "x-colo-last-dirty-pages",
-                               a->last.dirty_pages);
+                               info.last.dirty_pages);
     json_object_set_int_member(o, "x-colo-last-dirty-bytes",
-                               a->last.dirty_pages * TARGET_PAGE_SIZE);
+                               info.last.dirty_pages * TARGET_PAGE_SIZE);
     json_object_set_int_member(o, "x-colo-last-wire-bytes",
-                               a->last.wire_bytes);
+                               info.last.wire_bytes);
     json_object_set_int_member(o, "x-colo-last-device-bytes",
-                               a->last.device_bytes);
-    g_mutex_unlock(&a->lock);
-    if (agent_pause_figures(a, &median, &p99)) {
-        json_object_set_int_member(o, "x-colo-pause-median-us", median);
-        json_object_set_int_member(o, "x-colo-pause-p99-us", p99);
+                               info.last.device_bytes);
+    if (info.have_pauses) {
+        json_object_set_int_member(o, "x-colo-pause-median-us",
+                                   info.pause_median_us);
+        json_object_set_int_member(o, "x-colo-pause-p99-us",
+                                   info.pause_p99_us);
     }
+    agent_info_clear(&info);
     return qmp_node_take_object(o);
 }
 
 static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
                                        JsonObject *args, GError **errp)
 {
-    Agent *a = agent_of(ctx);
-    JsonObject *o = json_object_new();
+    AgentInfo info;
+    JsonObject *o;
 
-    g_mutex_lock(&a->lock);
-    json_object_set_string_member(o, "mode", colo_mode_name(a->mode));
-    json_object_set_string_member(o, "last-mode",
-                                  colo_mode_name(a->last_mode));
-    json_object_set_string_member(o, "reason",
-                                  colo_exit_reason_name(a->exit_reason));
-    json_object_set_int_member(o, "x-checkpoints", a->checkpoints);
-    g_mutex_unlock(&a->lock);
+    agent_query(agent_of(ctx), &info);
+    o = qmp_colo_status_object(info.mode, info.last_mode, info.exit_reason,
+                               info.checkpoints);
+    agent_info_clear(&info);
     return qmp_node_take_object(o);
 }
 

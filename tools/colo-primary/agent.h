@@ -13,11 +13,12 @@
 
 #include "qemu/osdep.h"
 
-#include "migration/migration.h"
 #include "migration/options.h"
+#include "migration/status.h"
 #include "migration/wire.h"
 #include "monitor/monitor.h"
 #include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/session.h"
 #include "tools/colo-primary/vm-control.h"
 
 /* Exit statuses (documented in docs/colo-primary.rst). */
@@ -58,7 +59,22 @@ typedef struct CheckpointFigures {
     uint64_t xbzrle_pages;
 } CheckpointFigures;
 
-typedef struct Agent {
+/* What colo-primary was started with (main.c's options). */
+typedef struct AgentConfig {
+    const char *vm_qmp_path;    /* QEMU's QMP socket */
+    const char *ram_file;       /* the VM's shared RAM file */
+    const char *ram_block;      /* its block name (pc.ram) */
+    const char *monitor;        /* our QMP socket spec, or NULL */
+    const char *connect;        /* protect at once into this, or NULL */
+    const char *verify_dir;     /* tests: the secondary's RAM folder */
+    int checkpoint_delay_ms;
+    bool xbzrle;
+    int max_checkpoints;        /* 0: until stopped */
+    int scan_threads;           /* 0: one per CPU */
+    bool quiet;
+} AgentConfig;
+
+struct Agent {
     /* Fixed after start. */
     char *vm_qmp_path;
     char *ram_file;
@@ -88,37 +104,53 @@ typedef struct Agent {
     bool checkpoint_now;
     bool stop_requested;
     MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
-    void *peer;                 /* ColoPeer while one is connected */
+    struct ColoPeer *peer;      /* while one is connected */
     CheckpointFigures last;
     uint64_t checkpoints;
     uint64_t total_bytes;
     uint64_t xbzrle_pages;
     GArray *pauses_us;          /* int64_t, of this session */
     GThread *session;
+    SessionNotifier notify;     /* how the session reaches agent.c */
     bool quit_when_idle;
     int exit_status;
-} Agent;
+};
 
-/* Main thread: starts a session to @uri (status must not be active). */
-bool agent_session_start(Agent *a, const char *uri, GError **errp);
-/* Any thread: ends the session after the checkpoint in progress, as
- * @as (COMPLETED: failover/quit; CANCELLED: migrate_cancel). */
-void agent_session_stop(Agent *a, MigrationStatus as);
-/* Any thread: checkpoint now rather than after the delay. */
-void agent_checkpoint_now(Agent *a);
-/* Main thread, from the session's end: joins it and decides whether the
- * agent goes on. */
-void agent_session_ended(Agent *a);
-bool agent_session_active(Agent *a);
-/* Median and 99th percentile of this session's pauses; false if none. */
-bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99);
+/* A snapshot of the agent for query-migrate and query-colo-status. */
+typedef struct AgentInfo {
+    MigrationStatus status;
+    COLOMode mode, last_mode;
+    COLOExitReason exit_reason;
+    char *error_desc;           /* owned; NULL if none */
+    int64_t total_time_ms;
+    uint64_t ram_size;
+    uint64_t total_bytes;
+    uint64_t checkpoints;
+    bool xbzrle;
+    uint64_t xbzrle_cache_size;
+    uint64_t xbzrle_pages;
+    CheckpointFigures last;
+    bool have_pauses;
+    int64_t pause_median_us, pause_p99_us;
+} AgentInfo;
+
+/* Main thread.  Maps the RAM file, connects to QEMU, prepares the dirty
+ * scan and the monitor.  NULL on failure, with *@exit_status set to the
+ * status main() must exit with. */
+Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp);
+/* Main thread: protects the VM (at once with cfg->connect, else when a
+ * client says so) until there is nothing left to do or a signal comes;
+ * returns the exit status. */
+int agent_run(Agent *a, const char *connect, GError **errp);
+void agent_free(Agent *a);
 
 /* Main thread: ends the session (as @session_as) if one runs, then the
  * agent. */
 void agent_quit(Agent *a, MigrationStatus session_as);
 
-/* An event (data: a{sv} or NULL) to the QMP clients, if any. */
-void agent_emit(Agent *a, const char *name, GVariant *data);
+/* Any thread: the agent's state for the QMP queries. */
+void agent_query(Agent *a, AgentInfo *info);
+void agent_info_clear(AgentInfo *info);
 
 /* The QMP commands (agent-qmp.c). */
 extern const QmpCommand agent_qmp_commands[];

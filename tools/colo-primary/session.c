@@ -28,6 +28,7 @@
 #include "migration/colo-send.h"
 #include "migration/page-cache.h"
 #include "migration/ram-save.h"
+#include "migration/savevm-put.h"
 #include "tools/colo-primary/agent.h"
 #include "tools/colo-primary/device-capture.h"
 
@@ -47,17 +48,10 @@ typedef struct Session {
                                    the last pause */
 } Session;
 
-GQuark agent_error_quark(void)
+/* Reports to whoever owns the agent (agent.c), through its notifier. */
+static void session_emit(Agent *a, const char *name, GVariant *data)
 {
-    return g_quark_from_static_string("colo-primary-error");
-}
-
-void agent_error_tag(GError **errp, AgentErrorKind kind)
-{
-    if (errp && *errp) {
-        (*errp)->domain = AGENT_ERROR;
-        (*errp)->code = kind;
-    }
+    a->notify.event(a->notify.opaque, name, data);
 }
 
 static void set_status(Agent *a, MigrationStatus st)
@@ -73,7 +67,7 @@ static void set_status(Agent *a, MigrationStatus st)
 
         g_variant_dict_init(&d, NULL);
         g_variant_dict_insert(&d, "status", "s", migration_status_name(st));
-        agent_emit(a, "MIGRATION", g_variant_dict_end(&d));
+        session_emit(a, "MIGRATION", g_variant_dict_end(&d));
     }
 }
 
@@ -230,7 +224,7 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         g_variant_dict_insert(&d, "pause-us", "x", fig->pause_us);
         g_variant_dict_insert(&d, "dirty-pages", "t", fig->dirty_pages);
         g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
-        agent_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
+        session_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
     }
     if (!a->quiet) {
         g_autofree char *verified = a->verify_dir ? g_strdup_printf(
@@ -295,8 +289,8 @@ static bool session_initial_sync(Session *s, GError **errp)
     f = qemu_file_new_output_fd(dup(s->peer->fd), true);
     s->rs.f = f;
     colo_put_stream_head(f, s->model->lv.machine);
-    colo_put_ram_section_start(&s->rs, s->section_id, s->model->rl);
-    colo_put_ram_section_header(f, QEMU_VM_SECTION_PART, s->section_id);
+    ram_save_section_start(&s->rs, s->section_id, s->model->rl, false);
+    qemu_savevm_put_section_header(f, QEMU_VM_SECTION_PART, s->section_id);
     for (uint64_t n = 0; n < a->ram_size >> TARGET_PAGE_BITS; n++) {
         memcpy(page, a->ram + (n << TARGET_PAGE_BITS), sizeof(page));
         dirty_scan_set_digest(a->scan, n,
@@ -306,8 +300,8 @@ static bool session_initial_sync(Session *s, GError **errp)
             break;
         }
     }
-    colo_put_ram_section_end(&s->rs, s->section_id);
-    if (qemu_fflush(f) < 0 || qemu_file_propagate_error(f, errp)) {
+    ram_save_section_end(&s->rs, s->section_id);
+    if (qemu_fflush(f) < 0 || !qemu_file_propagate_error(f, errp)) {
         g_prefix_error(errp, "the secondary %s: ", s->peer->uri);
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
         return false;
@@ -324,22 +318,22 @@ static bool session_initial_sync(Session *s, GError **errp)
         return false;
     }
     if (s->switchover) {
-        colo_put_switchover_start(f);
+        qemu_savevm_put_command(f, MIG_CMD_SWITCHOVER_START);
     }
-    colo_put_ram_section_header(f, QEMU_VM_SECTION_END, s->section_id);
+    qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, s->section_id);
     dirty_scan_foreach(a->scan, put_dirty_page, s);
     put_rom_pages(s, dc, true);
-    colo_put_ram_section_end(&s->rs, s->section_id);
+    ram_save_section_end(&s->rs, s->section_id);
     qemu_put_buffer(f, g_bytes_get_data(dc->lv.devices->blob, NULL),
                     g_bytes_get_size(dc->lv.devices->blob));
     json = dc->lv.devices->vmdesc_json;
     if (json) {
-        colo_put_vmdescription(f, json);
+        qemu_savevm_put_vmdescription(f, json);
     }
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     device_capture_free(dc);
     fig.dirty_pages = dirty_scan_count(a->scan);
-    if (qemu_fflush(f) < 0 || qemu_file_propagate_error(f, errp) ||
+    if (qemu_fflush(f) < 0 || !qemu_file_propagate_error(f, errp) ||
         !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_READY, errp)) {
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
         return false;
@@ -470,15 +464,9 @@ static void session_finish(Session *s, GError *err)
         g_variant_dict_insert(&d, "mode", "s", "primary");
         g_variant_dict_insert(&d, "reason", "s",
                               colo_exit_reason_name(reason));
-        agent_emit(a, "COLO_EXIT", g_variant_dict_end(&d));
+        session_emit(a, "COLO_EXIT", g_variant_dict_end(&d));
     }
     set_status(a, st);
-}
-
-static gboolean session_ended_cb(gpointer opaque)
-{
-    agent_session_ended(opaque);
-    return G_SOURCE_REMOVE;
 }
 
 static gpointer session_thread(gpointer opaque)
@@ -532,7 +520,7 @@ static gpointer session_thread(gpointer opaque)
     device_capture_free(s->model);
     g_free(s->ram_sum);
     g_free(s);
-    g_idle_add(session_ended_cb, a);
+    a->notify.ended(a->notify.opaque);
     return NULL;
 }
 
@@ -575,7 +563,7 @@ void agent_session_stop(Agent *a, MigrationStatus as)
         a->stop_as = as;
         if (a->peer) {
             /* a secondary that does not answer must not hold us up */
-            shutdown(((ColoPeer *)a->peer)->fd, SHUT_RDWR);
+            colo_peer_shutdown(a->peer);
         }
         g_cond_broadcast(&a->wake);
     }

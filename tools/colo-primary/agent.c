@@ -1,0 +1,309 @@
+/*
+ * agent.c: colo-primary's agent (see agent.h): made from the options,
+ * it owns the VM's RAM mapping, the QMP connection to QEMU, the dirty
+ * scan and our monitor; it hears from its session through the
+ * SessionNotifier, passes events on to QMP clients, answers queries with
+ * a snapshot, and ends when there is nothing left to protect.
+ *
+ * Owner: the main thread (GMainLoop); the session thread only calls the
+ * notifier, which hands over to the main loop.
+ */
+#include "qemu/osdep.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "tools/colo-primary/agent.h"
+
+GQuark agent_error_quark(void)
+{
+    return g_quark_from_static_string("colo-primary-error");
+}
+
+void agent_error_tag(GError **errp, AgentErrorKind kind)
+{
+    if (errp && *errp) {
+        (*errp)->domain = AGENT_ERROR;
+        (*errp)->code = kind;
+    }
+}
+
+/* --- what the session tells us ---------------------------------------- */
+
+static void agent_on_event(void *opaque, const char *name, GVariant *data)
+{
+    Agent *a = opaque;
+
+    if (a->mon) {
+        monitor_emit_event(a->mon, name, data);
+    } else if (data) {
+        g_variant_unref(g_variant_ref_sink(data));
+    }
+}
+
+/* Main thread: joins the session and decides whether the agent goes on. */
+static gboolean agent_session_ended(gpointer opaque)
+{
+    Agent *a = opaque;
+    GThread *t;
+    int status;
+
+    g_mutex_lock(&a->lock);
+    t = a->session;
+    g_mutex_unlock(&a->lock);
+    if (t) {
+        g_thread_join(t);
+    }
+    g_mutex_lock(&a->lock);
+    a->session = NULL;
+    status = a->exit_status;
+    g_mutex_unlock(&a->lock);
+    /* Nothing to protect once QEMU failed; without a monitor nobody can
+     * start another session. */
+    if (status == AGENT_EXIT_QEMU || !a->mon || a->quit_when_idle) {
+        g_main_loop_quit(a->loop);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void agent_on_session_end(void *opaque)
+{
+    g_idle_add(agent_session_ended, opaque);
+}
+
+/* --- the main loop's own work ----------------------------------------- */
+
+/* With a monitor and no session: notice a QEMU that went away. */
+static gboolean watch_qemu(gpointer opaque)
+{
+    Agent *a = opaque;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *st = NULL;
+
+    if (agent_session_active(a)) {
+        return G_SOURCE_CONTINUE;
+    }
+    st = vm_control_run_state(a->vm, &err);
+    if (!st) {
+        fprintf(stderr, "colo-primary: QEMU's QMP: %s\n", err->message);
+        a->exit_status = AGENT_EXIT_QEMU;
+        g_main_loop_quit(a->loop);
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+void agent_quit(Agent *a, MigrationStatus session_as)
+{
+    a->quit_when_idle = true;
+    if (agent_session_active(a)) {
+        agent_session_stop(a, session_as);
+    } else {
+        g_main_loop_quit(a->loop);
+    }
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    agent_quit(opaque, MIGRATION_STATUS_CANCELLED);
+    return G_SOURCE_CONTINUE;
+}
+
+/* --- life ----------------------------------------------------------------- */
+
+static bool map_ram(Agent *a, GError **errp)
+{
+    struct stat st;
+    void *p;
+    int fd = open(a->ram_file, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 ||
+        (st.st_size % TARGET_PAGE_SIZE)) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM file %s: %s", a->ram_file,
+                    fd < 0 ? g_strerror(errno) : "not a usable size");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        g_set_error(errp, COLO_ERROR, errno, "mapping %s: %s", a->ram_file,
+                    g_strerror(errno));
+        return false;
+    }
+    a->ram = p;
+    a->ram_size = st.st_size;
+    return true;
+}
+
+Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
+{
+    Agent *a = g_new0(Agent, 1);
+    int threads = cfg->scan_threads ? cfg->scan_threads
+                                    : (int)g_get_num_processors();
+
+    a->vm_qmp_path = g_strdup(cfg->vm_qmp_path);
+    a->ram_file = g_strdup(cfg->ram_file);
+    a->ram_block = g_strdup(cfg->ram_block ? cfg->ram_block : "pc.ram");
+    a->verify_dir = g_strdup(cfg->verify_dir);
+    a->max_checkpoints = cfg->max_checkpoints;
+    a->quiet = cfg->quiet;
+    g_mutex_init(&a->lock);
+    g_cond_init(&a->wake);
+    a->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    migration_options_init(&a->opts);
+    a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] =
+        cfg->checkpoint_delay_ms;
+    a->opts.caps[MIGRATION_CAPABILITY_XBZRLE] = cfg->xbzrle;
+    a->opts.caps[MIGRATION_CAPABILITY_X_COLO] = cfg->connect != NULL;
+    a->notify = (SessionNotifier) {
+        .event = agent_on_event,
+        .ended = agent_on_session_end,
+        .opaque = a,
+    };
+    a->loop = g_main_loop_new(NULL, FALSE);
+
+    *exit_status = AGENT_EXIT_USAGE;
+    a->work = g_strdup("/dev/shm/colo-primary-XXXXXX");
+    if (!g_mkdtemp(a->work)) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot create a work folder "
+                    "in /dev/shm: %s", g_strerror(errno));
+        g_clear_pointer(&a->work, g_free);
+        goto fail;
+    }
+    *exit_status = AGENT_EXIT_QEMU;
+    if (!map_ram(a, errp)) {
+        goto fail;
+    }
+    a->vm = vm_control_new(a->vm_qmp_path, a->work, errp);
+    if (!a->vm) {
+        goto fail;
+    }
+    a->scan = dirty_scan_new(a->ram, a->ram_size, threads, errp);
+    if (!a->scan) {
+        goto fail;
+    }
+    if (cfg->monitor) {
+        MonitorContext mctx = {
+            .name = "colo-primary",
+            .opaque = a,
+            .commands = agent_qmp_commands,
+            .n_commands = agent_qmp_n_commands,
+        };
+
+        *exit_status = AGENT_EXIT_USAGE;
+        a->mon = monitor_new(cfg->monitor, &mctx, errp);
+        if (!a->mon) {
+            goto fail;
+        }
+        g_timeout_add_seconds(1, watch_qemu, a);
+    }
+    *exit_status = AGENT_EXIT_OK;
+    return a;
+
+fail:
+    agent_free(a);
+    return NULL;
+}
+
+static void print_summary(Agent *a)
+{
+    int64_t median, p99;
+
+    if (a->quiet || !agent_pause_figures(a, &median, &p99)) {
+        return;
+    }
+    printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms, "
+           "%.2f checkpoints/s\n", a->pauses_us->len, median / 1000.0,
+           p99 / 1000.0,
+           a->pauses_us->len * 1e6 / MAX(a->end_us - a->colo_start_us, 1));
+}
+
+int agent_run(Agent *a, const char *connect, GError **errp)
+{
+    guint sigint = g_unix_signal_add(SIGINT, on_signal, a);
+    guint sigterm = g_unix_signal_add(SIGTERM, on_signal, a);
+
+    if (connect && !agent_session_start(a, connect, errp)) {
+        a->exit_status = AGENT_EXIT_USAGE;
+    } else {
+        g_main_loop_run(a->loop);
+        if (agent_session_active(a)) {
+            agent_session_stop(a, MIGRATION_STATUS_CANCELLED);
+            g_thread_join(a->session);
+            a->session = NULL;
+        }
+        print_summary(a);
+    }
+    g_source_remove(sigint);
+    g_source_remove(sigterm);
+    return a->exit_status;
+}
+
+void agent_free(Agent *a)
+{
+    if (!a) {
+        return;
+    }
+    monitor_free(a->mon);
+    dirty_scan_free(a->scan);
+    vm_control_free(a->vm);
+    if (a->ram) {
+        munmap((void *)a->ram, a->ram_size);
+    }
+    if (a->work) {
+        g_rmdir(a->work);
+    }
+    g_clear_pointer(&a->work, g_free);
+    g_clear_pointer(&a->pauses_us, g_array_unref);
+    g_clear_pointer(&a->loop, g_main_loop_unref);
+    g_mutex_clear(&a->lock);
+    g_cond_clear(&a->wake);
+    /* strings: the session's, then the configuration's */
+    g_clear_pointer(&a->uri, g_free);
+    g_clear_pointer(&a->error_desc, g_free);
+    g_clear_pointer(&a->vm_qmp_path, g_free);
+    g_clear_pointer(&a->ram_file, g_free);
+    g_clear_pointer(&a->ram_block, g_free);
+    g_clear_pointer(&a->verify_dir, g_free);
+    g_free(a);
+}
+
+/* --- queries -------------------------------------------------------------- */
+
+void agent_query(Agent *a, AgentInfo *info)
+{
+    memset(info, 0, sizeof(*info));
+    g_mutex_lock(&a->lock);
+    info->status = a->status;
+    info->mode = a->mode;
+    info->last_mode = a->last_mode;
+    info->exit_reason = a->exit_reason;
+    info->error_desc = g_strdup(a->error_desc);
+    info->total_time_ms = ((a->end_us ? a->end_us : g_get_monotonic_time()) -
+                           a->start_us) / 1000;
+    info->ram_size = a->ram_size;
+    info->total_bytes = a->total_bytes;
+    info->checkpoints = a->checkpoints;
+    info->xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE];
+    info->xbzrle_cache_size =
+        a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
+    info->xbzrle_pages = a->xbzrle_pages;
+    info->last = a->last;
+    g_mutex_unlock(&a->lock);
+    info->have_pauses = agent_pause_figures(a, &info->pause_median_us,
+                                            &info->pause_p99_us);
+}
+
+void agent_info_clear(AgentInfo *info)
+{
+    g_free(info->error_desc);
+    info->error_desc = NULL;
+}
