@@ -21,6 +21,7 @@
 
 #include "migration/device-state.h"
 #include "migration/wire.h"
+#include "qemu/json-limits.h"
 
 VMDeviceState *device_state_ref(VMDeviceState *ds)
 {
@@ -253,10 +254,17 @@ static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
                              uint32_t jlen, char **why)
 {
     g_autoptr(JsonParser) parser = json_parser_new_immutable();
+    g_autoptr(GError) err = NULL;
+    const char *json = (const char *)t + p + 6;
     JsonNode *root;
 
-    if (!json_parser_load_from_data(parser, (const char *)t + p + 6, jlen,
-                                    NULL)) {
+    if (!json_check_nesting(json, jlen, JSON_MAX_NESTING, &err)) {
+        /* never handed to the (recursive) parser */
+        g_free(*why);
+        *why = g_strdup_printf("VMDESCRIPTION: %s", err->message);
+        return false;
+    }
+    if (!json_parser_load_from_data(parser, json, jlen, NULL)) {
         return false;
     }
     root = json_parser_get_root(parser);

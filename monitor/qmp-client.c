@@ -8,6 +8,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "monitor/qmp-client.h"
+#include "qemu/json-limits.h"
 
 struct QmpClient {
     GSocketConnection *conn;
@@ -46,7 +47,8 @@ static JsonNode *qmp_client_read(QmpClient *c, GError **errp)
         }
         return NULL;
     }
-    if (!json_parser_load_from_data(parser, line, len, errp)) {
+    if (!json_check_nesting(line, len, JSON_MAX_NESTING, errp) ||
+        !json_parser_load_from_data(parser, line, len, errp)) {
         g_prefix_error(errp, "QMP: bad JSON from the server: ");
         return NULL;
     }

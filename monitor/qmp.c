@@ -12,9 +12,12 @@
 #include <glib/gstdio.h>
 
 #include "monitor/monitor.h"
+#include "qemu/json-limits.h"
 
-/* A client that sends a line longer than this is cut off. */
+/* A client that sends a line longer than this gets an error reply and is
+ * cut off; we never hold more than this of its input. */
 #define QMP_MAX_LINE   (1024 * 1024)
+#define QMP_READ_CHUNK 65536
 /* A client that lets this much of our output pile up (it does not read
  * its replies and events) is cut off: the main loop never waits for a
  * client, so failover and the other clients stay served. */
@@ -33,13 +36,15 @@ struct Monitor {
 typedef struct MonitorClient {
     Monitor *mon;
     GSocketConnection *conn;
-    GDataInputStream *in;
+    GInputStream *in;
+    GByteArray *inbuf;      /* input not yet split into lines */
     GOutputStream *out;
     GCancellable *cancel;
     GByteArray *outbuf;     /* queued output, written as the socket takes it */
     int refs;               /* the pending read and the pending write */
     bool writing;
     bool negotiated;
+    bool closing;           /* close once the queued output is written */
     bool closed;
 } MonitorClient;
 
@@ -62,7 +67,7 @@ static void client_unref(MonitorClient *c)
     if (--c->refs > 0) {
         return;
     }
-    g_object_unref(c->in);
+    g_byte_array_unref(c->inbuf);
     g_object_unref(c->conn);
     g_object_unref(c->cancel);
     g_byte_array_unref(c->outbuf);
@@ -91,7 +96,13 @@ static void client_write_next(MonitorClient *c)
 {
     g_autoptr(GBytes) chunk = NULL;
 
-    if (c->writing || c->closed || c->outbuf->len == 0) {
+    if (c->writing || c->closed) {
+        return;
+    }
+    if (c->outbuf->len == 0) {
+        if (c->closing) {
+            client_close(c);
+        }
         return;
     }
     chunk = g_bytes_new(c->outbuf->data, c->outbuf->len);
@@ -224,6 +235,12 @@ JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
     if (!*line) {
         return NULL;
     }
+    if (!json_check_nesting(line, strlen(line), JSON_MAX_NESTING, &err)) {
+        g_autofree char *msg = g_strdup_printf("JSON parse error, %s",
+                                               err->message);
+        reply = make_error("GenericError", msg, NULL);
+        goto send;
+    }
     if (!json_parser_load_from_data(parser, line, -1, &err)) {
         g_autofree char *msg = g_strdup_printf("JSON parse error, %s",
                                                err->message);
@@ -305,33 +322,59 @@ static void client_handle_line(MonitorClient *c, const char *line)
     }
 }
 
-static void client_line_ready(GObject *src, GAsyncResult *res, gpointer opaque)
+/* Handles every complete line in @c->inbuf; false once @c is closing. */
+static bool client_handle_input(MonitorClient *c)
+{
+    bool too_long = false;
+    guint8 *nl;
+
+    while (!too_long && !c->closed && !c->closing &&
+           (nl = memchr(c->inbuf->data, '\n', c->inbuf->len))) {
+        gsize len = nl - c->inbuf->data;
+        g_autofree char *line = g_strndup((const char *)c->inbuf->data, len);
+
+        if (len > 0 && line[len - 1] == '\r') {
+            line[len - 1] = '\0';
+        }
+        g_byte_array_remove_range(c->inbuf, 0, len + 1);
+        too_long = len > QMP_MAX_LINE;
+        if (!too_long) {
+            client_handle_line(c, line);
+        }
+    }
+    too_long = too_long || c->inbuf->len > QMP_MAX_LINE;
+    if (!c->closed && !c->closing && too_long) {
+        g_autoptr(JsonNode) reply = NULL;
+        g_autofree char *msg = g_strdup_printf(
+            "QMP input line longer than %d bytes: closing the connection",
+            QMP_MAX_LINE);
+
+        reply = make_error("GenericError", msg, NULL);
+        client_send_node(c, reply);
+        c->closing = true;
+        client_write_next(c);
+    }
+    return !c->closed && !c->closing;
+}
+
+static void client_data_ready(GObject *src, GAsyncResult *res, gpointer opaque)
 {
     MonitorClient *c = opaque;
-    g_autoptr(GError) err = NULL;
-    gsize len = 0;
-    char *line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src),
-                                                      res, &len, &err);
+    g_autoptr(GBytes) data = g_input_stream_read_bytes_finish(
+        G_INPUT_STREAM(src), res, NULL);
 
     if (c->closed) {
-        g_free(line);
         client_unref(c);
         return;
     }
-    if (!line) {
+    if (!data || g_bytes_get_size(data) == 0) {
         client_close(c);
         client_unref(c);
         return;
     }
-    if (len > QMP_MAX_LINE) {
-        g_free(line);
-        client_close(c);
-        client_unref(c);
-        return;
-    }
-    client_handle_line(c, line);
-    g_free(line);
-    if (c->closed) {
+    g_byte_array_append(c->inbuf, g_bytes_get_data(data, NULL),
+                        g_bytes_get_size(data));
+    if (!client_handle_input(c)) {
         client_unref(c);
         return;
     }
@@ -340,8 +383,8 @@ static void client_line_ready(GObject *src, GAsyncResult *res, gpointer opaque)
 
 static void client_read_next(MonitorClient *c)
 {
-    g_data_input_stream_read_line_async(c->in, G_PRIORITY_DEFAULT, c->cancel,
-                                        client_line_ready, c);
+    g_input_stream_read_bytes_async(c->in, QMP_READ_CHUNK, G_PRIORITY_DEFAULT,
+                                    c->cancel, client_data_ready, c);
 }
 
 static gboolean monitor_incoming(GSocketService *service,
@@ -355,9 +398,8 @@ static gboolean monitor_incoming(GSocketService *service,
     (void)source;
     c->mon = mon;
     c->conn = g_object_ref(conn);
-    c->in = g_data_input_stream_new(
-        g_io_stream_get_input_stream(G_IO_STREAM(conn)));
-    g_data_input_stream_set_newline_type(c->in, G_DATA_STREAM_NEWLINE_TYPE_ANY);
+    c->in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
+    c->inbuf = g_byte_array_new();
     c->out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
     c->cancel = g_cancellable_new();
     c->outbuf = g_byte_array_new();

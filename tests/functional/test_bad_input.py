@@ -3,6 +3,7 @@ error naming the problem and a byte offset, exit status 1 under --once,
 no crash (the suite also runs under ASan+UBSan), and no RAM file other
 than the announced ones, none of them resized."""
 
+import json
 import os
 import re
 import socket
@@ -265,6 +266,34 @@ class BadInput(ct.TempDirTestCase):
         err = self.run_bad(data, "truncated")
         self.assertEqual(self.offset_of(err), len(data) - 2)
 
+    # -- JSON from the peer: nesting is bounded before any parser --------
+    def deep_vmdescription(self, json):
+        """pc64.mig with its VMDESCRIPTION replaced by @json."""
+        self.assertEqual(PC64[OFF_EOF:OFF_EOF + 2], b"\x00\x06")
+        return PC64[:OFF_EOF + 1] + b"\x06" + struct.pack(">I", len(json)) \
+            + json
+
+    def test_vmdescription_nested_100000_objects(self):
+        # Once a SIGSEGV (stack overflow in the recursive JSON parser).
+        n = 100000
+        json = b'{"devices":' + b'{"a":' * n + b"1" + b"}" * (n + 1)
+        self.run_bad(self.deep_vmdescription(json), "could not be delimited",
+                     "JSON nested deeper than 1024 levels")
+
+    def test_vmdescription_nested_100000_arrays(self):
+        n = 100000
+        json = b'{"devices":' + b"[" * n + b"]" * n + b"}"
+        self.run_bad(self.deep_vmdescription(json), "could not be delimited",
+                     "JSON nested deeper than 1024 levels")
+
+    def test_vmdescription_nested_1024_is_parsed(self):
+        # QEMU's own limit: 1024 levels are JSON like any other (this one
+        # then fails as a description, not as JSON).
+        json = b'{"devices":' + b"[" * 1023 + b"]" * 1023 + b"}"
+        err = self.run_bad(self.deep_vmdescription(json),
+                           "could not be delimited")
+        self.assertNotIn("nested deeper", err)
+
     # -- the same builder, well-formed: accepted, and correct -------------
     def test_synthetic_stream_loads(self):
         page_a = bytes(range(256)) * 16
@@ -314,6 +343,73 @@ class BadInput(ct.TempDirTestCase):
         with open(os.path.join(ram, "pc.ram"), "rb") as f:
             f.seek(0x1000)
             self.assertEqual(f.read(4096), bytes(page_b))
+
+
+class DeepQmpRequest(ct.TempDirTestCase):
+    """A QMP line of 100,000 '[' once killed the daemon (stack overflow in
+    the JSON parser).  Now it is an error reply naming the limit, and the
+    daemon goes on serving that client and the others."""
+
+    def test_nested_request(self):
+        sec = ct.Secondary(self.tmp)
+        try:
+            bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            bad.connect(sec.qmp_path)
+            bad.settimeout(30)
+            f = bad.makefile("rb")
+            self.assertIn(b"QMP", f.readline())
+            bad.sendall(b'{"execute": "qmp_capabilities"}\n')
+            self.assertIn(b"return", f.readline())
+            for deep in (b"[" * 100000, b'{"a":' * 100000):
+                bad.sendall(deep + b"\n")
+                reply = json.loads(f.readline())
+                self.assertIn("nested deeper than 1024 levels",
+                              reply["error"]["desc"])
+            bad.sendall(b'{"execute": "query-status", "id": 7}\n')
+            reply = json.loads(f.readline())
+            self.assertEqual(reply["id"], 7)
+            self.assertEqual(reply["return"]["status"], "inmigrate")
+            self.assertEqual(sec.qmp.cmd("query-status")["status"],
+                             "inmigrate")
+            f.close()
+            bad.close()
+        finally:
+            self.assertEqual(sec.quit(), 0, sec.stderr())
+
+
+class LongQmpLine(ct.TempDirTestCase):
+    """A QMP line over 1 MiB (with or without its newline) gets an error
+    reply, then the connection closes; the server never holds more than
+    that of it, and the other clients stay served."""
+
+    def test_long_line(self):
+        sec = ct.Secondary(self.tmp)
+        try:
+            for tail in (b"\n", b""):
+                bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                bad.connect(sec.qmp_path)
+                bad.settimeout(30)
+                f = bad.makefile("rb")
+                self.assertIn(b"QMP", f.readline())
+                line = b'{"execute": "query-status", "id": "' + \
+                    b"x" * (2 << 20) + b'"}' + tail
+                try:
+                    bad.sendall(line)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass        # closed while we still wrote: fine
+                reply = json.loads(f.readline())
+                self.assertIn("longer than 1048576 bytes",
+                              reply["error"]["desc"])
+                try:        # then closed (reset: our bytes were unread)
+                    self.assertEqual(f.readline(), b"")
+                except ConnectionResetError:
+                    pass
+                f.close()
+                bad.close()
+                self.assertEqual(sec.qmp.cmd("query-status")["status"],
+                                 "inmigrate")
+        finally:
+            self.assertEqual(sec.quit(), 0, sec.stderr())
 
 
 class BadQmpClient(ct.TempDirTestCase):
