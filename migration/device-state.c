@@ -258,6 +258,9 @@ static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
     const char *json = (const char *)t + p + 6;
     JsonNode *root;
 
+    if (memchr(json, '\0', jlen)) {
+        return false;   /* not JSON; any later candidate's header has one */
+    }
     if (!json_check_nesting(json, jlen, JSON_MAX_NESTING, &err)) {
         /* never handed to the (recursive) parser */
         g_free(*why);

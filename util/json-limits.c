@@ -14,6 +14,13 @@ bool json_check_nesting(const char *s, size_t len, unsigned limit,
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
 
+        if (c == '\0') {
+            /* json-glib refuses text with a NUL byte (not UTF-8) before it
+             * parses anything.  Stopping here keeps the scan as short as
+             * that check: many VMDESCRIPTION candidates share one buffer,
+             * and each candidate's header holds a NUL. */
+            return true;
+        }
         if (in_string) {
             if (c == '\\') {
                 i++;            /* the escaped character, whatever it is */

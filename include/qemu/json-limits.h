@@ -17,7 +17,8 @@
 
 /* False (error set, naming the byte offset) if the JSON text @s of @len
  * bytes nests arrays and objects deeper than @limit.  Iterative; strings
- * and their escapes are skipped; says nothing else about validity. */
+ * and their escapes are skipped; it stops at a NUL byte, which json-glib
+ * refuses before it parses anything; says nothing else about validity. */
 bool json_check_nesting(const char *s, size_t len, unsigned limit,
                         GError **errp);
 

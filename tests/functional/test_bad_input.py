@@ -294,6 +294,21 @@ class BadInput(ct.TempDirTestCase):
                            "could not be delimited")
         self.assertNotIn("nested deeper", err)
 
+    def test_many_vmdescription_candidates(self):
+        # 2,000 fake VMDESCRIPTION headers 4 KiB apart, each claiming all
+        # the bytes up to the end of the stream: every one is tried, and
+        # the work stays linear in the stream (each try stops at the next
+        # header's NUL), not 2,000 x 8 MiB of scanning: the suite's
+        # timeout, not a timed assertion, catches a quadratic search.
+        body = bytearray()
+        n, gap = 2000, 4096
+        total = n * gap
+        for i in range(n):
+            rest = total - i * gap - 6
+            chunk = b"\x00\x06" + struct.pack(">I", rest) + b'{"a":"'
+            body += chunk + b"x" * (gap - len(chunk))
+        self.run_bad(PC64[:OFF_EOF] + bytes(body), "could not be delimited")
+
     # -- the same builder, well-formed: accepted, and correct -------------
     def test_synthetic_stream_loads(self):
         page_a = bytes(range(256)) * 16
