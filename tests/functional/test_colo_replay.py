@@ -8,8 +8,8 @@ the committed device state must be what the independent decoder
 (colodecode.py) computes."""
 
 import os
+import struct
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colodecode  # noqa: E402
@@ -75,6 +75,44 @@ class ColoReplay(ct.TempDirTestCase):
             return session, sec
         finally:
             self.assertEqual(sec.quit(), 0, sec.stderr())
+
+    def hostile_checkpoint(self, tail, *phrases):
+        """The real colo72kvm initial state, then a checkpoint whose bytes
+        after CHECKPOINT_REPLY are @tail: COLO must end with an error
+        naming @phrases, and the committed state stay checkpoint 0."""
+        session, _ = load_capture("colo72kvm")
+        sec = ct.ColoSecondary(self.tmp)
+        try:
+            sock = sec.connect()
+            start, end, expect = session.segments[0]
+            sock.sendall(session.data[start:end])
+            self.assertEqual(ct.recv_exact(sock, 4), expect)
+            sock.sendall(struct.pack(">I", 1))          # CHECKPOINT_REQUEST
+            self.assertEqual(ct.recv_exact(sock, 4), struct.pack(">I", 2))
+            sock.sendall(tail)
+            ev = sec.qmp.wait_event("COLO_EXIT")
+            self.assertEqual(ev["data"]["reason"], "error")
+            desc = sec.qmp.cmd("query-migrate")["error-desc"]
+            for p in phrases:
+                self.assertIn(p, desc)
+            self.assertEqual(sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"], 0)
+            self.check_state(sec, session, 0)
+            sock.close()
+        finally:
+            self.assertEqual(sec.quit(), 0, sec.stderr())
+
+    def test_hostile_device_state_size(self):
+        # VMSTATE_SEND, an empty RAM part (EOF), then a device state that
+        # claims 1 TiB: refused before anything is allocated.
+        self.hostile_checkpoint(struct.pack(">IBIQ", 3, 0, 4, 1 << 40),
+                                "device state of 1099511627776 bytes",
+                                "limit 268435456")
+
+    def test_hostile_message(self):
+        # a message number past the last one where VMSTATE_SEND is due
+        self.hostile_checkpoint(struct.pack(">I", 0x7fffffff),
+                                "(unknown)", "expected VMSTATE_SEND")
 
     def test_colo72kvm(self):
         session, _ = self.replay_capture("colo72kvm")
