@@ -17,7 +17,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build check check-unit check-qtest check-asan lint fuzz demo \
+.PHONY: all deps guest build check check-unit check-qtest check-asan lint fuzz demo \
         bench clean
 
 all: build
@@ -28,7 +28,12 @@ deps:
 $(BUILD)/build.ninja:
 	./configure --builddir=$(BUILD)
 
-build: deps $(BUILD)/build.ninja
+# The real Linux guest of the tests, the benchmarks and the demo, built
+# from Debian packages (scripts/build-guest.sh; a no-op when up to date).
+guest: deps
+	@bash scripts/build-guest.sh $(BUILD)/linux-guest
+
+build: deps $(BUILD)/build.ninja guest
 	ninja -C $(BUILD)
 
 # Every target that runs tests ends with scripts/test-summary.py: a
@@ -56,7 +61,7 @@ $(ASAN_BUILD)/build.ninja:
 # colo-primary and the tools built with ASan + UBSan + LSan (QEMU itself
 # is Debian's).  colo-alloc is not in it: it limits the address space,
 # which ASan's shadow memory cannot live with (tests/meson.build).
-check-asan: deps $(ASAN_BUILD)/build.ninja
+check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -312,6 +312,22 @@ def qemu_command(version):
     raise ValueError(version)
 
 
+LINUX_GUEST = os.environ.get("COLO_LINUX_GUEST",
+                             os.path.join(BUILD_ROOT, "linux-guest"))
+if not os.path.isdir(LINUX_GUEST):      # the sanitizer build shares it
+    LINUX_GUEST = os.path.join(SOURCE_ROOT, "build", "linux-guest")
+
+
+def require_linux_guest():
+    """(kernel, initrd) of the Linux guest; skips (visibly) without it."""
+    kernel = os.path.join(LINUX_GUEST, "vmlinuz")
+    initrd = os.path.join(LINUX_GUEST, "initramfs.cpio.gz")
+    if not (os.path.exists(kernel) and os.path.exists(initrd)):
+        raise unittest.SkipTest("the Linux guest is missing in %s "
+                                "(scripts/build-guest.sh)" % LINUX_GUEST)
+    return kernel, initrd
+
+
 def main():
     """unittest.main for the test scripts, with meson's exit statuses:
     0 all passed, 1 a failure or error, 77 something was skipped (each
