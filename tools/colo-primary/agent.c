@@ -120,11 +120,11 @@ static bool map_ram(Agent *a, GError **errp)
 {
     struct stat st;
     void *p;
-    int fd = open(a->ram_file, O_RDONLY | O_CLOEXEC);
+    int fd = open(a->cfg.ram_file, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 ||
         (st.st_size % TARGET_PAGE_SIZE)) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "RAM file %s: %s", a->ram_file,
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM file %s: %s", a->cfg.ram_file,
                     fd < 0 ? g_strerror(errno) : "not a usable size");
         if (fd >= 0) {
             close(fd);
@@ -134,7 +134,7 @@ static bool map_ram(Agent *a, GError **errp)
     p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
-        g_set_error(errp, COLO_ERROR, errno, "mapping %s: %s", a->ram_file,
+        g_set_error(errp, COLO_ERROR, errno, "mapping %s: %s", a->cfg.ram_file,
                     g_strerror(errno));
         return false;
     }
@@ -143,18 +143,29 @@ static bool map_ram(Agent *a, GError **errp)
     return true;
 }
 
+void agent_config_clear(AgentConfig *cfg)
+{
+    g_clear_pointer(&cfg->vm_qmp_path, g_free);
+    g_clear_pointer(&cfg->ram_file, g_free);
+    g_clear_pointer(&cfg->ram_block, g_free);
+    g_clear_pointer(&cfg->monitor, g_free);
+    g_clear_pointer(&cfg->connect, g_free);
+    g_clear_pointer(&cfg->verify_dir, g_free);
+}
+
 Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
 {
     Agent *a = g_new0(Agent, 1);
     int threads = cfg->scan_threads ? cfg->scan_threads
                                     : (int)g_get_num_processors();
 
-    a->vm_qmp_path = g_strdup(cfg->vm_qmp_path);
-    a->ram_file = g_strdup(cfg->ram_file);
-    a->ram_block = g_strdup(cfg->ram_block ? cfg->ram_block : "pc.ram");
-    a->verify_dir = g_strdup(cfg->verify_dir);
-    a->max_checkpoints = cfg->max_checkpoints;
-    a->quiet = cfg->quiet;
+    a->cfg = *cfg;
+    a->cfg.vm_qmp_path = g_strdup(cfg->vm_qmp_path);
+    a->cfg.ram_file = g_strdup(cfg->ram_file);
+    a->cfg.ram_block = g_strdup(cfg->ram_block ? cfg->ram_block : "pc.ram");
+    a->cfg.monitor = g_strdup(cfg->monitor);
+    a->cfg.connect = g_strdup(cfg->connect);
+    a->cfg.verify_dir = g_strdup(cfg->verify_dir);
     g_mutex_init(&a->lock);
     g_cond_init(&a->wake);
     a->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -182,7 +193,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     if (!map_ram(a, errp)) {
         goto fail;
     }
-    a->vm = vm_control_new(a->vm_qmp_path, a->work, errp);
+    a->vm = vm_control_new(a->cfg.vm_qmp_path, a->work, errp);
     if (!a->vm) {
         goto fail;
     }
@@ -217,7 +228,7 @@ static void print_summary(Agent *a)
 {
     int64_t median, p99;
 
-    if (a->quiet || !agent_pause_figures(a, &median, &p99)) {
+    if (a->cfg.quiet || !agent_pause_figures(a, &median, &p99)) {
         return;
     }
     printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms, "
@@ -266,13 +277,9 @@ void agent_free(Agent *a)
     g_clear_pointer(&a->loop, g_main_loop_unref);
     g_mutex_clear(&a->lock);
     g_cond_clear(&a->wake);
-    /* strings: the session's, then the configuration's */
-    g_clear_pointer(&a->uri, g_free);
-    g_clear_pointer(&a->error_desc, g_free);
-    g_clear_pointer(&a->vm_qmp_path, g_free);
-    g_clear_pointer(&a->ram_file, g_free);
-    g_clear_pointer(&a->ram_block, g_free);
-    g_clear_pointer(&a->verify_dir, g_free);
+    g_free(a->uri);
+    g_free(a->error_desc);
+    agent_config_clear(&a->cfg);
     g_free(a);
 }
 

@@ -59,30 +59,28 @@ typedef struct CheckpointFigures {
     uint64_t xbzrle_pages;
 } CheckpointFigures;
 
-/* What colo-primary was started with (main.c's options). */
+/* What colo-primary was started with: main.c's options parse straight
+ * into it (so strings are owned, freed by agent_config_clear). */
 typedef struct AgentConfig {
-    const char *vm_qmp_path;    /* QEMU's QMP socket */
-    const char *ram_file;       /* the VM's shared RAM file */
-    const char *ram_block;      /* its block name (pc.ram) */
-    const char *monitor;        /* our QMP socket spec, or NULL */
-    const char *connect;        /* protect at once into this, or NULL */
-    const char *verify_dir;     /* tests: the secondary's RAM folder */
+    char *vm_qmp_path;          /* QEMU's QMP socket */
+    char *ram_file;             /* the VM's shared RAM file */
+    char *ram_block;            /* its block name (pc.ram) */
+    char *monitor;              /* our QMP socket spec, or NULL */
+    char *connect;              /* protect at once into this, or NULL */
+    char *verify_dir;           /* tests: the secondary's RAM folder */
     int checkpoint_delay_ms;
-    bool xbzrle;
+    gboolean xbzrle;
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
-    bool quiet;
+    gboolean quiet;
 } AgentConfig;
+
+void agent_config_clear(AgentConfig *cfg);
 
 struct Agent {
     /* Fixed after start. */
-    char *vm_qmp_path;
-    char *ram_file;
-    char *ram_block;
-    char *verify_dir;           /* tests: the secondary's RAM folder */
+    AgentConfig cfg;            /* a copy, ram_block filled in */
     char *work;                 /* captures, the device-state socket */
-    int max_checkpoints;        /* 0: until stopped */
-    bool quiet;
     const uint8_t *ram;         /* the shared RAM file, read only */
     uint64_t ram_size;
     VmControl *vm;              /* the session's while one runs */

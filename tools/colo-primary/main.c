@@ -32,79 +32,65 @@ static int usage_error(const char *msg)
 
 int main(int argc, char **argv)
 {
-    g_autofree char *qmp = NULL, *ram_file = NULL, *ram_block = NULL;
-    g_autofree char *connect = NULL, *monitor = NULL, *verify = NULL;
-    int delay_ms = 100, threads = 0, checkpoints = 0;
-    gboolean quiet = FALSE, xbzrle = FALSE;
+    AgentConfig cfg = { .checkpoint_delay_ms = 100 }, *c = &cfg;
     GOptionEntry entries[] = {
-        { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp,
+        { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &c->vm_qmp_path,
           "the VM's QMP socket (QEMU's -qmp unix:PATH)", "PATH" },
-        { "ram-file", 0, 0, G_OPTION_ARG_FILENAME, &ram_file,
+        { "ram-file", 0, 0, G_OPTION_ARG_FILENAME, &c->ram_file,
           "the VM's shared memory-backend-file", "PATH" },
-        { "ram-block", 0, 0, G_OPTION_ARG_STRING, &ram_block,
+        { "ram-block", 0, 0, G_OPTION_ARG_STRING, &c->ram_block,
           "its RAM block name, the backend id (pc.ram)", "NAME" },
-        { "monitor", 0, 0, G_OPTION_ARG_STRING, &monitor,
+        { "monitor", 0, 0, G_OPTION_ARG_STRING, &c->monitor,
           "our own QMP socket", "unix:PATH,server=on,wait=off" },
-        { "connect", 0, 0, G_OPTION_ARG_STRING, &connect,
+        { "connect", 0, 0, G_OPTION_ARG_STRING, &c->connect,
           "protect the VM into this secondary now", "tcp:HOST:PORT" },
-        { "x-checkpoint-delay", 0, 0, G_OPTION_ARG_INT, &delay_ms,
-          "ms between checkpoints (100)", "MS" },
-        { "xbzrle", 0, 0, G_OPTION_ARG_NONE, &xbzrle,
+        { "x-checkpoint-delay", 0, 0, G_OPTION_ARG_INT,
+          &c->checkpoint_delay_ms, "ms between checkpoints (100)", "MS" },
+        { "xbzrle", 0, 0, G_OPTION_ARG_NONE, &c->xbzrle,
           "send changed pages as XBZRLE deltas", NULL },
-        { "checkpoints", 0, 0, G_OPTION_ARG_INT, &checkpoints,
+        { "checkpoints", 0, 0, G_OPTION_ARG_INT, &c->max_checkpoints,
           "end the session after N checkpoints (0: never)", "N" },
-        { "scan-threads", 0, 0, G_OPTION_ARG_INT, &threads,
+        { "scan-threads", 0, 0, G_OPTION_ARG_INT, &c->scan_threads,
           "threads that look for changed pages (one per CPU)", "N" },
-        { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &verify,
+        { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &c->verify_dir,
           "tests: compare the secondary's RAM file after every checkpoint",
           "RAM_DIR" },
-        { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "no progress", NULL },
+        { "quiet", 'q', 0, G_OPTION_ARG_NONE, &c->quiet, "no progress",
+          NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx =
         g_option_context_new("- checkpoint a QEMU VM into a COLO secondary");
     g_autoptr(GError) err = NULL;
-    AgentConfig cfg;
     Agent *a;
-    int status;
+    int status = AGENT_EXIT_USAGE;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
-        return usage_error(err->message);
+        usage_error(err->message);
+    } else if (!cfg.vm_qmp_path || !cfg.ram_file ||
+               (!cfg.connect && !cfg.monitor)) {
+        usage_error("--qmp, --ram-file and one of --connect or --monitor "
+                    "are required");
+    } else if (cfg.checkpoint_delay_ms < 0 || cfg.max_checkpoints < 0 ||
+               cfg.scan_threads < 0) {
+        usage_error("numbers must not be negative");
+    } else {
+        signal(SIGPIPE, SIG_IGN);
+        if (!cfg.quiet) {
+            printf("dirty tracking: %s\n", dirty_scan_soft_dirty_works() ?
+                   "page digests (soft-dirty is available but not used)" :
+                   "page digests (this kernel has no soft-dirty bits)");
+        }
+        a = agent_new(&cfg, &status, &err);
+        if (a) {
+            status = agent_run(a, cfg.connect, &err);
+            agent_free(a);
+        }
+        if (err) {
+            fprintf(stderr, "colo-primary: %s\n", err->message);
+        }
     }
-    if (!qmp || !ram_file || (!connect && !monitor)) {
-        return usage_error("--qmp, --ram-file and one of --connect or "
-                           "--monitor are required");
-    }
-    if (delay_ms < 0 || checkpoints < 0 || threads < 0) {
-        return usage_error("numbers must not be negative");
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (!quiet) {
-        printf("dirty tracking: %s\n", dirty_scan_soft_dirty_works() ?
-               "page digests (soft-dirty is available but not used)" :
-               "page digests (this kernel has no soft-dirty bits)");
-    }
-    cfg = (AgentConfig) {
-        .vm_qmp_path = qmp,
-        .ram_file = ram_file,
-        .ram_block = ram_block,
-        .monitor = monitor,
-        .connect = connect,
-        .verify_dir = verify,
-        .checkpoint_delay_ms = delay_ms,
-        .xbzrle = xbzrle,
-        .max_checkpoints = checkpoints,
-        .scan_threads = threads,
-        .quiet = quiet,
-    };
-    a = agent_new(&cfg, &status, &err);
-    if (a) {
-        status = agent_run(a, connect, &err);
-        agent_free(a);
-    }
-    if (err) {
-        fprintf(stderr, "colo-primary: %s\n", err->message);
-    }
+    agent_config_clear(&cfg);
     return status;
 }

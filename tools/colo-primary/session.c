@@ -103,7 +103,7 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     t2 = g_get_monotonic_time();
     dirty_scan_finish(a->scan);
     t3 = g_get_monotonic_time();
-    if (a->verify_dir && bytes) {
+    if (a->cfg.verify_dir && bytes) {
         /* tests: an independent record of RAM at this moment (SHA-256,
          * not our digests), left out of the pause figures */
         g_free(s->ram_sum);
@@ -122,7 +122,7 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     fig->scan_wait_us = t3 - t2;
     fig->cont_us = fig->pause_us - (t3 - t0);
     dir = g_strdup_printf("%s/capture%d", a->work, s->capture_no++ % 2);
-    dc = device_capture_parse(bytes, dir, a->ram_block, a->ram_size, errp);
+    dc = device_capture_parse(bytes, dir, a->cfg.ram_block, a->ram_size, errp);
     if (!dc) {
         agent_error_tag(errp, AGENT_ERROR_QEMU);
     }
@@ -168,7 +168,7 @@ static void put_rom_pages(Session *s, DeviceCapture *dc, bool all)
 static bool verify_secondary(Session *s, const char *what, GError **errp)
 {
     Agent *a = s->a;
-    g_autofree char *path = g_build_filename(a->verify_dir, a->ram_block,
+    g_autofree char *path = g_build_filename(a->cfg.verify_dir, a->cfg.ram_block,
                                              NULL);
     g_autofree char *theirs = NULL;
     struct stat st;
@@ -226,8 +226,8 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
         session_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
     }
-    if (!a->quiet) {
-        g_autofree char *verified = a->verify_dir ? g_strdup_printf(
+    if (!a->cfg.quiet) {
+        g_autofree char *verified = a->cfg.verify_dir ? g_strdup_printf(
             ", secondary verified (RAM sum %.1f ms, not in the pause)",
             fig->verify_us / 1000.0) : g_strdup("");
 
@@ -274,13 +274,13 @@ static bool session_initial_sync(Session *s, GError **errp)
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return false;
     }
-    s->model = device_capture_parse(first, model_dir, a->ram_block,
+    s->model = device_capture_parse(first, model_dir, a->cfg.ram_block,
                                     a->ram_size, errp);
     if (!s->model) {
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return false;
     }
-    s->main_rb = ram_list_find(s->model->rl, a->ram_block);
+    s->main_rb = ram_list_find(s->model->rl, a->cfg.ram_block);
     s->section_id = s->model->lv.ram_section_id;
     s->switchover = colo_machine_sends_switchover(s->model->lv.machine);
 
@@ -341,7 +341,7 @@ static bool session_initial_sync(Session *s, GError **errp)
     fig.wire_bytes = qemu_file_tell(f);
     fig.total_us = g_get_monotonic_time() - t0;
     s->rs.f = NULL;
-    if (a->verify_dir && !verify_secondary(s, "initial sync", errp)) {
+    if (a->cfg.verify_dir && !verify_secondary(s, "initial sync", errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -382,7 +382,7 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     }
     fig.total_us = g_get_monotonic_time() - t0;
     what = g_strdup_printf("checkpoint %" PRIu64, number);
-    if (a->verify_dir && !verify_secondary(s, what, errp)) {
+    if (a->cfg.verify_dir && !verify_secondary(s, what, errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -506,8 +506,8 @@ static gpointer session_thread(gpointer opaque)
         a->colo_start_us = g_get_monotonic_time();
         g_mutex_unlock(&a->lock);
         set_status(a, MIGRATION_STATUS_COLO);
-        for (uint64_t k = 1; a->max_checkpoints == 0 ||
-             k <= (uint64_t)a->max_checkpoints; k++) {
+        for (uint64_t k = 1; a->cfg.max_checkpoints == 0 ||
+             k <= (uint64_t)a->cfg.max_checkpoints; k++) {
             if (!session_wait(a, g_get_monotonic_time()) ||
                 !session_checkpoint(s, k, &err)) {
                 break;
