@@ -17,12 +17,22 @@ out=bench/out/fuzz
 mkdir -p "$out/seeds"
 python3 tests/fuzz/make-seeds.py "$out/seeds"
 status=0
+# Inputs as large as the ones that matter (a stream with a 0.5 MB
+# VMDESCRIPTION, a QMP line nested past 1024), and the wire tokens.
+fuzz_flags() {
+    case "$1" in
+    fuzz-stream|fuzz-colo) echo "-max_len=1048576 -dict=tests/fuzz/stream.dict" ;;
+    fuzz-qmp) echo "-max_len=131072 -dict=tests/fuzz/qmp.dict" ;;
+    *) echo "-max_len=16384" ;;
+    esac
+}
 for f in $fuzzers; do
     mkdir -p "$out/$f" "$out/$f-artifacts"
     echo "== $f for ${secs}s"
     if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
         build-fuzz/tests/fuzz/$f -max_total_time="$secs" -rss_limit_mb=4096 \
         -timeout=10 -print_final_stats=1 -seed="${FUZZ_SEED:-0}" \
+        $(fuzz_flags "$f") \
         -artifact_prefix="$out/$f-artifacts/" "$out/$f" "$out/seeds/$f" \
         $(ls -d tests/fuzz/regressions 2>/dev/null) \
         > "$out/$f.log" 2>&1; then
