@@ -201,7 +201,7 @@ class Qemu(LoggedProcess):
 
     def __init__(self, version, workdir, machine="pc", mem_mb=64,
                  bios=None, incoming=None, ram_path=None, extra=(),
-                 accel="tcg"):
+                 accel="tcg", prefix=()):
         self.version = version
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qemu-%s.qmp" % version)
@@ -225,6 +225,8 @@ class Qemu(LoggedProcess):
         if incoming:
             argv += ["-incoming", incoming]
         argv += list(extra)
+        # e.g. ip netns exec NS: QEMU then opens its taps in that namespace
+        argv = list(prefix) + argv
         self.argv = argv
         self.log_path = os.path.join(workdir, "qemu-%s.stderr" % version)
         self.log = open(self.log_path, "wb")
@@ -605,6 +607,52 @@ def make_colo_initial_stream(workdir, version="10.0", machine="pc",
     finally:
         q.quit()
     return path
+
+
+class NetNs:
+    """A network namespace of the test's own, with a bridge br0 (address
+    @addr) and taps on it: the only place the tests send packets to.
+    Removed by close()."""
+
+    def __init__(self, tag, addr="10.77.0.1/24"):
+        self.name = "colo%d-%s" % (os.getpid(), tag)
+        self.addr = addr
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.ip("link", "set", "lo", "up")
+        self.ip("link", "add", "br0", "type", "bridge")
+        self.ip("addr", "add", addr, "dev", "br0")
+        self.ip("link", "set", "br0", "up")
+
+    def prefix(self):
+        """The argv prefix that runs a command inside the namespace."""
+        return ["ip", "netns", "exec", self.name]
+
+    def ip(self, *args):
+        p = subprocess.run(self.prefix() + ["ip"] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            raise RuntimeError("ip %s in %s: %s" % (" ".join(args),
+                                                     self.name,
+                                                     p.stderr.decode()))
+        return p.stdout.decode()
+
+    def add_tap(self, name):
+        self.ip("tuntap", "add", "dev", name, "mode", "tap")
+        self.ip("link", "set", name, "master", "br0")
+        self.ip("link", "set", name, "up")
+        return name
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.name],
+                       stderr=subprocess.DEVNULL)
+
+
+def require_netns():
+    """Skips (visibly) where network namespaces and taps cannot be made."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or \
+            not shutil.which("ip"):
+        raise unittest.SkipTest("network namespaces with taps need root, "
+                                "/dev/net/tun and iproute2")
 
 
 def socket_lines(sock):

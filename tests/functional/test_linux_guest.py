@@ -54,5 +54,48 @@ class LinuxGuest(ct.TempDirTestCase):
             q.quit()
 
 
+    def test_service_reached_through_a_tap(self):
+        """The guest's TCP service, reached by a client in the test's own
+        network namespace through a tap on a bridge: every line depends
+        on time, in order."""
+        kernel, initrd = ct.require_linux_guest()
+        ct.require_qemu("10.0")
+        ct.require_netns()
+        ns = ct.NetNs("guest")
+        q = None
+        try:
+            tap = ns.add_tap("tap0")
+            q = ct.Qemu("10.0", self.tmp, mem_mb=256, prefix=ns.prefix(),
+                        extra=[
+                "-kernel", kernel, "-initrd", initrd,
+                "-append", "console=ttyS0 quiet colo.run=service "
+                           "colo.ip=10.77.0.10/24",
+                "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no"
+                           % tap,
+                "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:c0:10:02"])
+            ct.wait_for(lambda: "serving on port 7777" in q.serial(), 120,
+                        "the guest's service")
+            client = subprocess.run(
+                ns.prefix() + [sys.executable,
+                               os.path.join(os.path.dirname(__file__),
+                                            "netclient.py"),
+                               "10.77.0.10", "7777", "3"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            out = client.stdout.decode().splitlines()
+            self.assertEqual(client.returncode, 0, client.stderr.decode())
+            self.assertEqual(out[-1], "netclient: done")
+            lines = [x.split() for x in out[:-1]]
+            self.assertGreater(len(lines), 5)
+            self.assertEqual([int(x[1]) for x in lines],
+                             list(range(1, len(lines) + 1)))
+            uptimes = [float(x[2]) for x in lines]
+            self.assertEqual(sorted(uptimes), uptimes)
+            self.assertGreater(uptimes[-1], uptimes[0])
+        finally:
+            if q:
+                q.quit()
+            ns.close()
+
+
 if __name__ == "__main__":
     ct.main()
