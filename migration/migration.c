@@ -268,6 +268,9 @@ static void colo_emit_exit(MigrationIncomingState *mis, COLOExitReason r)
     g_variant_dict_insert(&d, "mode", "s", "secondary");
     g_variant_dict_insert(&d, "reason", "s", colo_exit_reason_name(r));
     migration_event(mis, "COLO_EXIT", g_variant_dict_end(&d));
+    if (mis->notifier.colo_exit) {
+        mis->notifier.colo_exit(mis->notifier.opaque, r);
+    }
 }
 
 /* Runs the COLO session after the initial migration has been loaded. */

@@ -28,6 +28,9 @@ typedef struct MigrationNotifier {
     /* The migration thread has finished its work; join it from the main
      * thread (migration_incoming_join). */
     void (*thread_done)(void *opaque);
+    /* COLO has ended (also announced as the COLO_EXIT event); on the
+     * migration thread.  Optional. */
+    void (*colo_exit)(void *opaque, COLOExitReason reason);
     void *opaque;
 } MigrationNotifier;
 

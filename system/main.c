@@ -159,22 +159,22 @@ static gboolean auto_failover(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/* On the migration thread: losing the primary arms the automatic
+ * failover when a heartbeat timeout is set. */
+static void on_colo_exit(void *opaque, COLOExitReason reason)
+{
+    SecondaryMain *m = opaque;
+    uint64_t ms = migration_incoming_options(m->mis)->params[
+        MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT];
+
+    if (ms > 0 && reason == COLO_EXIT_REASON_ERROR) {
+        g_timeout_add(ms, auto_failover, m);
+    }
+}
+
 static void on_event(void *opaque, const char *name, GVariant *data)
 {
     SecondaryMain *m = opaque;
-
-    /* Runs on the migration thread.  Losing the primary arms the
-     * automatic failover when a heartbeat timeout is set. */
-    if (strcmp(name, "COLO_EXIT") == 0 && data) {
-        const char *reason = NULL;
-        uint64_t ms = migration_incoming_options(m->mis)->params[
-            MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT];
-
-        g_variant_lookup(data, "reason", "&s", &reason);
-        if (ms > 0 && reason && strcmp(reason, "error") == 0) {
-            g_timeout_add(ms, auto_failover, m);
-        }
-    }
 
     if (m->mon) {
         monitor_emit_event(m->mon, name, data);
@@ -281,6 +281,7 @@ int main(int argc, char **argv)
     MigrationNotifier notifier = {
         .event = on_event,
         .thread_done = on_thread_done,
+        .colo_exit = on_colo_exit,
         .opaque = &m,
     };
     MonitorContext mctx;
