@@ -343,11 +343,13 @@ void failover_job_free(FailoverJob *job)
     if (!job->delivered && job->idle_id) {
         g_source_remove(job->idle_id);
     }
-    g_clear_pointer(&job->blocks, g_array_unref);
-    g_clear_pointer(&job->ds, device_state_unref);
-    g_clear_pointer(&job->machine, g_free);
-    g_clear_pointer(&job->ram_dir, g_free);
     failover_result_clear(&job->result);
+    if (job->blocks) {
+        g_array_unref(job->blocks);
+    }
     g_clear_error(&job->err);
+    device_state_unref(job->ds);
+    g_free(job->machine);
+    g_free(job->ram_dir);
     g_free(job);
 }

@@ -272,14 +272,14 @@ void agent_free(Agent *a)
     if (a->work) {
         g_rmdir(a->work);
     }
-    g_clear_pointer(&a->work, g_free);
-    g_clear_pointer(&a->pauses_us, g_array_unref);
-    g_clear_pointer(&a->loop, g_main_loop_unref);
+    g_free(a->work);
     g_mutex_clear(&a->lock);
+    g_array_unref(a->pauses_us);
     g_cond_clear(&a->wake);
+    g_main_loop_unref(a->loop);
+    agent_config_clear(&a->cfg);
     g_free(a->uri);
     g_free(a->error_desc);
-    agent_config_clear(&a->cfg);
     g_free(a);
 }
 
