@@ -512,6 +512,7 @@ def qemu_load_reference(version, workdir, machine, mem_mb, stream_path,
 
 
 def recv_exact(sock, n, timeout=30):
+    """@n bytes from @sock (timeout None: wait as long as it takes)."""
     sock.settimeout(timeout)
     buf = b""
     while len(buf) < n:
@@ -864,6 +865,80 @@ def parse_registers(text):
                 continue
             regs.setdefault(name, value)
     return regs
+
+
+class CommitWatch:
+    """A TCP proxy between a COLO primary and a secondary on 127.0.0.1
+    that stops each acknowledgement of a commit on its way back (the
+    secondary's CHECKPOINT_READY for the initial state, VMSTATE_LOADED
+    for checkpoint k): @on_commit(k) runs while the primary has not been
+    told yet, and only then is the message forwarded.  A secondary that
+    answers before its RAM files hold the checkpoint is caught in the act.
+    Errors from @on_commit are kept in .errors."""
+
+    def __init__(self, target_port, on_commit):
+        import threading
+        self.target_port = int(target_port)
+        self.on_commit = on_commit
+        self.errors = []
+        self.commits = 0
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _forward(self, a, b):
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _run(self):
+        import threading
+        src, _ = self.listener.accept()
+        dst = socket.create_connection(("127.0.0.1", self.target_port))
+        for s in (src, dst):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t = threading.Thread(target=self._forward, args=(src, dst),
+                             daemon=True)
+        t.start()
+        try:
+            # the secondary's direction: bare be32 messages
+            while True:
+                msg = recv_exact(dst, 4, timeout=None)
+                if msg in (b"\x00\x00\x00\x00", b"\x00\x00\x00\x06"):
+                    try:
+                        self.on_commit(self.commits)
+                    except Exception as e:     # reported by check()
+                        self.errors.append(e)
+                    self.commits += 1
+                src.sendall(msg)
+        except (OSError, EOFError):
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        t.join(10)
+        src.close()
+        dst.close()
+        self.listener.close()
+
+    def check(self):
+        if self.errors:
+            raise self.errors[0]
 
 
 def registers_diff(got, want):

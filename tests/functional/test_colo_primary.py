@@ -41,23 +41,28 @@ class ColoPrimary(ct.TempDirTestCase):
                               stderr=subprocess.PIPE, timeout=timeout)
 
     def verified_run(self, vm, sec, checkpoints, *extra):
-        """colo-primary through the test's oracle: the secondary's RAM is
+        """colo-primary through the test's oracles: the secondary's RAM is
         checked against the primary's after the initial sync and after
-        every one of @checkpoints checkpoints."""
+        every one of @checkpoints checkpoints, twice: at the moment the
+        secondary acknowledges the commit (CommitWatch holds the message
+        meanwhile) and again before the next pause (PrimaryOracle)."""
         oracle = ct.PrimaryOracle(
             vm.qmp_path, vm.ram_path, os.path.join(self.tmp, "oracle.qmp"),
             secondary_ram=os.path.join(sec.ram_dir, "pc.ram"))
+        watch = ct.CommitWatch(sec.port, oracle.verify_secondary)
         try:
-            p = self.agent(vm, sec.port, "--checkpoints", str(checkpoints),
+            p = self.agent(vm, watch.port, "--checkpoints", str(checkpoints),
                            *extra, qmp=oracle.path)
             out = p.stdout.decode()
             self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
             oracle.check()
+            watch.check()
+            self.assertEqual(watch.commits, checkpoints + 1)
             # the last checkpoint: the agent has ended, the secondary idles
             n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
             self.assertEqual(n, checkpoints)
             oracle.verify_secondary(n)
-            self.assertEqual(oracle.verified, checkpoints + 1)
+            self.assertEqual(oracle.verified, 2 * (checkpoints + 1))
             self.assertEqual(len(oracle.pauses),
                              checkpoints + oracle.INITIAL_PAUSES)
             return out
