@@ -387,13 +387,21 @@ class Secondary(LoggedProcess):
         return rc
 
 
+def complete_lines(text):
+    """The lines of @text that have their newline: QEMU writes the serial
+    port a character at a time, so the last line of a file read while
+    the guest prints may be cut ("colo-guest C=01" for C=01d10000)."""
+    return text.split("\n")[:-1]
+
+
 def guest_counters(serial_path):
     """The counters the colo-guest printed ("colo-guest C=XXXXXXXX") so
-    far on its serial port, in order; [] before the file exists."""
+    far on its serial port, in order, complete lines only; [] before the
+    file exists."""
     try:
         with open(serial_path, errors="replace") as f:
-            return [int(line.split("C=")[1], 16) for line in f
-                    if "C=" in line]
+            return [int(line.split("C=")[1], 16)
+                    for line in complete_lines(f.read()) if "C=" in line]
     except (FileNotFoundError, ValueError, IndexError):
         return []
 

@@ -16,7 +16,7 @@ import colotest as ct  # noqa: E402
 def ticks(serial):
     """[(sequence number, uptime)] the ticker workload printed."""
     out = []
-    for line in serial.splitlines():
+    for line in ct.complete_lines(serial):
         parts = line.split()
         if len(parts) == 3 and parts[0] == "tick":
             out.append((int(parts[1]), float(parts[2])))
