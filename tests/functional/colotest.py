@@ -447,20 +447,28 @@ class TempDirTestCase(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class TcpRecorder:
-    """A TCP proxy on 127.0.0.1 that forwards one connection to
-    @target_port, both ways, and keeps a copy of the source's bytes."""
+class LoopbackProxy:
+    """Listens on 127.0.0.1 (self.port) for one connection, which the
+    subclass's _run() serves towards @target_port on its own thread."""
 
-    def __init__(self, target_port, record_path):
+    def __init__(self, target_port):
         import threading
         self.target_port = int(target_port)
-        self.record_path = record_path
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+
+class TcpRecorder(LoopbackProxy):
+    """A TCP proxy on 127.0.0.1 that forwards one connection to
+    @target_port, both ways, and keeps a copy of the source's bytes."""
+
+    def __init__(self, target_port, record_path):
+        self.record_path = record_path
+        LoopbackProxy.__init__(self, target_port)
 
     def _pump(self, a, b, record=None):
         try:
@@ -664,6 +672,17 @@ def require_netns():
                                 "/dev/net/tun and iproute2")
 
 
+def shut_down(*socks):
+    """Shuts each socket down both ways (closed ones too): this also wakes
+    a thread blocked reading it, whose system call would otherwise keep
+    the connection open."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def socket_lines(sock):
     """The newline-framed messages of @sock (without the newline) until
     the peer closes it."""
@@ -768,11 +787,7 @@ class PrimaryOracle:
             except OSError:
                 pass
             replies.put(None)
-            for s in (client, up):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_down(client, up)
 
         seq = [0]
 
@@ -809,19 +824,10 @@ class PrimaryOracle:
                 up.sendall(line + b"\n")
         except OSError:
             pass
-        # shutdown first: it also wakes the thread blocked reading QEMU,
-        # whose system call would otherwise keep the connection open
-        for s in (client, up):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(client, up)       # wakes the thread reading QEMU too
         t.join(10)
-        for s in (client, up):
-            try:
-                s.close()
-            except OSError:
-                pass
+        client.close()
+        up.close()
 
     def _before_stop(self, pauses):
         if self.secondary_ram and pauses >= self.INITIAL_PAUSES:
@@ -875,7 +881,7 @@ def parse_registers(text):
     return regs
 
 
-class CommitWatch:
+class CommitWatch(LoopbackProxy):
     """A TCP proxy between a COLO primary and a secondary on 127.0.0.1
     that stops each acknowledgement of a commit on its way back (the
     secondary's CHECKPOINT_READY for the initial state, VMSTATE_LOADED
@@ -885,17 +891,10 @@ class CommitWatch:
     Errors from @on_commit are kept in .errors."""
 
     def __init__(self, target_port, on_commit):
-        import threading
-        self.target_port = int(target_port)
         self.on_commit = on_commit
         self.errors = []
         self.commits = 0
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        LoopbackProxy.__init__(self, target_port)
 
     def _forward(self, a, b):
         try:
@@ -906,11 +905,7 @@ class CommitWatch:
                 b.sendall(data)
         except OSError:
             pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(a, b)
 
     def _run(self):
         import threading
@@ -934,11 +929,7 @@ class CommitWatch:
                 src.sendall(msg)
         except (OSError, EOFError):
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(src, dst)
         t.join(10)
         src.close()
         dst.close()
