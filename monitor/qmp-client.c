@@ -16,6 +16,7 @@ struct QmpClient {
     GOutputStream *out;
     GHashTable *events;     /* name -> count */
     int64_t next_id;
+    GMutex lock;            /* one command at a time, from any thread */
 };
 
 void qmp_client_free(QmpClient *c)
@@ -31,6 +32,7 @@ void qmp_client_free(QmpClient *c)
         g_object_unref(c->conn);
     }
     g_hash_table_unref(c->events);
+    g_mutex_clear(&c->lock);
     g_free(c);
 }
 
@@ -87,6 +89,7 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
     }
     c = g_new0(QmpClient, 1);
     c->events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_mutex_init(&c->lock);
     c->conn = conn;
     c->in = g_data_input_stream_new(
         g_io_stream_get_input_stream(G_IO_STREAM(c->conn)));
@@ -109,8 +112,8 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
     return c;
 }
 
-JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
-                         const char *args_json, GError **errp)
+static JsonNode *qmp_client_cmd_locked(QmpClient *c, const char *command,
+                                       const char *args_json, GError **errp)
 {
     int64_t id = ++c->next_id;
     g_autofree char *req = g_strdup_printf(
@@ -153,9 +156,25 @@ JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
     }
 }
 
+JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
+                         const char *args_json, GError **errp)
+{
+    JsonNode *r;
+
+    g_mutex_lock(&c->lock);
+    r = qmp_client_cmd_locked(c, command, args_json, errp);
+    g_mutex_unlock(&c->lock);
+    return r;
+}
+
 guint qmp_client_event_count(QmpClient *c, const char *event)
 {
-    return GPOINTER_TO_UINT(g_hash_table_lookup(c->events, event));
+    guint n;
+
+    g_mutex_lock(&c->lock);
+    n = GPOINTER_TO_UINT(g_hash_table_lookup(c->events, event));
+    g_mutex_unlock(&c->lock);
+    return n;
 }
 
 int qmp_client_peer_pid(QmpClient *c)

@@ -2,7 +2,7 @@
  * qmp-client.h: a small synchronous QMP client (for driving a stock QEMU:
  * failover today, the COLO primary agent later).
  *
- * Owner: one thread at a time.
+ * Threads: any; commands are serialised.
  */
 #ifndef MONITOR_QMP_CLIENT_H
 #define MONITOR_QMP_CLIENT_H
@@ -22,7 +22,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpClient, qmp_client_free)
 
 /* Runs @command with @args (a JSON object text or NULL); returns the
  * "return" member, or NULL with the QMP error in @errp.  Events that
- * arrive meanwhile are counted by name (qmp_client_event_count). */
+ * arrive meanwhile are counted by name (qmp_client_event_count).  Any
+ * thread may call it: one command runs at a time. */
 JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
                          const char *args_json, GError **errp);
 guint qmp_client_event_count(QmpClient *c, const char *event);

@@ -56,6 +56,9 @@ for f in "$guest_src"/run-*; do
     [ -e "$f" ] && install -m 0755 "$f" "$root/guest/${f##*/run-}"
 done
 
+# the UDP burst of the network buffer's limit test, static for busybox
+gcc -O2 -static -o "$root/bin/udpflood" "$guest_src/udpflood.c"
+
 mkdir -p "$out"
 cp "$tmp/x/boot/vmlinuz-$kver" "$out/vmlinuz"
 (cd "$root" && find . | cpio --quiet -o -H newc -R 0:0) | gzip -9 \

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -351,7 +352,7 @@ class Secondary(LoggedProcess):
     """colo-secondary with a QMP socket."""
 
     def __init__(self, workdir, incoming="defer", ram_dir=None, extra=(),
-                 name="colo-test"):
+                 name="colo-test", prefix=()):
         self.workdir = workdir
         self.ram_dir = ram_dir or os.path.join(workdir, "ram")
         self.qmp_path = os.path.join(workdir, "secondary.qmp")
@@ -365,6 +366,8 @@ class Secondary(LoggedProcess):
         argv = [SECONDARY, "-name", name, "-ram-dir", self.ram_dir,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
                 "-incoming", incoming] + extra
+        # e.g. ip netns exec NS: the failover QEMU opens its taps there
+        argv = list(prefix) + argv
         self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -944,3 +947,186 @@ def registers_diff(got, want):
     """{register: (got, want)} for every register that differs."""
     return {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
             if got.get(k) != want.get(k)}
+
+
+PRIMARY_AGENT = os.environ.get("COLO_PRIMARY", os.path.join(
+    BUILD_ROOT, "tools", "colo-primary"))
+NETCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "netclient.py")
+GUEST_IP = "10.77.0.10"
+GUEST_MAC = "52:54:00:c0:10:20"
+
+
+class ProtectedLinuxGuest:
+    """The whole picture of the network tests, the benchmark and the
+    demo, inside network namespace @ns (a NetNs): the Linux guest's service
+    workload in stock QEMU 10.0 on tap0, colo-secondary whose failover QEMU
+    gets the same NIC (same MAC) on tap1 of the same bridge, and
+    colo-primary protecting the VM with @agent_args.  With @failover_net
+    False the failover QEMU has no NIC."""
+
+    def __init__(self, workdir, ns, agent_args=(), mem_mb=256,
+                 heartbeat_ms=1500, failover_net=True, qemu_extra=(),
+                 netdev_opts=""):
+        kernel, initrd = require_linux_guest()
+        self.workdir = workdir
+        self.ns = ns
+        self.vm = self.sec = self.agent = None
+        self.failover_pid = None
+        ns.add_tap("tap0")
+        ns.add_tap("tap1")
+        try:
+            self.vm = Qemu("10.0", workdir, mem_mb=mem_mb, prefix=ns.prefix(),
+                           extra=[
+                "-kernel", kernel, "-initrd", initrd,
+                "-append", "console=ttyS0 quiet colo.run=service "
+                           "colo.ip=%s/24" % GUEST_IP,
+                "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"
+                           + netdev_opts,
+                "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC]
+                + list(qemu_extra))
+            wait_for(lambda: "serving on port 7777" in self.vm.serial(), 120,
+                     "the guest's service")
+            self.vm.qmp.close()
+            self.failover_serial = os.path.join(workdir, "failover.serial")
+            args = ("-nodefaults -display none -accel tcg -kernel %s "
+                    "-initrd %s -serial file:%s" % (kernel, initrd,
+                                                    self.failover_serial))
+            if failover_net:
+                args += (" -netdev tap,id=n0,ifname=tap1,script=no,"
+                         "downscript=no -device virtio-net-pci,netdev=n0,"
+                         "mac=" + GUEST_MAC)
+            sdir = os.path.join(workdir, "sec")
+            os.makedirs(sdir, exist_ok=True)
+            self.sec = ColoSecondary(sdir, prefix=ns.prefix(), extra=[
+                "-failover-args", args,
+                "-heartbeat-timeout", str(heartbeat_ms)])
+            self.monitor_path = os.path.join(workdir, "colo-primary.qmp")
+            self.agent_log_path = os.path.join(workdir, "colo-primary.log")
+            self.agent_log = open(self.agent_log_path, "wb")
+            self.agent = subprocess.Popen(
+                ns.prefix() + [PRIMARY_AGENT, "--qmp", self.vm.qmp_path,
+                               "--ram-file", self.vm.ram_path,
+                               "--connect", "tcp:127.0.0.1:%d" % self.sec.port,
+                               "--monitor", "unix:%s,server=on,wait=off"
+                               % self.monitor_path] + list(agent_args),
+                stdout=self.agent_log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+            wait_for(lambda: self.sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"] >= 1 or self.agent.poll() is not None,
+                120, "the first checkpoint")
+            if self.agent.poll() is not None:
+                raise RuntimeError("colo-primary ended: " + self.agent_log_text())
+        except Exception:
+            self.close()
+            raise
+
+    def agent_log_text(self):
+        self.agent_log.flush()
+        with open(self.agent_log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def agent_query(self, cmd="query-migrate"):
+        q = QMP(self.monitor_path)
+        try:
+            return q.cmd(cmd)
+        finally:
+            q.close()
+
+    def client(self, *args):
+        """netclient.py @args inside the namespace, stdout piped."""
+        return subprocess.Popen(self.ns.prefix() + [sys.executable, NETCLIENT]
+                                + [str(a) for a in args],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def wait_failover(self, timeout=60):
+        ev = self.sec.qmp.wait_event("X_COLO_FAILOVER", timeout)
+        self.failover_pid = ev["data"].get("pid")
+        return ev
+
+    def close(self):
+        if self.agent:
+            if self.agent.poll() is None:
+                self.agent.kill()
+            self.agent.wait()
+            self.agent_log.close()
+        kill_pid(self.failover_pid)
+        if self.vm:
+            self.vm.kill()
+        rc = self.sec.quit() if self.sec else 0
+        self.sec = None
+        return rc
+
+
+class LineStream:
+    """Reads a netclient "lines" client's output on a thread, each line
+    with the moment it came."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for raw in self.proc.stdout:
+            with self.cond:
+                self.lines.append((time.monotonic(),
+                                   raw.decode(errors="replace").rstrip("\n")))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_lines(self, n, timeout):
+        """Until @n lines have come (True) or @timeout (False)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.lines) < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.thread.is_alive():
+                    return len(self.lines) >= n
+                self.cond.wait(left)
+            return True
+
+    def text(self):
+        with self.cond:
+            return [t for _, t in self.lines]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.thread.join(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def service_stream_problems(lines):
+    """What a client of the guest's service (run-lines: "seq N NOW PREV")
+    saw wrong: a malformed, missing, repeated or reordered line, or a
+    chain break (PREV is not the NOW of the line before: lines from two
+    executions of the guest, i.e. a rollback it was shown)."""
+    problems = []
+    prev_now = None
+    for i, line in enumerate(lines):
+        if line.startswith("netclient:"):
+            continue
+        p = line.split()
+        if len(p) != 4 or p[0] != "seq" or not all(x.isdigit()
+                                                     for x in p[1:]):
+            problems.append("line %d malformed: %r" % (i + 1, line))
+            prev_now = None
+            continue
+        seq, now, prev = int(p[1]), int(p[2]), int(p[3])
+        if seq != i + 1:
+            problems.append("line %d has seq %d" % (i + 1, seq))
+        if prev_now is not None and prev != prev_now:
+            problems.append("line %d (seq %d) follows NOW=%d, not the %d "
+                            "the client saw before" % (i + 1, seq, prev,
+                                                        prev_now))
+        if prev_now is not None and now <= prev_now:
+            problems.append("line %d goes back in time" % (i + 1))
+        prev_now = now
+    return problems

@@ -161,6 +161,28 @@ static JsonNode *qmp_migrate_cancel(const MonitorContext *ctx,
     return NULL;
 }
 
+/* query-migrate's "x-colo-net-buffer": the VM's held output. */
+static JsonObject *net_buffer_object(const AgentInfo *info)
+{
+    JsonObject *n = json_object_new();
+    const NetBufferStats *st = &info->net;
+
+    json_object_set_string_member(n, "netdevs", info->net_netdevs ?
+                                  info->net_netdevs : "");
+    json_object_set_int_member(n, "packets-held", st->packets_held);
+    json_object_set_int_member(n, "bytes-held", st->bytes_held);
+    json_object_set_int_member(n, "packets-released", st->packets_released);
+    json_object_set_int_member(n, "bytes-released", st->bytes_released);
+    json_object_set_int_member(n, "release-latency-mean-us",
+                               st->latency_mean_us);
+    json_object_set_int_member(n, "release-latency-max-us",
+                               st->latency_max_us);
+    json_object_set_int_member(n, "buffers-added", st->buffers_added);
+    json_object_set_int_member(n, "rotations", st->rotations);
+    json_object_set_int_member(n, "early-checkpoints", st->early_checkpoints);
+    return n;
+}
+
 static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                    JsonObject *args, GError **errp)
 {
@@ -210,6 +232,10 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                    info.pause_median_us);
         json_object_set_int_member(o, "x-colo-pause-p99-us",
                                    info.pause_p99_us);
+    }
+    if (info.net_buffered) {
+        json_object_set_object_member(o, "x-colo-net-buffer",
+                                      net_buffer_object(&info));
     }
     agent_info_clear(&info);
     return qmp_node_take_object(o);

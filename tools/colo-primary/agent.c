@@ -151,6 +151,7 @@ void agent_config_clear(AgentConfig *cfg)
     g_clear_pointer(&cfg->monitor, g_free);
     g_clear_pointer(&cfg->connect, g_free);
     g_clear_pointer(&cfg->verify_dir, g_free);
+    g_clear_pointer(&cfg->guard_exe, g_free);
 }
 
 Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
@@ -166,6 +167,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->cfg.monitor = g_strdup(cfg->monitor);
     a->cfg.connect = g_strdup(cfg->connect);
     a->cfg.verify_dir = g_strdup(cfg->verify_dir);
+    a->cfg.guard_exe = g_strdup(cfg->guard_exe);
     g_mutex_init(&a->lock);
     g_cond_init(&a->wake);
     a->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -280,6 +282,7 @@ void agent_free(Agent *a)
     agent_config_clear(&a->cfg);
     g_free(a->uri);
     g_free(a->error_desc);
+    g_free(a->net_netdevs);
     g_free(a);
 }
 
@@ -304,6 +307,9 @@ void agent_query(Agent *a, AgentInfo *info)
         a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
     info->xbzrle_pages = a->xbzrle_pages;
     info->last = a->last;
+    info->net_buffered = a->net_buffered;
+    info->net_netdevs = g_strdup(a->net_netdevs);
+    info->net = a->net;
     g_mutex_unlock(&a->lock);
     info->have_pauses = agent_pause_figures(a, &info->pause_median_us,
                                             &info->pause_p99_us);
@@ -313,4 +319,6 @@ void agent_info_clear(AgentInfo *info)
 {
     g_free(info->error_desc);
     info->error_desc = NULL;
+    g_free(info->net_netdevs);
+    info->net_netdevs = NULL;
 }

@@ -18,6 +18,7 @@
 #include "migration/wire.h"
 #include "monitor/monitor.h"
 #include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/net-buffer.h"
 #include "tools/colo-primary/session.h"
 #include "tools/colo-primary/vm-control.h"
 
@@ -72,6 +73,9 @@ typedef struct AgentConfig {
     gboolean xbzrle;
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
+    gboolean no_net_buffer;     /* let the VM's output go out at once */
+    char *guard_exe;            /* colo-primary itself, for the network
+                                   release guard */
     gboolean quiet;
 } AgentConfig;
 
@@ -108,6 +112,9 @@ struct Agent {
     uint64_t total_bytes;
     uint64_t xbzrle_pages;
     GArray *pauses_us;          /* int64_t, of this session */
+    bool net_buffered;          /* this session holds the VM's output */
+    char *net_netdevs;          /* which netdevs, for the queries */
+    NetBufferStats net;         /* as of the last checkpoint */
     GThread *session;
     SessionNotifier notify;     /* how the session reaches agent.c */
     bool quit_when_idle;
@@ -130,6 +137,9 @@ typedef struct AgentInfo {
     CheckpointFigures last;
     bool have_pauses;
     int64_t pause_median_us, pause_p99_us;
+    bool net_buffered;
+    char *net_netdevs;          /* owned */
+    NetBufferStats net;
 } AgentInfo;
 
 /* Main thread.  Maps the RAM file, connects to QEMU, prepares the dirty

@@ -7,7 +7,8 @@
  *                [--ram-block pc.ram] [--monitor unix:PATH,server=on]
  *                [--connect tcp:HOST:PORT] [--x-checkpoint-delay MS]
  *                [--xbzrle] [--checkpoints N] [--scan-threads N]
- *                [--verify-secondary RAM_DIR] [--quiet]
+ *                [--no-net-buffer] [--verify-secondary RAM_DIR]
+ *                [--quiet]
  *
  * --connect starts protecting the VM at once (x-colo implied); with
  * --monitor a client does it with QEMU's commands (migrate-set-
@@ -52,6 +53,9 @@ int main(int argc, char **argv)
           "end the session after N checkpoints (0: never)", "N" },
         { "scan-threads", 0, 0, G_OPTION_ARG_INT, &c->scan_threads,
           "threads that look for changed pages (one per CPU)", "N" },
+        { "no-net-buffer", 0, 0, G_OPTION_ARG_NONE, &c->no_net_buffer,
+          "let the VM's network output out at once (it is held until its "
+          "checkpoint commits otherwise)", NULL },
         { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &c->verify_dir,
           "tests: compare the secondary's RAM file after every checkpoint",
           "RAM_DIR" },
@@ -65,7 +69,12 @@ int main(int argc, char **argv)
     Agent *a;
     int status = AGENT_EXIT_USAGE;
 
+    if (argc == 3 && strcmp(argv[1], "--x-net-release-guard") == 0) {
+        /* our own child (net-buffer.c), not a user's command */
+        return net_buffer_guard_main(argv[2]);
+    }
     g_option_context_add_main_entries(ctx, entries, NULL);
+    cfg.guard_exe = g_file_read_link("/proc/self/exe", NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         usage_error(err->message);
     } else if (!cfg.vm_qmp_path || !cfg.ram_file ||

@@ -39,6 +39,7 @@ typedef struct Session {
     ColoPeer *peer;
     RAMSaveState rs;
     PageCache *xbzrle;          /* NULL without the xbzrle capability */
+    NetBuffer *net;             /* NULL with --no-net-buffer */
     DeviceCapture *model;       /* the first capture: blocks as sent */
     RAMBlock *main_rb;          /* in @model */
     uint32_t section_id;
@@ -98,6 +99,13 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         return NULL;
     }
     t1 = g_get_monotonic_time();
+    /* what the guest sends from the next cont on is held until this
+     * checkpoint is committed */
+    if (s->net && !net_buffer_begin_epoch(s->net, fig->number + 1, errp)) {
+        /* session_finish continues the VM */
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return NULL;
+    }
     dirty_scan_start(a->scan);
     bytes = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
     t2 = g_get_monotonic_time();
@@ -201,11 +209,24 @@ static bool verify_secondary(Session *s, const char *what, GError **errp)
     return true;
 }
 
+static void record_net_stats(Session *s)
+{
+    NetBufferStats net;
+
+    if (s->net) {
+        net_buffer_stats(s->net, &net);
+        g_mutex_lock(&s->a->lock);
+        s->a->net = net;
+        g_mutex_unlock(&s->a->lock);
+    }
+}
+
 static void record_figures(Session *s, const CheckpointFigures *fig)
 {
     Agent *a = s->a;
     bool events;
 
+    record_net_stats(s);
     g_mutex_lock(&a->lock);
     a->last = *fig;
     if (fig->number > 0) {
@@ -380,6 +401,11 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
         return false;
     }
+    /* committed: what the guest sent before this checkpoint may go */
+    if (s->net && !net_buffer_release(s->net, number, errp)) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
     fig.total_us = g_get_monotonic_time() - t0;
     what = g_strdup_printf("checkpoint %" PRIu64, number);
     if (a->cfg.verify_dir && !verify_secondary(s, what, errp)) {
@@ -469,6 +495,65 @@ static void session_finish(Session *s, GError *err)
     set_status(a, st);
 }
 
+static void net_limit_reached(void *opaque)
+{
+    agent_checkpoint_now(opaque);
+}
+
+/* Holds the VM's network output per epoch unless told not to. */
+static bool session_net_start(Session *s, GError **errp)
+{
+    Agent *a = s->a;
+    g_autofree char *netdevs = NULL;
+
+    if (a->cfg.no_net_buffer) {
+        if (!a->cfg.quiet) {
+            printf("network output: not held (--no-net-buffer)\n");
+        }
+        return true;
+    }
+    s->net = net_buffer_new(vm_control_qmp(a->vm), a->cfg.vm_qmp_path,
+                            a->work, a->cfg.guard_exe ? a->cfg.guard_exe :
+                            "colo-primary", net_limit_reached, a, errp);
+    if (!s->net) {
+        g_prefix_error(errp, "cannot hold the VM's network output (run with "
+                       "--no-net-buffer to protect it without): ");
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
+    netdevs = net_buffer_describe(s->net);
+    g_mutex_lock(&a->lock);
+    a->net_buffered = true;
+    g_free(a->net_netdevs);
+    a->net_netdevs = g_strdup(netdevs);
+    memset(&a->net, 0, sizeof(a->net));
+    g_mutex_unlock(&a->lock);
+    if (!a->cfg.quiet) {
+        printf("network output: %s%s\n", *netdevs ?
+               "held until its checkpoint commits, on " : "no NIC",
+               netdevs);
+        fflush(stdout);
+    }
+    return true;
+}
+
+/* Protection ends: whatever is held goes out (the VM goes on alone, or
+ * under a new session). */
+static void session_net_stop(Session *s)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!s->net) {
+        return;
+    }
+    if (!net_buffer_release(s->net, UINT64_MAX, &err)) {
+        fprintf(stderr, "colo-primary: %s\n", err->message);
+    }
+    record_net_stats(s);
+    net_buffer_free(s->net);
+    s->net = NULL;
+}
+
 static gpointer session_thread(gpointer opaque)
 {
     Session *s = opaque;
@@ -500,6 +585,9 @@ static gpointer session_thread(gpointer opaque)
         g_mutex_unlock(&a->lock);
         set_status(a, MIGRATION_STATUS_ACTIVE);
     }
+    if (!err) {
+        session_net_start(s, &err);
+    }
     if (!err && session_initial_sync(s, &err)) {
         g_mutex_lock(&a->lock);
         a->mode = COLO_MODE_PRIMARY;
@@ -514,6 +602,7 @@ static gpointer session_thread(gpointer opaque)
             }
         }
     }
+    session_net_stop(s);
     session_finish(s, err);
     colo_peer_free(s->peer);
     page_cache_free(s->xbzrle);

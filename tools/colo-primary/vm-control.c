@@ -89,6 +89,11 @@ void vm_control_free(VmControl *vc)
     g_free(vc);
 }
 
+QmpClient *vm_control_qmp(VmControl *vc)
+{
+    return vc->qmp;
+}
+
 bool vm_control_stop(VmControl *vc, int64_t *t_stop, GError **errp)
 {
     g_autofree char *state = vm_control_run_state(vc, errp);

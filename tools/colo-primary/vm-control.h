@@ -30,6 +30,8 @@ bool vm_control_stop(VmControl *vc, int64_t *t_stop, GError **errp);
 /* Continues the VM if we stopped it; a no-op otherwise. */
 bool vm_control_cont(VmControl *vc, GError **errp);
 bool vm_control_stopped_by_us(const VmControl *vc);
+/* The QMP connection, for others that drive QEMU (the network buffer). */
+QmpClient *vm_control_qmp(VmControl *vc);
 /* QEMU's run state ("running", "paused", ...), or NULL on error. */
 char *vm_control_run_state(VmControl *vc, GError **errp);
 

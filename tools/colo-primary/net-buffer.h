@@ -1,0 +1,86 @@
+/*
+ * net-buffer.h: the VM's network output, held per checkpoint epoch and
+ * released only when the secondary has committed that checkpoint, with
+ * stock QEMU's network filters driven over QMP (net-buffer.c).
+ *
+ * For each netdev that is the peer of a NIC (found with "info network"):
+ *
+ *   guest -> NIC -> netdev's rx queue:  mirror  ->  F(newest) ... F(oldest)  -> tap
+ *
+ * rx filters see packets tail first.  At the tail sits a filter-mirror
+ * whose copy of every packet comes to us over a UNIX socket: we only
+ * count it (packets, bytes, when), nothing goes back.  Behind it, one
+ * filter-buffer per epoch (or more: see below), each inserted just
+ * before the mirror, so the newest one catches what the guest sends
+ * now and the older ones keep what they hold.  Releasing an epoch is
+ * object-del of its buffers, oldest first: QEMU hands their packets on
+ * towards the tap, in order.
+ *
+ * Limits: a filter-buffer silently drops what it receives beyond 10,000
+ * packets, so a buffer that has caught NET_BUFFER_ROTATE_PACKETS is
+ * followed by a fresh one of the same epoch (a rotation; no packet is
+ * lost, none leaves early).  An epoch that holds more than
+ * NET_BUFFER_EPOCH_PACKETS or NET_BUFFER_EPOCH_BYTES asks for an early
+ * checkpoint instead of holding ever more.
+ *
+ * If colo-primary dies, the release guard (a child process that waits for
+ * us to go away) connects to QEMU's QMP socket and deletes every filter
+ * we left, so the VM's output flows again (the VM goes on alone).
+ *
+ * Threads: the session thread calls everything here; a reader thread
+ * counts the mirrored packets; a rotation thread adds buffers when one
+ * fills (it never blocks the reader: QEMU writes the mirror synchronously
+ * and must not wait for a QMP reply of ours).
+ */
+#ifndef COLO_PRIMARY_NET_BUFFER_H
+#define COLO_PRIMARY_NET_BUFFER_H
+
+#include "qemu/osdep.h"
+
+#include "monitor/qmp-client.h"
+
+#define NET_BUFFER_ROTATE_PACKETS 4000
+#define NET_BUFFER_EPOCH_PACKETS 40000
+#define NET_BUFFER_EPOCH_BYTES (48u << 20)
+
+typedef struct NetBuffer NetBuffer;
+
+typedef struct NetBufferStats {
+    guint netdevs;
+    uint64_t packets_held, bytes_held;          /* now */
+    uint64_t packets_released, bytes_released;  /* so far */
+    int64_t latency_mean_us, latency_max_us;    /* caught -> released */
+    uint64_t buffers_added, rotations, early_checkpoints;
+} NetBufferStats;
+
+/* Called on the reader thread when an epoch holds too much: the owner
+ * should checkpoint now. */
+typedef void (*NetBufferLimitFn)(void *opaque);
+
+/* Finds the VM's netdevs over @qmp and puts a mirror on each (nothing
+ * is held yet); @work_dir holds the mirror sockets.  Starts the release
+ * guard (@guard_exe --x-net-release-guard QMP_PATH).  A VM without a NIC
+ * gets a NetBuffer with no netdevs.  On error (e.g. a vhost or multiqueue
+ * netdev, which QEMU's filters refuse) nothing is left in QEMU. */
+NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
+                          const char *work_dir, const char *guard_exe,
+                          NetBufferLimitFn limit, void *opaque,
+                          GError **errp);
+/* With the VM stopped: a buffer per netdev for @epoch, which starts at
+ * the next cont.  Packets of earlier epochs stay where they are. */
+bool net_buffer_begin_epoch(NetBuffer *nb, uint64_t epoch, GError **errp);
+/* Checkpoint @epoch is committed: releases every epoch <= @epoch. */
+bool net_buffer_release(NetBuffer *nb, uint64_t epoch, GError **errp);
+/* Releases everything, removes the mirrors; the guard goes.  Errors are
+ * printed: there is nobody left to tell. */
+void net_buffer_free(NetBuffer *nb);
+void net_buffer_stats(NetBuffer *nb, NetBufferStats *st);
+/* "n0 (tap), n1 (user)" */
+char *net_buffer_describe(NetBuffer *nb);
+
+/* colo-primary --x-net-release-guard QMP_PATH: waits on stdin; at EOF
+ * without a "done" line first, deletes what a dead colo-primary left in
+ * QEMU.  Returns the exit status. */
+int net_buffer_guard_main(const char *qmp_path);
+
+#endif /* COLO_PRIMARY_NET_BUFFER_H */
