@@ -12,13 +12,16 @@
 #   make lint     cppcheck + clang-tidy, findings are errors
 #   make fuzz     each fuzzer for FUZZ_SECONDS (120)
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
+#   make soak     the fault tests at full count (20 random kills each):
+#                 failover-primary and net-buffer; `make check` runs
+#                 net-buffer's short version (3)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
 .PHONY: all deps guest build check check-unit check-qtest check-asan lint fuzz demo \
-        bench clean
+        bench soak clean
 
 all: build
 
@@ -82,6 +85,13 @@ demo: build
 
 bench: build
 	@bash bench/run.sh
+
+SOAK_RUNS ?= 20
+soak: build
+	@COLO_FAILOVER_RUNS=$(SOAK_RUNS) COLO_NET_RUNS=$(SOAK_RUNS) \
+	meson test -C $(BUILD) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
+	    failover-primary net-buffer; rc=$$?; \
+	$(SUMMARY) $(BUILD) && exit $$rc
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -656,8 +656,9 @@ class NetNs:
                                                      p.stderr.decode()))
         return p.stdout.decode()
 
-    def add_tap(self, name):
-        self.ip("tuntap", "add", "dev", name, "mode", "tap")
+    def add_tap(self, name, multi_queue=False):
+        self.ip("tuntap", "add", "dev", name, "mode", "tap",
+                *(["multi_queue"] if multi_queue else []))
         self.ip("link", "set", name, "master", "br0")
         self.ip("link", "set", name, "up")
         return name
@@ -963,18 +964,21 @@ class ProtectedLinuxGuest:
     workload in stock QEMU 10.0 on tap0, colo-secondary whose failover QEMU
     gets the same NIC (same MAC) on tap1 of the same bridge, and
     colo-primary protecting the VM with @agent_args.  With @failover_net
-    False the failover QEMU has no NIC."""
+    False the failover QEMU has no NIC; with @protect False there is only
+    the VM."""
 
     def __init__(self, workdir, ns, agent_args=(), mem_mb=256,
                  heartbeat_ms=1500, failover_net=True, qemu_extra=(),
-                 netdev_opts=""):
+                 queues=1, wait_checkpoint=True, protect=True):
         kernel, initrd = require_linux_guest()
         self.workdir = workdir
         self.ns = ns
         self.vm = self.sec = self.agent = None
         self.failover_pid = None
-        ns.add_tap("tap0")
+        ns.add_tap("tap0", multi_queue=queues > 1)
         ns.add_tap("tap1")
+        mq = ",queues=%d" % queues if queues > 1 else ""
+        mq_dev = ",mq=on,vectors=%d" % (2 * queues + 2) if queues > 1 else ""
         try:
             self.vm = Qemu("10.0", workdir, mem_mb=mem_mb, prefix=ns.prefix(),
                            extra=[
@@ -982,11 +986,13 @@ class ProtectedLinuxGuest:
                 "-append", "console=ttyS0 quiet colo.run=service "
                            "colo.ip=%s/24" % GUEST_IP,
                 "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"
-                           + netdev_opts,
-                "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC]
+                           + mq,
+                "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + mq_dev]
                 + list(qemu_extra))
             wait_for(lambda: "serving on port 7777" in self.vm.serial(), 120,
                      "the guest's service")
+            if not protect:
+                return
             self.vm.qmp.close()
             self.failover_serial = os.path.join(workdir, "failover.serial")
             args = ("-nodefaults -display none -accel tcg -kernel %s "
@@ -1012,6 +1018,8 @@ class ProtectedLinuxGuest:
                                % self.monitor_path] + list(agent_args),
                 stdout=self.agent_log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL)
+            if not wait_checkpoint:
+                return
             wait_for(lambda: self.sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"] >= 1 or self.agent.poll() is not None,
                 120, "the first checkpoint")
@@ -1053,6 +1061,7 @@ class ProtectedLinuxGuest:
             self.agent_log.close()
         kill_pid(self.failover_pid)
         if self.vm:
+            self.vm.qmp.close()
             self.vm.kill()
         rc = self.sec.quit() if self.sec else 0
         self.sec = None

@@ -10,9 +10,16 @@
   udp-count ADDR PORT IDLE  count datagrams "N\\n" sent to ADDR:PORT until
                             none came for IDLE seconds; print "udp: got G
                             in-order O first-missing M last L"
+  rr HOST PORT SECONDS      request/response against an echo service: a
+                            64-byte line, wait for it back, again; print
+                            one JSON line of counts and latencies (ms)
+  bulk HOST PORT SECONDS    read a stream; print one JSON line with the
+                            bytes and the seconds
 """
 
+import json
 import socket
+import statistics
 import sys
 import time
 
@@ -78,17 +85,59 @@ def udp_count(addr, port, idle):
           % (got, in_order, first_missing, last), flush=True)
 
 
+def rr(host, port, secs):
+    s = socket.create_connection((host, port), timeout=60)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    req = b"r" * 63 + b"\n"
+    took = []
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        s.sendall(req)
+        got = b""
+        while len(got) < len(req):
+            data = s.recv(65536)
+            if not data:
+                raise SystemExit("rr: the server closed")
+            got += data
+        took.append((time.monotonic() - t0) * 1000)
+    took.sort()
+    print(json.dumps({"requests": len(took), "seconds": secs,
+                      "mean_ms": statistics.mean(took),
+                      "p50_ms": took[len(took) // 2],
+                      "p99_ms": took[len(took) * 99 // 100]}), flush=True)
+
+
+def bulk(host, port, secs):
+    s = socket.create_connection((host, port), timeout=60)
+    total = 0
+    t0 = time.monotonic()
+    end = t0 + secs
+    while time.monotonic() < end:
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not data:
+            break
+        total += len(data)
+    print(json.dumps({"bytes": total, "seconds": time.monotonic() - t0}),
+          flush=True)
+
+
+MODES = {"lines": lambda a: lines(a[0], int(a[1]), float(a[2])),
+         "ask": lambda a: ask(a[0], int(a[1]), a[2]),
+         "udp-count": lambda a: udp_count(a[0], int(a[1]), float(a[2])),
+         "rr": lambda a: rr(a[0], int(a[1]), float(a[2])),
+         "bulk": lambda a: bulk(a[0], int(a[1]), float(a[2]))}
+
+
 def main():
     args = sys.argv[1:]
-    if args and args[0] not in ("lines", "ask", "udp-count"):
+    if args and args[0] not in MODES:
         args = ["lines"] + args
-    mode = args[0]
-    if mode == "lines":
-        lines(args[1], int(args[2]), float(args[3]))
-    elif mode == "ask":
-        ask(args[1], int(args[2]), args[3])
-    else:
-        udp_count(args[1], int(args[2]), float(args[3]))
+    MODES[args[0]](args[1:])
 
 
 if __name__ == "__main__":

@@ -117,5 +117,195 @@ class NetBufferFailover(ct.TempDirTestCase):
                            "rollback: the test cannot tell")
 
 
+def leftovers(qmp):
+    """colo-primary's filters and chardevs still in QEMU."""
+    objs = [o["name"] for o in qmp.cmd("qom-list", path="/objects")
+            if o["name"].startswith("colo-n")]
+    chardevs = [c["label"] for c in qmp.cmd("query-chardev")
+                if c["label"].startswith("colo-n")]
+    return objs + chardevs
+
+
+class NetBufferBadConditions(ct.TempDirTestCase):
+    """What happens to held output when something goes wrong: nothing is
+    dropped silently, the VM keeps running, the error says what."""
+
+    def setUp(self):
+        super().setUp()
+        ct.require_linux_guest()
+        ct.require_qemu("10.0")
+        ct.require_netns()
+        self.ns = ct.NetNs("bad")
+        self.guest = self.stream = None
+
+    def tearDown(self):
+        if self.stream:
+            self.stream.stop()
+        if self.guest:
+            self.guest.close()
+        self.ns.close()
+        super().tearDown()
+
+    def stream_lines(self, n=5):
+        self.stream = ct.LineStream(self.guest.client("lines", ct.GUEST_IP,
+                                                      7777, 300))
+        self.assertTrue(self.stream.wait_lines(n, 60), self.stream.text())
+
+    def assert_stream_goes_on(self, more=15):
+        have = len(self.stream.lines)
+        self.assertTrue(self.stream.wait_lines(have + more, 30),
+                        "the guest's output stopped: %s"
+                        % self.stream.text()[-3:])
+        self.assertEqual(ct.service_stream_problems(self.stream.text()), [])
+
+    def vm_qmp_after_agent(self):
+        """QEMU's QMP, once colo-primary (and its guard) let go of it."""
+        return ct.QMP(self.guest.vm.qmp_path, timeout=30)
+
+    def test_burst_beyond_qemus_buffer_limit(self):
+        """30,000 datagrams in one 3 s epoch: more than the 10,000 one
+        filter-buffer holds; every one arrives, in order."""
+        self.guest = ct.ProtectedLinuxGuest(
+            self.tmp, self.ns, failover_net=False,
+            agent_args=["--x-checkpoint-delay", "3000"])
+        rx = self.guest.client("udp-count", "10.77.0.1", 9999, 5)
+        self.assertEqual(rx.stdout.readline().strip(), b"udp: listening")
+        ask = self.guest.client("ask", ct.GUEST_IP, 7778, "30000")
+        out, err = ask.communicate(timeout=120)
+        self.assertIn(b"udpflood: sent 30000 datagrams", out, err)
+        out, err = rx.communicate(timeout=120)
+        fig = self.guest.agent_query()["x-colo-net-buffer"]
+        print("\n%s; net buffer: %s" % (out.decode().strip(), fig),
+              file=sys.stderr)
+        self.assertEqual(out.decode().split()[:5],
+                         ["udp:", "got", "30000", "in-order", "30000"])
+        self.assertGreater(fig["packets-held-peak"], 10000)
+        self.assertGreater(fig["rotations"], 0)
+        self.assertGreaterEqual(fig["packets-released"], 30000)
+
+    def test_qemus_buffer_alone_drops_beyond_its_limit(self):
+        """The fact the test above guards against, on this QEMU: one
+        filter-buffer holding the same burst loses all but 10,000."""
+        kernel, initrd = ct.require_linux_guest()
+        self.ns.add_tap("tap0")
+        vm = ct.Qemu("10.0", self.tmp, mem_mb=256, prefix=self.ns.prefix(),
+                     extra=[
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 quiet colo.run=service "
+                       "colo.ip=%s/24" % ct.GUEST_IP,
+            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device", "virtio-net-pci,netdev=n0,mac=" + ct.GUEST_MAC])
+        try:
+            ct.wait_for(lambda: "serving on port 7777" in vm.serial(), 120,
+                        "the guest's service")
+            run = lambda *a: subprocess.Popen(  # noqa: E731
+                self.ns.prefix() + [sys.executable, ct.NETCLIENT] +
+                [str(x) for x in a], stdout=subprocess.PIPE)
+            rx = run("udp-count", "10.77.0.1", 9999, 5)
+            self.assertEqual(rx.stdout.readline().strip(), b"udp: listening")
+            # the burst starts a second after the request: the hold is on
+            # by then; the guest's console says when it has been sent
+            ask = run("ask", ct.GUEST_IP, 7778, "30000")
+            time.sleep(0.3)
+            vm.qmp.cmd("object-add", **{"qom-type": "filter-buffer",
+                                        "id": "hold", "netdev": "n0",
+                                        "queue": "rx",
+                                        "interval": 4000000000})
+            ct.wait_for(lambda: "udpflood: sent" in vm.serial(), 120,
+                        "the burst")
+            vm.qmp.cmd("object-del", id="hold")
+            ask.communicate(timeout=60)
+            out, _ = rx.communicate(timeout=120)
+            got = int(out.split()[2])
+            print("\none filter-buffer: %s" % out.decode().strip(),
+                  file=sys.stderr)
+            self.assertLessEqual(got, 10000 + 100)
+        finally:
+            vm.qmp.close()
+            vm.kill()
+
+    def test_secondary_gone_releases_held_output(self):
+        self.guest = ct.ProtectedLinuxGuest(self.tmp, self.ns,
+                                            failover_net=False)
+        self.stream_lines()
+        self.guest.sec.proc.send_signal(signal.SIGKILL)
+        self.guest.sec.proc.wait()
+        self.guest.sec.log.close()
+        self.guest.sec.qmp.close()
+        self.guest.sec = None
+        ct.wait_for(lambda: self.guest.agent_query()["status"] == "failed",
+                    30, "colo-primary to see the secondary gone")
+        info = self.guest.agent_query()
+        self.assertIn("secondary", info["error-desc"])
+        fig = info["x-colo-net-buffer"]
+        self.assertEqual(fig["packets-held"], 0, fig)
+        self.assert_stream_goes_on()
+        self.assertIsNone(self.guest.agent.poll())
+        self.guest.agent.send_signal(signal.SIGTERM)
+        # with --monitor a failed session is reported there, not in the
+        # exit status
+        self.assertEqual(self.guest.agent.wait(30), 0)
+        q = self.vm_qmp_after_agent()
+        self.assertEqual(q.cmd("query-status")["status"], "running")
+        self.assertEqual(leftovers(q), [])
+        q.close()
+
+    def test_agent_killed_guard_releases_held_output(self):
+        """SIGKILL of colo-primary: its release guard deletes the
+        buffers, the VM's output flows again."""
+        self.guest = ct.ProtectedLinuxGuest(self.tmp, self.ns,
+                                            failover_net=False)
+        self.stream_lines()
+        self.guest.agent.send_signal(signal.SIGKILL)
+        self.guest.agent.wait()
+        self.assert_stream_goes_on()
+        q = self.vm_qmp_after_agent()
+        ct.wait_for(lambda: leftovers(q) == [], 10, "the guard's cleanup")
+        self.assertEqual(q.cmd("query-status")["status"], "running")
+        q.close()
+        self.assertIn("colo-primary is gone; released",
+                      self.guest.agent_log_text())
+
+    def test_multiqueue_netdev_refused_clearly(self):
+        """QEMU's filters refuse a multiqueue netdev: colo-primary says so
+        and how to go on, leaves nothing in QEMU, the VM runs on."""
+        self.guest = ct.ProtectedLinuxGuest(self.tmp, self.ns, queues=2,
+                                            wait_checkpoint=False)
+        self.assertEqual(self.guest.agent.wait(60), 3)
+        log = self.guest.agent_log_text()
+        self.assertIn("cannot hold the VM's network output (run with "
+                      "--no-net-buffer", log)
+        self.assertIn("netdev n0 (tap)", log)
+        self.assertIn("multiqueue is not supported", log)
+        q = self.vm_qmp_after_agent()
+        self.assertEqual(q.cmd("query-status")["status"], "running")
+        self.assertEqual(leftovers(q), [])
+        q.close()
+
+    def test_buffer_removed_behind_our_back(self):
+        """Someone deletes the epoch's buffer on another QMP monitor: its
+        packets left before their checkpoint committed, so colo-primary
+        stops protecting with an error naming it; the VM runs on."""
+        second = os.path.join(self.tmp, "second.qmp")
+        self.guest = ct.ProtectedLinuxGuest(
+            self.tmp, self.ns, failover_net=False,
+            qemu_extra=["-qmp", "unix:%s,server=on,wait=off" % second])
+        self.stream_lines()
+        q = ct.QMP(second)
+        ours = sorted(o for o in leftovers(q) if o.startswith("colo-nb-"))
+        self.assertTrue(ours)
+        try:
+            q.cmd("object-del", id=ours[-1])
+        except Exception as e:      # already released: take the next one
+            self.fail("could not delete %s: %s" % (ours[-1], e))
+        self.assertEqual(self.guest.agent.wait(30), 3)
+        log = self.guest.agent_log_text()
+        self.assertIn("releasing output buffer %s" % ours[-1], log)
+        self.assertEqual(q.cmd("query-status")["status"], "running")
+        ct.wait_for(lambda: leftovers(q) == [], 10, "the cleanup")
+        q.close()
+        self.assert_stream_goes_on()
+
+
 if __name__ == "__main__":
     ct.main()

@@ -171,6 +171,7 @@ static JsonObject *net_buffer_object(const AgentInfo *info)
                                   info->net_netdevs : "");
     json_object_set_int_member(n, "packets-held", st->packets_held);
     json_object_set_int_member(n, "bytes-held", st->bytes_held);
+    json_object_set_int_member(n, "packets-held-peak", st->packets_held_peak);
     json_object_set_int_member(n, "packets-released", st->packets_released);
     json_object_set_int_member(n, "bytes-released", st->bytes_released);
     json_object_set_int_member(n, "release-latency-mean-us",

@@ -227,6 +227,8 @@ static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len)
         h->arrival_sum_us += now;
         nb->st.packets_held++;
         nb->st.bytes_held += len;
+        nb->st.packets_held_peak = MAX(nb->st.packets_held_peak,
+                                       nb->st.packets_held);
         nb->epoch_packets++;
         nb->epoch_bytes += len;
         if (h->packets >= NET_BUFFER_ROTATE_PACKETS && !d->rotate) {
@@ -649,10 +651,20 @@ void net_buffer_free(NetBuffer *nb)
     if (!nb) {
         return;
     }
-    /* release every epoch (the owner has said what failed, if anything
-     * did), then take the mirrors away */
-    net_buffer_release(nb, UINT64_MAX, &err);
+    /* release every buffer, oldest first, going on past one that will
+     * not go (someone else deleted it, or QEMU is gone): the owner has
+     * said what failed already; then take the mirrors away */
     g_mutex_lock(&nb->add_lock);
+    for (guint i = 0; i < nb->devs->len; i++) {
+        NetdevBuf *d = g_ptr_array_index(nb->devs, i);
+
+        while (!g_queue_is_empty(&d->held)) {
+            if (!drop_oldest(nb, d, &err)) {
+                g_clear_error(&err);
+                held_buffer_free(g_queue_pop_head(&d->held));
+            }
+        }
+    }
     for (guint i = 0; i < nb->devs->len; i++) {
         NetdevBuf *d = g_ptr_array_index(nb->devs, i);
         g_autofree char *mirror = g_strdup_printf(

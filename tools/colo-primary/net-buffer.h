@@ -48,6 +48,7 @@ typedef struct NetBuffer NetBuffer;
 typedef struct NetBufferStats {
     guint netdevs;
     uint64_t packets_held, bytes_held;          /* now */
+    uint64_t packets_held_peak;                 /* the most at once */
     uint64_t packets_released, bytes_released;  /* so far */
     int64_t latency_mean_us, latency_max_us;    /* caught -> released */
     uint64_t buffers_added, rotations, early_checkpoints;
@@ -71,8 +72,8 @@ NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
 bool net_buffer_begin_epoch(NetBuffer *nb, uint64_t epoch, GError **errp);
 /* Checkpoint @epoch is committed: releases every epoch <= @epoch. */
 bool net_buffer_release(NetBuffer *nb, uint64_t epoch, GError **errp);
-/* Releases everything, removes the mirrors; the guard goes.  Errors are
- * printed: there is nobody left to tell. */
+/* Releases everything it can (past errors), removes the mirrors; the
+ * guard goes. */
 void net_buffer_free(NetBuffer *nb);
 void net_buffer_stats(NetBuffer *nb, NetBufferStats *st);
 /* "n0 (tap), n1 (user)" */
