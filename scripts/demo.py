@@ -9,6 +9,12 @@
    killed with SIGKILL; colo-secondary fails over by itself
    (-heartbeat-timeout) and the guest runs on in a new stock QEMU from the
    last committed checkpoint, using the RAM files in place.
+3. A protected Linux guest with a network: Debian's kernel and busybox
+   (build/linux-guest) serve a TCP stream to a client in the demo's own
+   network namespace; colo-primary holds the guest's output until each
+   checkpoint commits; the primary QEMU is killed; the failover QEMU gets
+   the same NIC on the standby's tap and the client's connection goes on,
+   with no line lost, repeated or from a rolled-back execution.
 
 DEMO_SHORT=1 runs fewer checkpoints."""
 
@@ -157,17 +163,73 @@ def part2(tmp):
         sec.quit()
 
 
+def part3(tmp):
+    say("== 3. a protected Linux guest serving a TCP client; the primary "
+        "QEMU killed; the same connection goes on")
+    try:
+        ct.require_linux_guest()
+        ct.require_netns()
+    except Exception as e:      # unittest.SkipTest: say why, fail
+        say("   cannot run: %s" % e)
+        return False
+    ns = ct.NetNs("demo")
+    guest = stream = None
+    try:
+        guest = ct.ProtectedLinuxGuest(tmp, ns)
+        say("   Linux guest %s (256 MiB, TCG) on tap0 in network namespace "
+            "%s, protected; failover NIC ready on tap1" % (
+                ct.GUEST_IP, ns.name))
+        for line in guest.agent_log_text().splitlines():
+            if line.startswith(("network output", "dirty tracking")):
+                say("   colo-primary: " + line)
+        stream = ct.LineStream(guest.client("lines", ct.GUEST_IP, 7777, 300))
+        stream.wait_lines(20 if SHORT else 40, 60)
+        for line in stream.text()[-3:]:
+            say("   client <- %s" % line)
+        fig = guest.agent_query()["x-colo-net-buffer"]
+        say("   held output so far: %d packets released after their "
+            "checkpoint committed, mean release latency %.0f ms"
+            % (fig["packets-released"], fig["release-latency-mean-us"] / 1e3))
+        guest.vm.proc.send_signal(signal.SIGKILL)
+        at = len(stream.lines)
+        say("   the primary QEMU was killed with SIGKILL after line %d" % at)
+        ev = guest.wait_failover(60)
+        if "error" in ev["data"]:
+            say("   failover failed: %s" % ev["data"]["error"])
+            return False
+        say("   failover: the VM runs in stock QEMU pid %d on tap1, resumed "
+            "in %.0f ms" % (ev["data"]["pid"], ev["data"]["resume-us"] / 1e3))
+        ok = stream.wait_lines(at + 15, 60)
+        lines = stream.text()
+        for line in lines[at - 2:at + 3]:
+            say("   client <- %s" % line)
+        problems = ct.service_stream_problems(lines)
+        say("   the same TCP connection: %d lines, %d after the kill; "
+            "rollbacks, gaps or repeats seen by the client: %s"
+            % (len(lines), len(lines) - at, problems or "none"))
+        return ok and not problems
+    finally:
+        if stream:
+            stream.stop()
+        if guest:
+            guest.close()
+        ns.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="colo-demo-", dir="/dev/shm")
     try:
         ok1 = part1(tmp)
         ok2 = part2(tmp)
+        os.makedirs(os.path.join(tmp, "linux"))
+        ok3 = part3(os.path.join(tmp, "linux"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if ok1 and ok2:
+    if ok1 and ok2 and ok3:
         say("DEMO SUCCESS: the VM was migrated, checkpointed, and after the "
             "primary was killed it runs on in stock QEMU from its last "
-            "committed checkpoint")
+            "committed checkpoint; the Linux guest's client kept its TCP "
+            "connection and saw no rollback")
         return 0
     say("DEMO FAILED")
     return 1

@@ -10,9 +10,10 @@
   udp-count ADDR PORT IDLE  count datagrams "N\\n" sent to ADDR:PORT until
                             none came for IDLE seconds; print "udp: got G
                             in-order O first-missing M last L"
-  rr HOST PORT SECONDS      request/response against an echo service: a
-                            64-byte line, wait for it back, again; print
-                            one JSON line of counts and latencies (ms)
+  rr HOST PORT SECONDS [N]  request/response against an echo service on
+                            N connections at once (1): a 64-byte line, wait
+                            for it back, again; print one JSON line of
+                            counts and latencies (ms)
   bulk HOST PORT SECONDS    read a stream; print one JSON line with the
                             bytes and the seconds
 """
@@ -21,6 +22,7 @@ import json
 import socket
 import statistics
 import sys
+import threading
 import time
 
 # Root may give a socket a receive buffer beyond net.core.rmem_max: a
@@ -85,12 +87,10 @@ def udp_count(addr, port, idle):
           % (got, in_order, first_missing, last), flush=True)
 
 
-def rr(host, port, secs):
+def rr_one(host, port, end, took):
     s = socket.create_connection((host, port), timeout=60)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     req = b"r" * 63 + b"\n"
-    took = []
-    end = time.monotonic() + secs
     while time.monotonic() < end:
         t0 = time.monotonic()
         s.sendall(req)
@@ -101,8 +101,21 @@ def rr(host, port, secs):
                 raise SystemExit("rr: the server closed")
             got += data
         took.append((time.monotonic() - t0) * 1000)
+    s.close()
+
+
+def rr(host, port, secs, conns=1):
+    took = []
+    end = time.monotonic() + secs
+    threads = [threading.Thread(target=rr_one, args=(host, port, end, took))
+               for _ in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     took.sort()
     print(json.dumps({"requests": len(took), "seconds": secs,
+                      "connections": conns,
                       "mean_ms": statistics.mean(took),
                       "p50_ms": took[len(took) // 2],
                       "p99_ms": took[len(took) * 99 // 100]}), flush=True)
@@ -129,7 +142,8 @@ def bulk(host, port, secs):
 MODES = {"lines": lambda a: lines(a[0], int(a[1]), float(a[2])),
          "ask": lambda a: ask(a[0], int(a[1]), a[2]),
          "udp-count": lambda a: udp_count(a[0], int(a[1]), float(a[2])),
-         "rr": lambda a: rr(a[0], int(a[1]), float(a[2])),
+         "rr": lambda a: rr(a[0], int(a[1]), float(a[2]),
+                            int(a[3]) if len(a) > 3 else 1),
          "bulk": lambda a: bulk(a[0], int(a[1]), float(a[2]))}
 
 
