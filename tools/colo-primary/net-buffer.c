@@ -283,8 +283,8 @@ static bool mirror_parse(NetBuffer *nb, NetdevBuf *d, const uint8_t *buf,
 static gpointer reader_thread(gpointer opaque)
 {
     NetBuffer *nb = opaque;
-    g_autofree struct pollfd *pfd = g_new0(struct pollfd, nb->devs->len + 1);
-    g_autofree uint8_t *buf = g_malloc(65536);
+    struct pollfd *pfd = g_new0(struct pollfd, nb->devs->len + 1);
+    uint8_t *buf = g_malloc(65536);
 
     for (;;) {
         guint n = 0;
@@ -320,6 +320,8 @@ static gpointer reader_thread(gpointer opaque)
             }
         }
     }
+    g_free(pfd);
+    g_free(buf);
     return NULL;
 }
 
