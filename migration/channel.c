@@ -18,6 +18,7 @@
 #include <glib/gstdio.h>
 
 #include "migration/channel.h"
+#include "qemu/sockets.h"
 
 /*
  * COLO is a conversation of small messages (a 4-byte request, a reply,
@@ -139,26 +140,9 @@ static bool channel_listen_tcp(IncomingChannel *ch, const char *addr,
 static bool channel_listen_unix(IncomingChannel *ch, const char *path,
                                 GError **errp)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd;
+    int fd = unix_listen(path, errp);
 
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "socket path too long: "
-                    "%s", path);
-        return false;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "socket: %s", g_strerror(errno));
-        return false;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(fd, 1) < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot listen on unix:%s: %s",
-                    path, g_strerror(errno));
-        close(fd);
         return false;
     }
     ch->listen_fd = fd;

@@ -59,6 +59,11 @@ def kill_primary_during_stream(tc, tmp, tag, rnd, agent_args=()):
         ev = guest.wait_failover(60)
         tc.assertNotIn("error", ev["data"], ev)
         tc.assertTrue(ev["data"]["running"])
+        # the bridge has learnt the guest's MAC on the standby's tap
+        ct.wait_for(lambda: "%s dev tap1" % ct.GUEST_MAC in subprocess.run(
+            ns.prefix() + ["bridge", "fdb", "show", "br", "br0"],
+            stdout=subprocess.PIPE).stdout.decode(), 10,
+            "the guest's MAC on tap1")
         # the same connection goes on: 15 lines after the failover
         ok = stream.wait_lines(killed_at + 15, 60)
         lines = stream.text()

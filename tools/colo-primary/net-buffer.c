@@ -8,12 +8,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "qemu/sockets.h"
 #include "tools/colo-primary/net-buffer.h"
 
 /* QEMU's filter-buffer wants a release interval > 0: ours is the longest
@@ -159,27 +159,13 @@ static bool find_netdevs(NetBuffer *nb, GError **errp)
 static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
                          GError **errp)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
     g_autofree char *args = NULL;
     struct pollfd pfd;
     int lfd;
 
     d->sock_path = g_strdup_printf("%s/net%u.sock", work, d->index);
-    if (strlen(d->sock_path) >= sizeof(sun.sun_path)) {
-        g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "%s: path too long",
-                    d->sock_path);
-        return false;
-    }
-    strcpy(sun.sun_path, d->sock_path);
-    g_unlink(d->sock_path);
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(lfd, 1) < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "%s: %s", d->sock_path,
-                    g_strerror(errno));
-        if (lfd >= 0) {
-            close(lfd);
-        }
+    lfd = unix_listen(d->sock_path, errp);
+    if (lfd < 0) {
         return false;
     }
     args = g_strdup_printf(

@@ -5,10 +5,10 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <glib/gstdio.h>
 
+#include "qemu/sockets.h"
 #include "tools/colo-primary/vm-control.h"
 
 struct VmControl {
@@ -36,7 +36,6 @@ VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
                           GError **errp)
 {
     VmControl *vc = g_new0(VmControl, 1);
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
 
     vc->listen_fd = -1;
     vc->qmp = qmp_client_connect(qmp_path, 10000, errp);
@@ -50,19 +49,8 @@ VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
         goto fail;
     }
     vc->sock_path = g_build_filename(work_dir, "devices.sock", NULL);
-    if (strlen(vc->sock_path) >= sizeof(sun.sun_path)) {
-        g_set_error(errp, COLO_ERROR, ENAMETOOLONG, "%s: path too long",
-                    vc->sock_path);
-        goto fail;
-    }
-    strcpy(sun.sun_path, vc->sock_path);
-    g_unlink(vc->sock_path);
-    vc->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (vc->listen_fd < 0 ||
-        bind(vc->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(vc->listen_fd, 1) < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "%s: %s", vc->sock_path,
-                    g_strerror(errno));
+    vc->listen_fd = unix_listen(vc->sock_path, errp);
+    if (vc->listen_fd < 0) {
         goto fail;
     }
     return vc;
