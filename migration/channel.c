@@ -18,6 +18,7 @@
 #include <glib/gstdio.h>
 
 #include "migration/channel.h"
+#include "crypto/tls-creds.h"
 #include "qemu/sockets.h"
 
 /*
@@ -300,6 +301,49 @@ bool migration_channel_accept(IncomingChannel *ch, GError **errp)
     socket_set_nodelay(fd);
     ch->fd = fd;
     ch->is_socket = true;
+    if (ch->tls_creds) {
+        TlsParams tls = { .creds = ch->tls_creds, .authz = ch->tls_authz };
+        g_autofree char *peer = ch->kind == CHANNEL_TCP ?
+            g_strdup_printf("the source on tcp:%s%s%s:%d", ch->ipv6 ? "[" : "",
+                            ch->host, ch->ipv6 ? "]" : "", ch->port) :
+            g_strdup_printf("the source on %s", ch->uri);
+        TlsPump *pump = NULL;
+
+        /* a shutdown meanwhile wakes the handshake through ch->fd */
+        fd = tls_session_start(fd, &tls, peer, &pump, errp);
+        if (fd < 0) {
+            ch->fd = -1;
+            return false;
+        }
+        ch->tls = pump;
+        ch->fd = fd;
+    }
+    return true;
+}
+
+bool migration_channel_set_tls(IncomingChannel *ch, const char *creds,
+                               const char *authz, GError **errp)
+{
+    const TlsCreds *c = tls_creds_find(creds, errp);
+
+    if (!c) {
+        return false;
+    }
+    if (!c->server) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "TLS credentials '%s' are for "
+                    "a client endpoint; an incoming migration needs "
+                    "endpoint=server", creds);
+        return false;
+    }
+    if (ch->kind != CHANNEL_TCP && ch->kind != CHANNEL_UNIX) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "TLS needs a socket transport "
+                    "(tcp: or unix:), not %s", ch->uri);
+        return false;
+    }
+    g_free(ch->tls_creds);
+    g_free(ch->tls_authz);
+    ch->tls_creds = g_strdup(creds);
+    ch->tls_authz = authz && authz[0] ? g_strdup(authz) : NULL;
     return true;
 }
 
@@ -311,6 +355,7 @@ void migration_channel_shutdown(IncomingChannel *ch)
     if (ch->fd >= 0) {
         shutdown(ch->fd, SHUT_RDWR);   /* fails harmlessly on non-sockets */
     }
+    tls_pump_shutdown(ch->tls);
     if (ch->child > 0) {
         kill(ch->child, SIGTERM);
     }
@@ -327,6 +372,9 @@ void migration_channel_free(IncomingChannel *ch)
     if (ch->fd >= 0) {
         close(ch->fd);
     }
+    tls_pump_free(ch->tls);
+    g_free(ch->tls_creds);
+    g_free(ch->tls_authz);
     if (ch->child > 0) {
         int status;
 

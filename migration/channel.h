@@ -11,6 +11,8 @@
 
 #include "qemu/osdep.h"
 
+#include "crypto/tls-session.h"
+
 typedef enum {
     CHANNEL_TCP,
     CHANNEL_UNIX,
@@ -29,6 +31,9 @@ typedef struct IncomingChannel {
     char *host;             /* tcp: as bound */
     int port;               /* tcp: as bound (the real one if 0 asked) */
     bool ipv6;
+    char *tls_creds;        /* TLS server: migrate-set-parameters' */
+    char *tls_authz;
+    TlsPump *tls;           /* after the handshake; @fd is its plaintext */
 } IncomingChannel;
 
 /* Parses @uri and makes it ready: listening, the file opened, or the
@@ -37,7 +42,13 @@ IncomingChannel *migration_channel_open(const char *uri, GError **errp);
 /* The sending side: connects to a tcp:HOST:PORT or unix:PATH peer and
  * returns the socket (or -1, error set naming the peer). */
 int migration_channel_connect(const char *uri, GError **errp);
-/* Waits for the source to connect (sockets); no-op otherwise. */
+/* The source must speak TLS with the tls-creds-x509 object @creds (an
+ * endpoint=server one), and be let in by the authz object @authz if not
+ * NULL or "".  Sockets only. */
+bool migration_channel_set_tls(IncomingChannel *ch, const char *creds,
+                               const char *authz, GError **errp);
+/* Waits for the source to connect (sockets), then runs the TLS handshake
+ * if set; no-op otherwise. */
 bool migration_channel_accept(IncomingChannel *ch, GError **errp);
 /* Wakes a thread blocked in accept() or read(). */
 /* The one way to wake the incoming migration thread, whatever it waits

@@ -5,22 +5,72 @@
 
 #include <sys/socket.h>
 
+#include "crypto/tls-creds.h"
 #include "migration/channel.h"
 #include "migration/colo-send.h"
 #include "migration/savevm.h"
 #include "migration/savevm-put.h"
 
-ColoPeer *colo_peer_connect(const char *uri, GError **errp)
+/* The HOST of tcp:HOST:PORT (without IPv6 brackets), else "". */
+static char *uri_host(const char *uri)
 {
-    int fd = migration_channel_connect(uri, errp);
-    ColoPeer *p;
+    const char *h, *colon;
 
+    if (!g_str_has_prefix(uri, "tcp:")) {
+        return g_strdup("");
+    }
+    h = uri + 4;
+    colon = strrchr(h, ':');
+    if (!colon) {
+        return g_strdup("");
+    }
+    if (h[0] == '[' && colon > h && colon[-1] == ']') {
+        return g_strndup(h + 1, colon - h - 2);
+    }
+    return g_strndup(h, colon - h);
+}
+
+ColoPeer *colo_peer_connect(const char *uri, const TlsParams *tls,
+                            GError **errp)
+{
+    int fd;
+    ColoPeer *p;
+    TlsPump *pump = NULL;
+
+    if (tls && tls->creds && tls->creds[0]) {
+        const TlsCreds *c = tls_creds_find(tls->creds, errp);
+
+        if (!c) {
+            return NULL;
+        }
+        if (c->server) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "TLS credentials '%s' are "
+                        "for a server endpoint; a primary needs "
+                        "endpoint=client", tls->creds);
+            return NULL;
+        }
+    }
+    fd = migration_channel_connect(uri, errp);
     if (fd < 0) {
         return NULL;
+    }
+    if (tls && tls->creds && tls->creds[0]) {
+        g_autofree char *host = uri_host(uri);
+        g_autofree char *peer = g_strdup_printf("the secondary %s", uri);
+        TlsParams t = *tls;
+
+        if (!t.hostname || !t.hostname[0]) {
+            t.hostname = host;
+        }
+        fd = tls_session_start(fd, &t, peer, &pump, errp);
+        if (fd < 0) {
+            return NULL;
+        }
     }
     p = g_new0(ColoPeer, 1);
     p->uri = g_strdup(uri);
     p->fd = fd;
+    p->tls = pump;
     p->in = qemu_file_new_input_fd(dup(fd), true);
     return p;
 }
@@ -34,6 +84,7 @@ void colo_peer_free(ColoPeer *p)
     if (p->fd >= 0) {
         close(p->fd);
     }
+    tls_pump_free(p->tls);
     g_free(p->uri);
     g_free(p);
 }
@@ -41,6 +92,7 @@ void colo_peer_free(ColoPeer *p)
 void colo_peer_shutdown(ColoPeer *p)
 {
     shutdown(p->fd, SHUT_RDWR);
+    tls_pump_shutdown(p->tls);
 }
 
 bool colo_peer_send(ColoPeer *p, const void *data, size_t len, GError **errp)

@@ -11,6 +11,7 @@
 
 #include "qemu/osdep.h"
 
+#include "crypto/tls-session.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/wire.h"
@@ -19,11 +20,15 @@ typedef struct ColoPeer {
     char *uri;
     int fd;
     QEMUFile *in;               /* the secondary's messages */
+    TlsPump *tls;               /* with TLS: @fd is its plaintext side */
 } ColoPeer;
 
-/* tcp:HOST:PORT or unix:PATH.  Writes to a closed peer fail with EPIPE
- * (never SIGPIPE). */
-ColoPeer *colo_peer_connect(const char *uri, GError **errp);
+/* tcp:HOST:PORT or unix:PATH, over TLS if @tls names credentials (an
+ * endpoint=client tls-creds-x509; the server's certificate must carry
+ * @tls->hostname, or HOST if that is empty).  Writes to a closed peer
+ * fail with EPIPE (never SIGPIPE). */
+ColoPeer *colo_peer_connect(const char *uri, const TlsParams *tls,
+                            GError **errp);
 void colo_peer_free(ColoPeer *p);
 /* Any thread: shuts the connection down both ways, so that a thread
  * blocked sending to or reading from the secondary returns at once. */

@@ -509,6 +509,14 @@ bool migration_incoming_start(MigrationIncomingState *mis, const char *uri,
     if (!mis->channel) {
         return false;
     }
+    if (mis->opts.strs[MIGRATION_PARAMETER_TLS_CREDS][0] &&
+        !migration_channel_set_tls(
+            mis->channel, mis->opts.strs[MIGRATION_PARAMETER_TLS_CREDS],
+            mis->opts.strs[MIGRATION_PARAMETER_TLS_AUTHZ], errp)) {
+        migration_channel_free(mis->channel);
+        mis->channel = NULL;
+        return false;
+    }
     mis->started = true;
     mis->start_us = g_get_monotonic_time();
     migration_set_status(mis, MIGRATION_STATUS_SETUP);

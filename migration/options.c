@@ -114,3 +114,46 @@ bool migration_parameter_check(MigrationParameter p, uint64_t v,
     }
     return true;
 }
+
+static const char *const str_parameter_names[MIGRATION_STR_PARAMETER__MAX] = {
+    [MIGRATION_PARAMETER_TLS_CREDS] = "tls-creds",
+    [MIGRATION_PARAMETER_TLS_HOSTNAME] = "tls-hostname",
+    [MIGRATION_PARAMETER_TLS_AUTHZ] = "tls-authz",
+};
+
+const char *migration_str_parameter_name(MigrationStrParameter p)
+{
+    return str_parameter_names[p];
+}
+
+int migration_str_parameter_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATION_STR_PARAMETER__MAX; i++) {
+        if (strcmp(str_parameter_names[i], name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool migration_str_parameter_set(MigrationOptions *o, MigrationStrParameter p,
+                                 const char *v, GError **errp)
+{
+    v = v ? v : "";
+    if (strlen(v) >= MIGRATION_STR_PARAMETER_LEN) {
+        g_set_error(errp, COLO_ERROR, ERANGE, "Parameter '%s' is longer than "
+                    "%d bytes", str_parameter_names[p],
+                    MIGRATION_STR_PARAMETER_LEN - 1);
+        return false;
+    }
+    for (const char *c = v; *c; c++) {
+        if (!g_ascii_isalnum(*c) && !strchr("-._:", *c)) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' may only "
+                        "hold letters, digits and '-._:'",
+                        str_parameter_names[p]);
+            return false;
+        }
+    }
+    g_strlcpy(o->strs[p], v, MIGRATION_STR_PARAMETER_LEN);
+    return true;
+}

@@ -39,9 +39,21 @@ typedef enum MigrationParameter {
     MIGRATION_PARAMETER__MAX
 } MigrationParameter;
 
+/* QEMU's string parameters: TLS.  "" when unset. */
+typedef enum MigrationStrParameter {
+    MIGRATION_PARAMETER_TLS_CREDS,      /* a tls-creds-x509 object's id */
+    MIGRATION_PARAMETER_TLS_HOSTNAME,   /* client: the server's name */
+    MIGRATION_PARAMETER_TLS_AUTHZ,      /* server: an authz object's id */
+    MIGRATION_STR_PARAMETER__MAX
+} MigrationStrParameter;
+
+#define MIGRATION_STR_PARAMETER_LEN 256
+
 typedef struct MigrationOptions {
     bool caps[MIGRATION_CAPABILITY__MAX];
     uint64_t params[MIGRATION_PARAMETER__MAX];
+    /* fixed size: the options are copied by value */
+    char strs[MIGRATION_STR_PARAMETER__MAX][MIGRATION_STR_PARAMETER_LEN];
 } MigrationOptions;
 
 void migration_options_init(MigrationOptions *o);
@@ -57,5 +69,12 @@ const char *migration_parameter_name(MigrationParameter p);
 int migration_parameter_lookup(const char *name);
 bool migration_parameter_check(MigrationParameter p, uint64_t v,
                                GError **errp);
+
+const char *migration_str_parameter_name(MigrationStrParameter p);
+int migration_str_parameter_lookup(const char *name);
+/* Sets @p to @v (NULL: unset), refusing what cannot be an object id or
+ * a host name. */
+bool migration_str_parameter_set(MigrationOptions *o, MigrationStrParameter p,
+                                 const char *v, GError **errp);
 
 #endif /* MIGRATION_OPTIONS_H */

@@ -77,11 +77,14 @@ JsonNode *qmp_node_take_object(JsonObject *o);
 JsonObject *qmp_colo_status_object(COLOMode mode, COLOMode last_mode,
                                    COLOExitReason reason,
                                    uint64_t checkpoints);
-/* Applies migrate-set-parameters' arguments onto @params; @set gets a
- * bit per parameter named. */
-bool qmp_arg_parameters(JsonObject *args,
-                        uint64_t params[MIGRATION_PARAMETER__MAX],
+/* Applies migrate-set-parameters' arguments onto @o (numbers and the
+ * tls-* strings; null or "" unsets a string); @set gets a bit per
+ * parameter named: 1 << MigrationParameter, or 1 << (
+ * MIGRATION_PARAMETER__MAX + MigrationStrParameter). */
+bool qmp_arg_parameters(JsonObject *args, MigrationOptions *o,
                         uint64_t *set, GError **errp);
+/* query-migrate-parameters' members for @o. */
+void qmp_parameters_to_object(const MigrationOptions *o, JsonObject *out);
 /* Applies migrate-set-capabilities' "capabilities" list onto @caps. */
 bool qmp_arg_capabilities(JsonObject *args,
                           bool caps[MIGRATION_CAPABILITY__MAX],

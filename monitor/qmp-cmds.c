@@ -270,8 +270,7 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
     return n;
 }
 
-bool qmp_arg_parameters(JsonObject *args,
-                        uint64_t params[MIGRATION_PARAMETER__MAX],
+bool qmp_arg_parameters(JsonObject *args, MigrationOptions *o,
                         uint64_t *set, GError **errp)
 {
     g_autoptr(GList) names = json_object_get_members(args);
@@ -279,8 +278,27 @@ bool qmp_arg_parameters(JsonObject *args,
     *set = 0;
     for (GList *l = names; l; l = l->next) {
         int p = migration_parameter_lookup(l->data);
+        int sp = migration_str_parameter_lookup(l->data);
         uint64_t v;
 
+        if (sp >= 0) {
+            JsonNode *n = json_object_get_member(args, l->data);
+
+            if (!JSON_NODE_HOLDS_NULL(n) &&
+                (!JSON_NODE_HOLDS_VALUE(n) ||
+                 json_node_get_value_type(n) != G_TYPE_STRING)) {
+                g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' "
+                            "expects a string or null", (char *)l->data);
+                return false;
+            }
+            if (!migration_str_parameter_set(o, sp, JSON_NODE_HOLDS_NULL(n) ?
+                                             NULL : json_node_get_string(n),
+                                             errp)) {
+                return false;
+            }
+            *set |= 1ull << (MIGRATION_PARAMETER__MAX + sp);
+            continue;
+        }
         if (p < 0) {
             g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
                         "unexpected", (const char *)l->data);
@@ -290,24 +308,35 @@ bool qmp_arg_parameters(JsonObject *args,
             !migration_parameter_check(p, v, errp)) {
             return false;
         }
-        params[p] = v;
-        *set |= 1u << p;
+        o->params[p] = v;
+        *set |= 1ull << p;
     }
     return true;
+}
+
+void qmp_parameters_to_object(const MigrationOptions *o, JsonObject *out)
+{
+    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
+        json_object_set_int_member(out, migration_parameter_name(i),
+                                   o->params[i]);
+    }
+    for (int i = 0; i < MIGRATION_STR_PARAMETER__MAX; i++) {
+        json_object_set_string_member(out, migration_str_parameter_name(i),
+                                      o->strs[i]);
+    }
 }
 
 static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                                             JsonObject *args, GError **errp)
 {
     MigrationOptions *opts = migration_incoming_options(ctx->mis);
-    uint64_t params[MIGRATION_PARAMETER__MAX];
+    MigrationOptions next = *opts;
     uint64_t set;
 
-    memcpy(params, opts->params, sizeof(params));
-    if (!qmp_arg_parameters(args, params, &set, errp)) {
+    if (!qmp_arg_parameters(args, &next, &set, errp)) {
         return NULL;
     }
-    memcpy(opts->params, params, sizeof(params));
+    *opts = next;
     return NULL;
 }
 
@@ -319,10 +348,7 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
 
     (void)args;
     (void)errp;
-    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
-        json_object_set_int_member(o, migration_parameter_name(i),
-                                   opts->params[i]);
-    }
+    qmp_parameters_to_object(opts, o);
     return qmp_node_take_object(o);
 }
 

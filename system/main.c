@@ -16,6 +16,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "crypto/tls-creds.h"
 #include "migration/migration.h"
 #include "monitor/monitor.h"
 #include "system/failover.h"
@@ -48,7 +49,13 @@ static void usage(FILE *out)
 "  -name NAME          a name for this instance (query-name)\n"
 "  -global migration.CAP=on|off    set a migration capability (x-colo,\n"
 "                      x-ignore-shared, events, ...)\n"
-"  -global migration.PARAM=N       set a migration parameter\n"
+"  -global migration.PARAM=N       set a migration parameter (also\n"
+"                      tls-creds=ID, tls-authz=ID)\n"
+"  -object tls-creds-x509,id=ID,dir=DIR,endpoint=server[,verify-peer=on]\n"
+"  -object authz-simple,id=ID,identity=DN\n"
+"  -object authz-list-file,id=ID,filename=PATH\n"
+"                      TLS for the incoming migration, as QEMU's\n"
+"                      (then migrate-set-parameters tls-creds, tls-authz)\n"
 "  -failover on|off    after x-colo-lost-heartbeat, resume the VM from the\n"
 "                      committed state in a stock QEMU (default off)\n"
 "  -failover-qemu PATH the QEMU binary for that (qemu-system-x86_64)\n"
@@ -250,6 +257,14 @@ static bool apply_global(MigrationOptions *opts, const char *spec,
         }
         return true;
     }
+    idx = migration_str_parameter_lookup(name);
+    if (idx >= 0) {
+        if (!migration_str_parameter_set(opts, idx, eq + 1, errp)) {
+            g_prefix_error(errp, "-global %s: ", spec);
+            return false;
+        }
+        return true;
+    }
     idx = migration_parameter_lookup(name);
     if (idx >= 0) {
         uint64_t v;
@@ -311,7 +326,7 @@ int main(int argc, char **argv)
             !strcmp(opt, "-failover-qemu") ||
             !strcmp(opt, "-failover-args") ||
             !strcmp(opt, "-failover-machine") ||
-            !strcmp(opt, "-heartbeat-timeout")) {
+            !strcmp(opt, "-heartbeat-timeout") || !strcmp(opt, "-object")) {
             if (!val) {
                 fprintf(stderr, "colo-secondary: %s needs an argument\n",
                         argv[i]);
@@ -344,6 +359,11 @@ int main(int argc, char **argv)
             } else if (!strcmp(opt, "-failover-args")) {
                 failover_args = val;
                 m.failover_enabled = true;
+            } else if (!strcmp(opt, "-object")) {
+                if (!user_object_add(val, &err)) {
+                    fprintf(stderr, "colo-secondary: %s\n", err->message);
+                    return 1;
+                }
             } else {
                 g_ptr_array_add(globals, (gpointer)val);
             }

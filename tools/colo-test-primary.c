@@ -20,6 +20,7 @@
  */
 #include "qemu/osdep.h"
 
+#include "crypto/tls-creds.h"
 #include "exec/ram_addr.h"
 #include "migration/colo-send.h"
 #include "migration/qemu-file.h"
@@ -41,6 +42,9 @@ typedef struct Options {
     gboolean quiet;
     gboolean exact;
     gboolean ram_only;
+    char **objects;             /* -object specs: TLS credentials */
+    char *tls_creds;
+    char *tls_hostname;
 } Options;
 
 /* Every secondary gets the same bytes, or the first error. */
@@ -184,6 +188,13 @@ int main(int argc, char **argv)
           NULL },
         { "exact", 0, 0, G_OPTION_ARG_NONE, &o.exact,
           "exactly --pages distinct pages in every checkpoint", NULL },
+        { "object", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.objects,
+          "as QEMU's -object (repeatable)", "tls-creds-x509,id=ID,..." },
+        { "tls-creds", 0, 0, G_OPTION_ARG_STRING, &o.tls_creds,
+          "connect over TLS with these credentials", "ID" },
+        { "tls-hostname", 0, 0, G_OPTION_ARG_STRING, &o.tls_hostname,
+          "the name in the secondary's certificate (default: HOST)",
+          "NAME" },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- scripted COLO "
@@ -213,6 +224,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "colo-test-primary: --initial and --connect are "
                 "required\n");
         return 1;
+    }
+    for (int i = 0; o.objects && o.objects[i]; i++) {
+        if (!user_object_add(o.objects[i], &err)) {
+            fprintf(stderr, "colo-test-primary: %s\n", err->message);
+            return 1;
+        }
     }
     if (o.region && sscanf(o.region, "%" SCNu64 ":%" SCNu64, &lo, &hi) == 2) {
         lo <<= 20;
@@ -254,7 +271,9 @@ int main(int argc, char **argv)
     r = g_rand_new_with_seed(o.seed);
 
     for (int i = 0; o.connect[i]; i++) {
-        ColoPeer *p = colo_peer_connect(o.connect[i], &err);
+        TlsParams tls = { .creds = o.tls_creds,
+                          .hostname = o.tls_hostname };
+        ColoPeer *p = colo_peer_connect(o.connect[i], &tls, &err);
 
         if (!p) {
             goto fail;

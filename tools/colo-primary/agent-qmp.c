@@ -77,29 +77,37 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                                             JsonObject *args, GError **errp)
 {
     Agent *a = agent_of(ctx);
-    uint64_t params[MIGRATION_PARAMETER__MAX];
+    MigrationOptions next;
     uint64_t set = 0;
-    const uint64_t ours = (1u << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY) |
-                          (1u << MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE);
+    const uint64_t str0 = 1ull << MIGRATION_PARAMETER__MAX;
+    const uint64_t ours = (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY) |
+                          (1ull << MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE) |
+                          (str0 << MIGRATION_PARAMETER_TLS_CREDS) |
+                          (str0 << MIGRATION_PARAMETER_TLS_HOSTNAME);
 
     g_mutex_lock(&a->lock);
-    memcpy(params, a->opts.params, sizeof(params));
+    next = a->opts;
     g_mutex_unlock(&a->lock);
-    if (!qmp_arg_parameters(args, params, &set, errp)) {
+    if (!qmp_arg_parameters(args, &next, &set, errp)) {
         return NULL;
     }
     if (set & ~ours) {
-        for (int p = 0; p < MIGRATION_PARAMETER__MAX; p++) {
-            if (set & ~ours & (1u << p)) {
+        for (int p = 0; p < MIGRATION_PARAMETER__MAX +
+             MIGRATION_STR_PARAMETER__MAX; p++) {
+            if (set & ~ours & (1ull << p)) {
                 g_set_error(errp, COLO_ERROR, ENOTSUP, "Parameter '%s' is "
                             "not used by colo-primary",
-                            migration_parameter_name(p));
+                            p < MIGRATION_PARAMETER__MAX ?
+                            migration_parameter_name(p) :
+                            migration_str_parameter_name(
+                                p - MIGRATION_PARAMETER__MAX));
                 return NULL;
             }
         }
     }
     g_mutex_lock(&a->lock);
-    memcpy(a->opts.params, params, sizeof(params));
+    memcpy(a->opts.params, next.params, sizeof(next.params));
+    memcpy(a->opts.strs, next.strs, sizeof(next.strs));
     g_mutex_unlock(&a->lock);
     if (set & (1u << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY)) {
         /* as QEMU does: a new delay takes effect with a checkpoint now */
@@ -119,6 +127,10 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
         MIGRATION_PARAMETER_X_CHECKPOINT_DELAY]);
     json_object_set_int_member(o, "xbzrle-cache-size", a->opts.params[
         MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
+    json_object_set_string_member(o, "tls-creds", a->opts.strs[
+        MIGRATION_PARAMETER_TLS_CREDS]);
+    json_object_set_string_member(o, "tls-hostname", a->opts.strs[
+        MIGRATION_PARAMETER_TLS_HOSTNAME]);
     g_mutex_unlock(&a->lock);
     return qmp_node_take_object(o);
 }

@@ -152,6 +152,8 @@ void agent_config_clear(AgentConfig *cfg)
     g_clear_pointer(&cfg->connect, g_free);
     g_clear_pointer(&cfg->verify_dir, g_free);
     g_clear_pointer(&cfg->guard_exe, g_free);
+    g_clear_pointer(&cfg->tls_creds, g_free);
+    g_clear_pointer(&cfg->tls_hostname, g_free);
 }
 
 Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
@@ -168,6 +170,8 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->cfg.connect = g_strdup(cfg->connect);
     a->cfg.verify_dir = g_strdup(cfg->verify_dir);
     a->cfg.guard_exe = g_strdup(cfg->guard_exe);
+    a->cfg.tls_creds = NULL;        /* kept in opts, settable over QMP */
+    a->cfg.tls_hostname = NULL;
     g_mutex_init(&a->lock);
     g_cond_init(&a->wake);
     a->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -184,6 +188,13 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->loop = g_main_loop_new(NULL, FALSE);
 
     *exit_status = AGENT_EXIT_USAGE;
+    if (!migration_str_parameter_set(&a->opts, MIGRATION_PARAMETER_TLS_CREDS,
+                                     cfg->tls_creds, errp) ||
+        !migration_str_parameter_set(&a->opts,
+                                     MIGRATION_PARAMETER_TLS_HOSTNAME,
+                                     cfg->tls_hostname, errp)) {
+        goto fail;
+    }
     a->work = g_strdup("/dev/shm/colo-primary-XXXXXX");
     if (!g_mkdtemp(a->work)) {
         g_set_error(errp, COLO_ERROR, errno, "cannot create a work folder "

@@ -74,6 +74,8 @@ typedef struct AgentConfig {
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
     gboolean no_net_buffer;     /* let the VM's output go out at once */
+    char *tls_creds;            /* --tls-creds: a --object's id */
+    char *tls_hostname;
     char *guard_exe;            /* colo-primary itself, for the network
                                    release guard */
     gboolean quiet;

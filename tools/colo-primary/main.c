@@ -7,6 +7,8 @@
  *                [--ram-block pc.ram] [--monitor unix:PATH,server=on]
  *                [--connect tcp:HOST:PORT] [--x-checkpoint-delay MS]
  *                [--xbzrle] [--checkpoints N] [--scan-threads N]
+ *                [--object tls-creds-x509,id=ID,dir=DIR,endpoint=client]
+ *                [--tls-creds ID] [--tls-hostname NAME]
  *                [--no-net-buffer] [--verify-secondary RAM_DIR]
  *                [--quiet]
  *
@@ -23,6 +25,7 @@
 
 #include <signal.h>
 
+#include "crypto/tls-creds.h"
 #include "tools/colo-primary/agent.h"
 
 static int usage_error(const char *msg)
@@ -34,6 +37,7 @@ static int usage_error(const char *msg)
 int main(int argc, char **argv)
 {
     AgentConfig cfg = { .checkpoint_delay_ms = 100 }, *c = &cfg;
+    g_auto(GStrv) objects = NULL;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &c->vm_qmp_path,
           "the VM's QMP socket (QEMU's -qmp unix:PATH)", "PATH" },
@@ -53,6 +57,15 @@ int main(int argc, char **argv)
           "end the session after N checkpoints (0: never)", "N" },
         { "scan-threads", 0, 0, G_OPTION_ARG_INT, &c->scan_threads,
           "threads that look for changed pages (one per CPU)", "N" },
+        { "object", 0, 0, G_OPTION_ARG_STRING_ARRAY, &objects,
+          "as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=client",
+          "SPEC" },
+        { "tls-creds", 0, 0, G_OPTION_ARG_STRING, &c->tls_creds,
+          "protect over TLS with the credentials of --object ID "
+          "(migrate-set-parameters tls-creds)", "ID" },
+        { "tls-hostname", 0, 0, G_OPTION_ARG_STRING, &c->tls_hostname,
+          "the name the secondary's certificate must carry (default: "
+          "HOST of the URI)", "NAME" },
         { "no-net-buffer", 0, 0, G_OPTION_ARG_NONE, &c->no_net_buffer,
           "let the VM's network output out at once (it is held until its "
           "checkpoint commits otherwise)", NULL },
@@ -86,6 +99,12 @@ int main(int argc, char **argv)
         usage_error("numbers must not be negative");
     } else {
         signal(SIGPIPE, SIG_IGN);
+        for (int i = 0; objects && objects[i]; i++) {
+            if (!user_object_add(objects[i], &err)) {
+                agent_config_clear(&cfg);
+                return usage_error(err->message);
+            }
+        }
         if (!cfg.quiet) {
             printf("dirty tracking: %s\n", dirty_scan_soft_dirty_works() ?
                    "page digests (soft-dirty is available but not used)" :

@@ -560,11 +560,18 @@ static gpointer session_thread(gpointer opaque)
     Agent *a = s->a;
     g_autoptr(GError) err = NULL;
     g_autofree char *uri = NULL;
+    char tls_creds[MIGRATION_STR_PARAMETER_LEN];
+    char tls_hostname[MIGRATION_STR_PARAMETER_LEN];
+    TlsParams tls = { .creds = tls_creds, .hostname = tls_hostname };
     uint64_t cache_size;
     bool xbzrle;
 
     g_mutex_lock(&a->lock);
     uri = g_strdup(a->uri);
+    memcpy(tls_creds, a->opts.strs[MIGRATION_PARAMETER_TLS_CREDS],
+           sizeof(tls_creds));
+    memcpy(tls_hostname, a->opts.strs[MIGRATION_PARAMETER_TLS_HOSTNAME],
+           sizeof(tls_hostname));
     xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE];
     cache_size = a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
     g_mutex_unlock(&a->lock);
@@ -576,7 +583,7 @@ static gpointer session_thread(gpointer opaque)
         agent_error_tag(&err, AGENT_ERROR_SECONDARY);
     }
     if (!err) {
-        s->peer = colo_peer_connect(uri, &err);
+        s->peer = colo_peer_connect(uri, &tls, &err);
         agent_error_tag(&err, AGENT_ERROR_SECONDARY);
     }
     if (!err) {

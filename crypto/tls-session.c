@@ -1,0 +1,325 @@
+/*
+ * tls-session.c: the handshake, the peer checks and the plaintext pump
+ * (see crypto/tls-session.h).
+ */
+#include "qemu/osdep.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <gnutls/x509.h>
+
+#include "crypto/tls-creds.h"
+#include "crypto/tls-session.h"
+
+#define HANDSHAKE_TIMEOUT_S 30
+#define PUMP_DRAIN_MS 2000
+#define PUMP_CHUNK (64 * 1024)
+
+struct TlsPump {
+    gnutls_session_t session;
+    int net_fd;                 /* the TCP connection */
+    int app_fd;                 /* our end of the socketpair */
+    GThread *thread;
+    GMutex lock;
+    GCond done_cond;
+    bool done;
+};
+
+static void set_timeouts(int fd, int seconds)
+{
+    struct timeval tv = { .tv_sec = seconds };
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static bool send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            return false;
+        }
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
+static bool tls_send_all(gnutls_session_t s, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t k = gnutls_record_send(s, p, n);
+
+        if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED) {
+            continue;
+        }
+        if (k <= 0) {
+            return false;
+        }
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
+static gpointer pump_thread(gpointer opaque)
+{
+    TlsPump *p = opaque;
+    uint8_t *buf = g_malloc(PUMP_CHUNK);
+    bool net_open = true;
+
+    for (;;) {
+        struct pollfd fds[2] = {
+            { .fd = p->app_fd, .events = POLLIN },
+            { .fd = net_open ? p->net_fd : -1, .events = POLLIN },
+        };
+        bool net_ready = net_open &&
+                         gnutls_record_check_pending(p->session) > 0;
+
+        if (!net_ready && poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if (net_ready || fds[1].revents) {
+            ssize_t k = gnutls_record_recv(p->session, buf, PUMP_CHUNK);
+
+            if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED) {
+                continue;
+            }
+            if (k <= 0) {
+                /* the peer ended the session (or broke it): our reader
+                 * sees the end of its stream */
+                net_open = false;
+                shutdown(p->app_fd, SHUT_WR);
+            } else if (!send_all(p->app_fd, buf, k)) {
+                break;
+            }
+            continue;
+        }
+        if (fds[0].revents) {
+            ssize_t k = recv(p->app_fd, buf, PUMP_CHUNK, 0);
+
+            if (k < 0 && errno == EINTR) {
+                continue;
+            }
+            if (k <= 0) {
+                /* our side is done: end the session properly */
+                gnutls_bye(p->session, GNUTLS_SHUT_WR);
+                break;
+            }
+            if (!tls_send_all(p->session, buf, k)) {
+                break;
+            }
+        }
+    }
+    g_free(buf);
+    shutdown(p->app_fd, SHUT_RDWR);
+    g_mutex_lock(&p->lock);
+    p->done = true;
+    g_cond_broadcast(&p->done_cond);
+    g_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* The peer's first certificate, or NULL with @errp set. */
+static gnutls_x509_crt_t peer_certificate(gnutls_session_t s,
+                                          const char *peer, GError **errp)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    gnutls_x509_crt_t crt;
+
+    if (!certs || !n) {
+        g_set_error(errp, COLO_ERROR, EACCES, "TLS: %s sent no certificate",
+                    peer);
+        return NULL;
+    }
+    if (gnutls_x509_crt_init(&crt) < 0) {
+        g_set_error(errp, COLO_ERROR, ENOMEM, "TLS: out of memory");
+        return NULL;
+    }
+    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) < 0) {
+        gnutls_x509_crt_deinit(crt);
+        g_set_error(errp, COLO_ERROR, EACCES, "TLS: %s's certificate cannot "
+                    "be read", peer);
+        return NULL;
+    }
+    return crt;
+}
+
+/* The chain, the dates, then the hostname (client) or the authz
+ * (server). */
+static bool check_peer(gnutls_session_t s, const TlsCreds *c,
+                       const TlsParams *params, const char *peer,
+                       GError **errp)
+{
+    unsigned status = 0;
+    gnutls_x509_crt_t crt;
+    bool ok = true;
+    int rc;
+
+    if (!c->verify_peer) {
+        return true;
+    }
+    rc = gnutls_certificate_verify_peers2(s, &status);
+    if (rc < 0) {
+        g_set_error(errp, COLO_ERROR, EACCES, "TLS: cannot verify %s's "
+                    "certificate: %s", peer, gnutls_strerror(rc));
+        return false;
+    }
+    if (status) {
+        gnutls_datum_t why = { 0 };
+
+        gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                     &why, 0);
+        g_set_error(errp, COLO_ERROR, EACCES, "TLS: %s's certificate is "
+                    "refused: %s", peer, why.data ? (char *)why.data : "?");
+        gnutls_free(why.data);
+        return false;
+    }
+    crt = peer_certificate(s, peer, errp);
+    if (!crt) {
+        return false;
+    }
+    if (!c->server && params->hostname && params->hostname[0] &&
+        !gnutls_x509_crt_check_hostname(crt, params->hostname)) {
+        g_set_error(errp, COLO_ERROR, EACCES, "TLS: %s's certificate is not "
+                    "for host name '%s'", peer, params->hostname);
+        ok = false;
+    }
+    if (ok && c->server && params->authz && params->authz[0]) {
+        size_t size = 0;
+        g_autofree char *dn = NULL;
+
+        gnutls_x509_crt_get_dn(crt, NULL, &size);
+        dn = g_malloc0(size + 1);
+        if (gnutls_x509_crt_get_dn(crt, dn, &size) < 0) {
+            g_set_error(errp, COLO_ERROR, EACCES, "TLS: %s's certificate has "
+                        "no readable distinguished name", peer);
+            ok = false;
+        } else {
+            ok = authz_is_allowed(params->authz, dn, errp);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
+int tls_session_start(int fd, const TlsParams *params, const char *peer,
+                      TlsPump **pump, GError **errp)
+{
+    const TlsCreds *c = tls_creds_find(params->creds, errp);
+    TlsPump *p;
+    int pair[2];
+    int rc;
+
+    *pump = NULL;
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    p = g_new0(TlsPump, 1);
+    p->net_fd = fd;
+    p->app_fd = -1;
+    g_mutex_init(&p->lock);
+    g_cond_init(&p->done_cond);
+    rc = gnutls_init(&p->session, (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                     GNUTLS_NO_SIGNAL);
+    if (rc >= 0) {
+        rc = gnutls_set_default_priority(p->session);
+    }
+    if (rc >= 0) {
+        rc = gnutls_credentials_set(p->session, GNUTLS_CRD_CERTIFICATE,
+                                    c->x509);
+    }
+    if (rc < 0) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "TLS: cannot set up a session: "
+                    "%s", gnutls_strerror(rc));
+        goto fail;
+    }
+    if (c->server && c->verify_peer) {
+        gnutls_certificate_server_set_request(p->session, GNUTLS_CERT_REQUIRE);
+    }
+    gnutls_transport_set_int(p->session, fd);
+    set_timeouts(fd, HANDSHAKE_TIMEOUT_S);
+    do {
+        rc = gnutls_handshake(p->session);
+    } while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN);
+    if (rc < 0) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "TLS handshake with %s failed: "
+                    "%s%s", peer, rc == GNUTLS_E_AGAIN ? "timed out" :
+                    gnutls_strerror(rc),
+                    rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+                    rc == GNUTLS_E_UNEXPECTED_PACKET ||
+                    rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ?
+                    " (is the peer using TLS?)" :
+                    rc == GNUTLS_E_CERTIFICATE_REQUIRED ||
+                    rc == GNUTLS_E_NO_CERTIFICATE_FOUND ?
+                    " (the peer sent no certificate that this server's CAs "
+                    "accept)" : "");
+        goto fail;
+    }
+    set_timeouts(fd, 0);
+    if (!check_peer(p->session, c, params, peer, errp)) {
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "socketpair: %s",
+                    g_strerror(errno));
+        goto fail;
+    }
+    p->app_fd = pair[0];
+    p->thread = g_thread_new("colo-tls", pump_thread, p);
+    *pump = p;
+    return pair[1];
+
+fail:
+    if (p->session) {
+        gnutls_deinit(p->session);
+    }
+    close(fd);
+    g_mutex_clear(&p->lock);
+    g_cond_clear(&p->done_cond);
+    g_free(p);
+    return -1;
+}
+
+void tls_pump_shutdown(TlsPump *p)
+{
+    if (p) {
+        shutdown(p->net_fd, SHUT_RDWR);
+        shutdown(p->app_fd, SHUT_RDWR);
+    }
+}
+
+void tls_pump_free(TlsPump *p)
+{
+    int64_t deadline;
+
+    if (!p) {
+        return;
+    }
+    deadline = g_get_monotonic_time() + PUMP_DRAIN_MS * 1000;
+    g_mutex_lock(&p->lock);
+    while (!p->done &&
+           g_cond_wait_until(&p->done_cond, &p->lock, deadline)) {
+        /* until it is done or the moment has passed */
+    }
+    g_mutex_unlock(&p->lock);
+    tls_pump_shutdown(p);
+    g_thread_join(p->thread);
+    gnutls_deinit(p->session);
+    close(p->app_fd);
+    close(p->net_fd);
+    g_mutex_clear(&p->lock);
+    g_cond_clear(&p->done_cond);
+    g_free(p);
+}
