@@ -14,8 +14,9 @@ colo) "$PY" bench/colo_commit.py ;;
 primary) "$PY" bench/colo_primary.py ;;
 failover) "$PY" bench/failover.py ;;
 net) "$PY" bench/net_buffer.py ;;
+tls) "$PY" bench/tls.py ;;
 fuzz) bash bench/fuzz.sh "${FUZZ_SECONDS:-120}" ;;
 all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py
      "$PY" bench/colo_primary.py; "$PY" bench/failover.py
-     "$PY" bench/net_buffer.py ;;
+     "$PY" bench/net_buffer.py; "$PY" bench/tls.py ;;
 esac

@@ -245,6 +245,7 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         g_variant_dict_insert(&d, "pause-us", "x", fig->pause_us);
         g_variant_dict_insert(&d, "dirty-pages", "t", fig->dirty_pages);
         g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
+        g_variant_dict_insert(&d, "total-us", "x", fig->total_us);
         session_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
     }
     if (!a->cfg.quiet) {
