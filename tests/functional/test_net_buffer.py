@@ -311,6 +311,33 @@ class NetBufferBadConditions(ct.TempDirTestCase):
         q.close()
         self.assert_stream_goes_on()
 
+    def test_buffer_add_refused_midway(self):
+        """QEMU refuses the next epoch's buffer (its id is taken, by an
+        object made on another monitor): colo-primary cannot hold that
+        epoch's output, so it stops protecting with the QMP error; what
+        it held is released; the VM runs on."""
+        second = os.path.join(self.tmp, "second.qmp")
+        self.guest = ct.ProtectedLinuxGuest(
+            self.tmp, self.ns, failover_net=False,
+            qemu_extra=["-qmp", "unix:%s,server=on,wait=off" % second])
+        self.stream_lines()
+        q = ct.QMP(second)
+        last = max(int(o.split("-")[2]) for o in leftovers(q)
+                   if o.startswith("colo-nb-"))
+        taken = ["colo-nb-%08d-0" % (last + k) for k in range(3, 8)]
+        for name in taken:
+            q.cmd("object-add", **{"qom-type": "secret", "id": name,
+                                   "data": "x"})
+        self.assertEqual(self.guest.agent.wait(30), 3)
+        log = self.guest.agent_log_text()
+        self.assertRegex(log, r"netdev n0: adding output buffer "
+                              r"colo-nb-\d+-0: QMP object-add: ")
+        self.assertEqual(q.cmd("query-status")["status"], "running")
+        ct.wait_for(lambda: sorted(leftovers(q)) == sorted(taken), 10,
+                    "the cleanup")
+        q.close()
+        self.assert_stream_goes_on()
+
 
 if __name__ == "__main__":
     ct.main()
