@@ -12,7 +12,8 @@ if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dslow_tests=false >/dev/null
 fi
-ninja -C build-fuzz >/dev/null
+# quiet unless it fails
+ninja -C build-fuzz >/dev/null || ninja -C build-fuzz
 out=bench/out/fuzz
 mkdir -p "$out/seeds"
 python3 tests/fuzz/make-seeds.py "$out/seeds"

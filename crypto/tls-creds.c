@@ -218,7 +218,13 @@ static bool add_authz(GHashTable *props, bool list_file, const char *spec,
 {
     Authz *z = g_new0(Authz, 1);
     g_autofree char *refresh = take(props, "refresh");
+    bool unused;
 
+    /* the file is read at every check, so it is always fresh */
+    if (!parse_bool("refresh", refresh, true, &unused, errp)) {
+        authz_free(z);
+        return false;
+    }
     z->id = take(props, "id");
     if (list_file) {
         z->filename = take(props, "filename");
