@@ -167,6 +167,17 @@ JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
     return r;
 }
 
+bool qmp_client_try(QmpClient *c, const char *command, const char *args_json)
+{
+    JsonNode *r = qmp_client_cmd(c, command, args_json, NULL);
+
+    if (!r) {
+        return false;
+    }
+    json_node_unref(r);
+    return true;
+}
+
 guint qmp_client_event_count(QmpClient *c, const char *event)
 {
     guint n;

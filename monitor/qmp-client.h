@@ -26,6 +26,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpClient, qmp_client_free)
  * thread may call it: one command runs at a time. */
 JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
                          const char *args_json, GError **errp);
+/* Runs @command for its effect only: whether it succeeded. */
+bool qmp_client_try(QmpClient *c, const char *command, const char *args_json);
 guint qmp_client_event_count(QmpClient *c, const char *event);
 /* The process on the other end of the socket (SO_PEERCRED), or -1. */
 int qmp_client_peer_pid(QmpClient *c);

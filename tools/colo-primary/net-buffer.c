@@ -515,10 +515,8 @@ static guint delete_objects(QmpClient *qmp, const char *prefix)
     for (guint i = 0; i < ids->len; i++) {
         g_autofree char *args = g_strdup_printf(
             "{\"id\": \"%s\"}", (char *)g_ptr_array_index(ids, i));
-        g_autoptr(JsonNode) ok = qmp_client_cmd(qmp, "object-del", args,
-                                                NULL);
 
-        done += ok != NULL;
+        done += qmp_client_try(qmp, "object-del", args);
     }
     return done;
 }
@@ -538,8 +536,8 @@ static void remove_chardevs(QmpClient *qmp)
 
         if (g_str_has_prefix(label, ID_CHARDEV)) {
             g_autofree char *args = g_strdup_printf("{\"id\": \"%s\"}", label);
-            g_autoptr(JsonNode) ok = qmp_client_cmd(qmp, "chardev-remove",
-                                                    args, NULL);
+
+            qmp_client_try(qmp, "chardev-remove", args);
         }
     }
 }
@@ -662,10 +660,8 @@ void net_buffer_free(NetBuffer *nb)
 
         if (d->sock_path) {
             /* either may not exist if setup stopped half way */
-            g_autoptr(JsonNode) r1 = qmp_client_cmd(nb->qmp, "object-del",
-                                                    mirror, NULL);
-            g_autoptr(JsonNode) r2 = qmp_client_cmd(nb->qmp, "chardev-remove",
-                                                    chardev, NULL);
+            qmp_client_try(nb->qmp, "object-del", mirror);
+            qmp_client_try(nb->qmp, "chardev-remove", chardev);
         }
     }
     g_mutex_unlock(&nb->add_lock);
