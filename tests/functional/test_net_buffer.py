@@ -163,6 +163,16 @@ class NetBufferBadConditions(ct.TempDirTestCase):
                         % self.stream.text()[-3:])
         self.assertEqual(ct.service_stream_problems(self.stream.text()), [])
 
+    def protect_with_second_monitor(self):
+        """The protected guest streaming, and a QMP monitor of QEMU's that
+        is not colo-primary's (another operator)."""
+        second = os.path.join(self.tmp, "second.qmp")
+        self.guest = ct.ProtectedLinuxGuest(
+            self.tmp, self.ns, failover_net=False,
+            qemu_extra=["-qmp", "unix:%s,server=on,wait=off" % second])
+        self.stream_lines()
+        return ct.QMP(second)
+
     def vm_qmp_after_agent(self):
         """QEMU's QMP, once colo-primary (and its guard) let go of it."""
         return ct.QMP(self.guest.vm.qmp_path, timeout=30)
@@ -291,12 +301,7 @@ class NetBufferBadConditions(ct.TempDirTestCase):
         """Someone deletes the epoch's buffer on another QMP monitor: its
         packets left before their checkpoint committed, so colo-primary
         stops protecting with an error naming it; the VM runs on."""
-        second = os.path.join(self.tmp, "second.qmp")
-        self.guest = ct.ProtectedLinuxGuest(
-            self.tmp, self.ns, failover_net=False,
-            qemu_extra=["-qmp", "unix:%s,server=on,wait=off" % second])
-        self.stream_lines()
-        q = ct.QMP(second)
+        q = self.protect_with_second_monitor()
         ours = sorted(o for o in leftovers(q) if o.startswith("colo-nb-"))
         self.assertTrue(ours)
         try:
@@ -316,12 +321,7 @@ class NetBufferBadConditions(ct.TempDirTestCase):
         object made on another monitor): colo-primary cannot hold that
         epoch's output, so it stops protecting with the QMP error; what
         it held is released; the VM runs on."""
-        second = os.path.join(self.tmp, "second.qmp")
-        self.guest = ct.ProtectedLinuxGuest(
-            self.tmp, self.ns, failover_net=False,
-            qemu_extra=["-qmp", "unix:%s,server=on,wait=off" % second])
-        self.stream_lines()
-        q = ct.QMP(second)
+        q = self.protect_with_second_monitor()
         last = max(int(o.split("-")[2]) for o in leftovers(q)
                    if o.startswith("colo-nb-"))
         taken = ["colo-nb-%08d-0" % (last + k) for k in range(3, 8)]

@@ -117,27 +117,23 @@ class Tls(ct.TempDirTestCase):
             self.assertEqual(sec.quit(), 0)
         return info["error-desc"]
 
-    def test_plain_source_refused(self):
+    def qemu_refused(self, client_dir, want, what):
         ct.require_qemu("10.0")
-        src = self.qemu_source(self.tmp)
+        src = self.qemu_source(self.tmp, client_dir)
         try:
             err = self.refused(lambda port: src.qmp.cmd(
-                "migrate", uri="tcp:127.0.0.1:%d" % port),
-                "TLS handshake with the source on tcp:127.0.0.1:")
-            print("\nplain source: %s" % err, file=sys.stderr)
+                "migrate", uri="tcp:127.0.0.1:%d" % port), want)
+            print("\n%s: %s" % (what, err), file=sys.stderr)
         finally:
             src.quit()
 
+    def test_plain_source_refused(self):
+        self.qemu_refused(None, "TLS handshake with the source on "
+                          "tcp:127.0.0.1:", "plain source")
+
     def test_cn_not_allowed_refused(self):
-        ct.require_qemu("10.0")
-        src = self.qemu_source(self.tmp, self.certs["intruder"])
-        try:
-            err = self.refused(lambda port: src.qmp.cmd(
-                "migrate", uri="tcp:127.0.0.1:%d" % port),
-                "TLS peer 'CN=intruder' is not allowed by authz-simple auth0")
-            print("\nwrong CN: %s" % err, file=sys.stderr)
-        finally:
-            src.quit()
+        self.qemu_refused(self.certs["intruder"], "TLS peer 'CN=intruder' "
+                          "is not allowed by authz-simple auth0", "wrong CN")
 
     def primary_to(self, port, client_dir, extra=()):
         """colo-test-primary's initial stream over TLS, as a source."""
