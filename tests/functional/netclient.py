@@ -5,8 +5,8 @@
                             SECONDS have passed or the server closes, then
                             "netclient: closed" or "netclient: done"
                             (HOST PORT SECONDS alone means the same)
-  ask HOST PORT TEXT        send TEXT and a newline, print what comes back
-                            until the server closes
+  ask HOST PORT TEXT        send TEXT and a newline, say "ask: sent", then
+                            print what comes back until the server closes
   udp-count ADDR PORT IDLE  count datagrams "N\\n" sent to ADDR:PORT until
                             none came for IDLE seconds; print "udp: got G
                             in-order O first-missing M last L"
@@ -53,6 +53,7 @@ def lines(host, port, secs):
 def ask(host, port, text):
     s = socket.create_connection((host, port), timeout=60)
     s.sendall(text.encode() + b"\n")
+    print("ask: sent", flush=True)
     while True:
         data = s.recv(65536)
         if not data:

@@ -218,10 +218,11 @@ class NetBufferBadConditions(ct.TempDirTestCase):
                 [str(x) for x in a], stdout=subprocess.PIPE)
             rx = run("udp-count", "10.77.0.1", 9999, 5)
             self.assertEqual(rx.stdout.readline().strip(), b"udp: listening")
-            # the burst starts a second after the request: the hold is on
-            # by then; the guest's console says when it has been sent
+            # the burst starts two seconds after the request has reached
+            # the guest: the hold is on by then; the guest's console says
+            # when the burst has been sent
             ask = run("ask", ct.GUEST_IP, 7778, "30000")
-            time.sleep(0.3)
+            self.assertEqual(ask.stdout.readline().strip(), b"ask: sent")
             vm.qmp.cmd("object-add", **{"qom-type": "filter-buffer",
                                         "id": "hold", "netdev": "n0",
                                         "queue": "rx",
