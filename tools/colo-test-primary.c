@@ -343,6 +343,9 @@ out:
         g_rand_free(r);
     }
     g_strfreev(o.connect);
+    g_strfreev(o.objects);
+    g_free(o.tls_creds);
+    g_free(o.tls_hostname);
     g_free(o.initial);
     g_free(o.region);
     g_free(o.ram_dir);
