@@ -10,8 +10,8 @@ tls-authz, certificates made here with openssl (colotest.make_tls_certs).
   nothing is loaded from them;
 - colo-primary protects a VM into colo-secondary over TLS through 20
   checkpoints (each verified against the VM's RAM) and a failover;
-- colo-test-primary (our COLO primary side) checkpoints into the stock
-  QEMU 10.0 COLO secondary over TLS."""
+- colo-primary and colo-test-primary checkpoint into the stock QEMU 10.0
+  COLO secondary over TLS."""
 
 import os
 import signal
@@ -264,6 +264,51 @@ class Tls(ct.TempDirTestCase):
                              "secondary")
         finally:
             qemu.kill()
+
+    def test_colo_primary_to_stock_qemu_secondary_over_tls(self):
+        """colo-primary protects a VM into the stock QEMU 10.0 COLO
+        secondary over TLS: 20 checkpoints accepted, and the stock
+        secondary's RAM equals the VM's (the halt guest: neither VM
+        writes RAM of its own)."""
+        ct.require_qemu("10.0")
+        qdir = os.path.join(self.tmp, "qemu-secondary")
+        os.makedirs(qdir)
+        vm = ct.Qemu("10.0", self.tmp, machine="pc", mem_mb=64,
+                     bios=ct.HALT_BIOS)
+        qemu = ct.Qemu("10.0", qdir, machine="pc", mem_mb=64,
+                       bios=ct.HALT_BIOS, incoming="defer", extra=[
+                           "-object", tls_object("tls0", self.certs["server"],
+                                                 True),
+                           "-object", "authz-simple,id=auth0,"
+                                      "identity=CN=client"])
+        try:
+            qemu.qmp.set_caps(**{"x-colo": True, "events": True})
+            qemu.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0",
+                                                      "tls-authz": "auth0"})
+            qemu.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+            qport = qemu.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+            vm.qmp.close()
+            p = subprocess.run(
+                [ct.PRIMARY_AGENT, "--qmp", vm.qmp_path, "--ram-file",
+                 vm.ram_path, "--object",
+                 tls_object("tls0", self.certs["client"], False),
+                 "--tls-creds", "tls0", "--tls-hostname", "localhost",
+                 "--connect", "tcp:127.0.0.1:%s" % qport,
+                 "--checkpoints", str(CHECKPOINTS),
+                 "--x-checkpoint-delay", "100"], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, timeout=300)
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + out +
+                             qemu.stderr())
+            self.assertIn("done: %d checkpoints" % CHECKPOINTS, out)
+            self.assertEqual(qemu.qmp.cmd("query-colo-status")["mode"],
+                             "secondary")
+            self.assertEqual(ct.sha256_file(vm.ram_path),
+                             ct.sha256_file(qemu.ram_path))
+        finally:
+            qemu.qmp.close()
+            qemu.kill()
+            vm.kill()
 
     def test_bad_tls_objects(self):
         """Credentials that cannot work are refused when they are given,
