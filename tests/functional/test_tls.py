@@ -30,6 +30,13 @@ def tls_object(name, d, server):
         name, d, "server" if server else "client")
 
 
+def client_tls_args(client_dir):
+    """colo-primary's / colo-test-primary's options for TLS with the client
+    credentials in @client_dir to a server certified for localhost."""
+    return ["--object", tls_object("tls0", client_dir, False),
+            "--tls-creds", "tls0", "--tls-hostname", "localhost"]
+
+
 class Tls(ct.TempDirTestCase):
 
     @classmethod
@@ -140,8 +147,7 @@ class Tls(ct.TempDirTestCase):
         initial = ct.make_colo_initial_stream(self.tmp)
         return subprocess.run(
             [ct.TEST_PRIMARY, "--initial", initial,
-             "--object", tls_object("tls0", client_dir, False),
-             "--tls-creds", "tls0", "--tls-hostname", "localhost",
+             *client_tls_args(client_dir),
              "--connect", "tcp:127.0.0.1:%d" % port, "--checkpoints", "1"]
             + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             timeout=120)
@@ -186,9 +192,7 @@ class Tls(ct.TempDirTestCase):
             vm.qmp.close()
             agent = subprocess.Popen(
                 [ct.PRIMARY_AGENT, "--qmp", vm.qmp_path, "--ram-file",
-                 vm.ram_path, "--object",
-                 tls_object("tls0", self.certs["client"], False),
-                 "--tls-creds", "tls0", "--tls-hostname", "localhost",
+                 vm.ram_path, *client_tls_args(self.certs["client"]),
                  "--connect", "tcp:127.0.0.1:%d" % port,
                  "--x-checkpoint-delay", "100", "--verify-secondary",
                  sec.ram_dir], stdout=subprocess.PIPE,
@@ -228,11 +232,9 @@ class Tls(ct.TempDirTestCase):
             vm.kill()
             sec.quit()
 
-    def test_to_stock_qemu_colo_secondary_over_tls(self):
-        """Our COLO primary side into the stock QEMU 10.0 COLO secondary,
-        which requires TLS with a client certificate."""
-        ct.require_qemu("10.0")
-        initial = ct.make_colo_initial_stream(self.tmp)
+    def stock_tls_secondary(self):
+        """The stock QEMU 10.0 COLO secondary (halt guest) listening with
+        TLS, clients verified, CN=client allowed; returns (Qemu, port)."""
         qdir = os.path.join(self.tmp, "qemu-secondary")
         os.makedirs(qdir)
         qemu = ct.Qemu("10.0", qdir, machine="pc", mem_mb=64,
@@ -241,17 +243,22 @@ class Tls(ct.TempDirTestCase):
                                                  True),
                            "-object", "authz-simple,id=auth0,"
                                       "identity=CN=client"])
+        qemu.qmp.set_caps(**{"x-colo": True, "events": True})
+        qemu.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0",
+                                                  "tls-authz": "auth0"})
+        qemu.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+        return qemu, qemu.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+
+    def test_to_stock_qemu_colo_secondary_over_tls(self):
+        """Our COLO primary side into the stock QEMU 10.0 COLO secondary,
+        which requires TLS with a client certificate."""
+        ct.require_qemu("10.0")
+        initial = ct.make_colo_initial_stream(self.tmp)
+        qemu, qport = self.stock_tls_secondary()
         try:
-            qemu.qmp.set_caps(**{"x-colo": True, "events": True})
-            qemu.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0",
-                                                      "tls-authz": "auth0"})
-            self.addCleanup(qemu.qmp.close)
-            qemu.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
-            qport = qemu.qmp.cmd("query-migrate")["socket-address"][0]["port"]
             p = subprocess.run(
                 [ct.TEST_PRIMARY, "--initial", initial,
-                 "--object", tls_object("tls0", self.certs["client"], False),
-                 "--tls-creds", "tls0", "--tls-hostname", "localhost",
+                 *client_tls_args(self.certs["client"]),
                  "--connect", "tcp:127.0.0.1:%s" % qport,
                  "--checkpoints", str(CHECKPOINTS), "--pages", "64",
                  "--seed", "3"], stdout=subprocess.PIPE,
@@ -263,6 +270,7 @@ class Tls(ct.TempDirTestCase):
             self.assertEqual(qemu.qmp.cmd("query-colo-status")["mode"],
                              "secondary")
         finally:
+            qemu.qmp.close()
             qemu.kill()
 
     def test_colo_primary_to_stock_qemu_secondary_over_tls(self):
@@ -271,28 +279,14 @@ class Tls(ct.TempDirTestCase):
         secondary's RAM equals the VM's (the halt guest: neither VM
         writes RAM of its own)."""
         ct.require_qemu("10.0")
-        qdir = os.path.join(self.tmp, "qemu-secondary")
-        os.makedirs(qdir)
         vm = ct.Qemu("10.0", self.tmp, machine="pc", mem_mb=64,
                      bios=ct.HALT_BIOS)
-        qemu = ct.Qemu("10.0", qdir, machine="pc", mem_mb=64,
-                       bios=ct.HALT_BIOS, incoming="defer", extra=[
-                           "-object", tls_object("tls0", self.certs["server"],
-                                                 True),
-                           "-object", "authz-simple,id=auth0,"
-                                      "identity=CN=client"])
+        qemu, qport = self.stock_tls_secondary()
         try:
-            qemu.qmp.set_caps(**{"x-colo": True, "events": True})
-            qemu.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0",
-                                                      "tls-authz": "auth0"})
-            qemu.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
-            qport = qemu.qmp.cmd("query-migrate")["socket-address"][0]["port"]
             vm.qmp.close()
             p = subprocess.run(
                 [ct.PRIMARY_AGENT, "--qmp", vm.qmp_path, "--ram-file",
-                 vm.ram_path, "--object",
-                 tls_object("tls0", self.certs["client"], False),
-                 "--tls-creds", "tls0", "--tls-hostname", "localhost",
+                 vm.ram_path, *client_tls_args(self.certs["client"]),
                  "--connect", "tcp:127.0.0.1:%s" % qport,
                  "--checkpoints", str(CHECKPOINTS),
                  "--x-checkpoint-delay", "100"], stdout=subprocess.PIPE,
