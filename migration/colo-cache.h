@@ -11,11 +11,14 @@
 #include "qemu/osdep.h"
 
 #include "exec/ram_addr.h"
+#include "migration/colo-journal.h"
 #include "migration/ram.h"
 
 typedef struct ColoFlushStats {
     uint64_t pages;         /* pages copied into the RAM files */
     uint64_t runs;          /* contiguous runs written */
+    int64_t journal_us;     /* writing the journal (the commit point) */
+    int64_t total_us;       /* journal, copy and retiring the journal */
 } ColoFlushStats;
 
 /* The loader's page sink while a checkpoint's RAM part streams in: pages
@@ -26,13 +29,16 @@ extern const RAMPageSink colo_cache_sink;
 /* Gives every migrated block a colo_cache and an empty bmap.  On failure
  * nothing stays allocated and the error names the block and its size. */
 bool colo_init_ram_cache(RAMList *rl, GError **errp);
-/* Copies exactly the pages whose bmap bit is set from the cache into the
- * RAM files and clears the bits. */
-bool colo_flush_ram_cache(RAMList *rl, ColoFlushStats *stats, GError **errp);
+/* Commits checkpoint @rec: writes the journal (colo-journal.h), copies
+ * exactly the pages whose bmap bit is set from the cache into the RAM
+ * files, makes @rec the folder's record and clears the bits. */
+bool colo_flush_ram_cache(RAMList *rl, const ColoRecord *rec,
+                          ColoFlushStats *stats, GError **errp);
 /* Gives the memory of flushed cache pages back to the kernel; the cache
  * keeps its addresses and reads as zero until written again. */
 void colo_trim_ram_cache(RAMList *rl);
-/* Unmaps the caches (idempotent): a checkpoint cut off is forgotten. */
+/* Unmaps the caches and removes their files unless a journal needs them
+ * (idempotent): a checkpoint cut off is forgotten. */
 void colo_release_ram_cache(RAMList *rl);
 
 /* Bytes of address space reserved for caches, and bytes resident now. */

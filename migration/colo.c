@@ -12,8 +12,8 @@
  *     ... EOS, footer, EOF
  *   VMSTATE_SIZE be64 N, N bytes  ---->    device state -> buffer
  *                       <--------------    VMSTATE_RECEIVED
- *                                          flush colo_cache -> RAM files,
- *                                          device state committed
+ *                                          journal, colo_cache -> RAM
+ *                                          files, record (colo-journal.h)
  *                       <--------------    VMSTATE_LOADED
  *   (next CHECKPOINT_REQUEST after x-checkpoint-delay)
  *
@@ -142,10 +142,17 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
         return false;
     }
     t_received = g_get_monotonic_time();
-    if (!colo_flush_ram_cache(ci->ram_list, &flushed, errp)) {
+    ci->record->number = st.number;
+    if (ci->record->devices) {
+        g_bytes_unref(ci->record->devices);
+    }
+    ci->record->devices = g_bytes_ref(blob);
+    if (!colo_flush_ram_cache(ci->ram_list, ci->record, &flushed, errp)) {
         return false;
     }
     st.flushed_pages = flushed.pages;
+    st.journal_us = flushed.journal_us;
+    st.flush_us = flushed.total_us;
     st.commit_us = g_get_monotonic_time() - t_received;
     st.total_us = g_get_monotonic_time() - t_request;
     if (ci->hooks.committed &&

@@ -19,6 +19,8 @@ typedef struct ColoCheckpointStats {
     uint64_t ram_bytes;         /* bytes of the RAM part on the wire */
     uint64_t device_bytes;      /* size of the device-state blob */
     uint64_t flushed_pages;
+    int64_t journal_us;         /* of that: writing the journal */
+    int64_t flush_us;           /* journal, page copy, record */
     int64_t commit_us;          /* VMSTATE_RECEIVED -> VMSTATE_LOADED */
     int64_t total_us;           /* CHECKPOINT_REQUEST -> VMSTATE_LOADED */
 } ColoCheckpointStats;
@@ -39,6 +41,8 @@ typedef struct ColoIncomingHooks {
 typedef struct ColoIncoming {
     LoadVMState *lv;            /* its QEMUFile is the main stream */
     RAMList *ram_list;
+    ColoRecord *record;         /* blocks, machine; number and devices are
+                                 * set per checkpoint */
     QEMUFile *to_primary;       /* the reverse direction of the socket */
     ColoIncomingHooks hooks;
     /* The last committed checkpoint (number 0: the initial state). */

@@ -48,12 +48,10 @@ struct MigrationIncomingState {
     ColoCheckpointStats last_ckpt;  /* published copy of colo.c's */
     uint64_t cache_reserved;
     bool in_checkpoint;
-    VMDeviceState *committed;       /* last committed device state */
 
-    /* Kept for failover when the thread is joined (main thread). */
-    GArray *blocks;                 /* of RAMBlockSummary */
-    char machine[257];
-    uint32_t ram_section_id;
+    /* What the RAM folder held at start (colo-journal.h), under @lock. */
+    bool recovered;
+    ColoRecovery recovery;
 
     /* Set at start; read by the main thread for socket-address. */
     IncomingChannel *channel;
@@ -95,10 +93,7 @@ void migration_incoming_free(MigrationIncomingState *mis)
     migration_channel_free(mis->channel);
     g_free(mis->error_desc);
     g_free(mis->ram_dir);
-    device_state_unref(mis->committed);
-    if (mis->blocks) {
-        g_array_unref(mis->blocks);
-    }
+    colo_recovery_clear(&mis->recovery);
     g_cond_clear(&mis->colo_cond);
     g_mutex_clear(&mis->lock);
     g_free(mis);
@@ -206,18 +201,41 @@ static void migration_fail(MigrationIncomingState *mis, GError *err)
     migration_set_status(mis, MIGRATION_STATUS_FAILED);
 }
 
-/* After a complete load: make the RAM files and device state durable. */
+/* What the RAM folder holds once this stream is loaded (colo-journal.h);
+ * COLO checkpoints change its number and devices. */
+static ColoRecord *migration_record_new(MigrationIncomingState *mis)
+{
+    ColoRecord *rec = colo_record_new();
+
+    g_array_unref(rec->blocks);
+    rec->blocks = colo_record_blocks_of(mis->ram_list);
+    g_strlcpy(rec->machine, mis->lv.machine, sizeof(rec->machine));
+    rec->ram_section_id = mis->lv.ram_section_id >= 0 ?
+                          (uint32_t)mis->lv.ram_section_id : 0;
+    if (mis->lv.devices) {
+        rec->devices = g_bytes_ref(mis->lv.devices->blob);
+    }
+    return rec;
+}
+
+/* After a complete load: make the RAM files and device state durable, and
+ * record them as the folder's committed checkpoint 0. */
 static bool migration_commit_loaded(MigrationIncomingState *mis,
                                     GError **errp)
 {
+    g_autoptr(ColoRecord) rec = NULL;
+
     for (guint i = 0; i < mis->ram_list->blocks->len; i++) {
         ram_block_sync(g_ptr_array_index(mis->ram_list->blocks, i));
     }
-    if (mis->lv.devices &&
-        !device_state_save(mis->lv.devices, mis->ram_dir, errp)) {
+    if (!mis->lv.devices) {
+        return true;
+    }
+    if (!device_state_save(mis->lv.devices, mis->ram_dir, errp)) {
         return false;
     }
-    return true;
+    rec = migration_record_new(mis);
+    return colo_record_save(mis->ram_dir, rec, errp);
 }
 
 /* --- COLO ------------------------------------------------------------- */
@@ -241,21 +259,17 @@ static bool colo_hook_committed(void *opaque, VMDeviceState *ds,
                                 const ColoCheckpointStats *st, GError **errp)
 {
     MigrationIncomingState *mis = opaque;
-    VMDeviceState *old;
 
     if (!device_state_save(ds, mis->ram_dir, errp)) {
         g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", st->number);
         return false;
     }
     g_mutex_lock(&mis->lock);
-    old = mis->committed;
-    mis->committed = device_state_ref(ds);
     mis->last_ckpt = *st;
     mis->in_checkpoint = false;
     mis->stats = mis->lv.ram.stats;
     mis->transferred = qemu_file_tell(mis->file);
     g_mutex_unlock(&mis->lock);
-    device_state_unref(old);
     migration_event(mis, "RESUME", NULL);
     return true;
 }
@@ -289,14 +303,15 @@ static void migration_colo_session(MigrationIncomingState *mis)
     };
     int fd;
 
+    g_autoptr(ColoRecord) record = migration_record_new(mis);
+
+    ci.record = record;
     if (!colo_incoming_setup(&ci, &err)) {
         g_prefix_error(&err, "incoming migration failed: ");
         migration_fail(mis, err);
         return;
     }
     g_mutex_lock(&mis->lock);
-    mis->committed = mis->lv.devices ? device_state_ref(mis->lv.devices)
-                                     : NULL;
     mis->cache_reserved = colo_incoming_cache_reserved(&ci);
     g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_COLO);
@@ -343,10 +358,44 @@ static void migration_colo_session(MigrationIncomingState *mis)
                                              : MIGRATION_STATUS_COMPLETED);
 }
 
+bool migration_incoming_recover(MigrationIncomingState *mis, GError **errp)
+{
+    ColoRecovery r;
+
+    if (!colo_journal_recover(mis->ram_dir, &r, errp)) {
+        return false;
+    }
+    g_mutex_lock(&mis->lock);
+    colo_recovery_clear(&mis->recovery);
+    mis->recovery = r;
+    mis->recovered = r.record != NULL;
+    if (r.record) {
+        mis->last_ckpt.number = r.record->number;
+    }
+    g_mutex_unlock(&mis->lock);
+    return true;
+}
+
+const ColoRecovery *migration_incoming_recovery(MigrationIncomingState *mis)
+{
+    return &mis->recovery;
+}
+
 bool migration_incoming_colo_failover(MigrationIncomingState *mis,
                                       GError **errp)
 {
     g_mutex_lock(&mis->lock);
+    if (!mis->started && mis->recovered && !mis->failover_requested) {
+        /* A folder left by an earlier colo-secondary: resume from it. */
+        mis->failover_requested = true;
+        mis->last_mode = COLO_MODE_SECONDARY;
+        mis->reason = COLO_EXIT_REASON_REQUEST;
+        g_mutex_unlock(&mis->lock);
+        if (mis->notifier.thread_done) {
+            mis->notifier.thread_done(mis->notifier.opaque);
+        }
+        return true;
+    }
     if (mis->status != MIGRATION_STATUS_COLO) {
         g_mutex_unlock(&mis->lock);
         g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
@@ -384,22 +433,16 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
     info->last_device_bytes = mis->last_ckpt.device_bytes;
     info->cache_reserved = mis->cache_reserved;
     info->in_checkpoint = mis->in_checkpoint;
+    info->last_flushed_pages = mis->last_ckpt.flushed_pages;
+    info->last_journal_us = mis->last_ckpt.journal_us;
+    info->last_flush_us = mis->last_ckpt.flush_us;
+    info->recovered = mis->recovered;
+    if (mis->recovery.record) {
+        info->recovered_checkpoint = mis->recovery.record->number;
+        info->recovered_replayed = mis->recovery.replayed;
+        info->recovered_pages = mis->recovery.replayed_pages;
+    }
     g_mutex_unlock(&mis->lock);
-}
-
-GArray *migration_incoming_blocks(MigrationIncomingState *mis)
-{
-    return mis->blocks ? g_array_ref(mis->blocks) : NULL;
-}
-
-const char *migration_incoming_machine(MigrationIncomingState *mis)
-{
-    return mis->machine;
-}
-
-uint32_t migration_incoming_ram_section_id(MigrationIncomingState *mis)
-{
-    return mis->ram_section_id;
 }
 
 bool migration_incoming_failover_requested(MigrationIncomingState *mis)
@@ -410,17 +453,6 @@ bool migration_incoming_failover_requested(MigrationIncomingState *mis)
     r = mis->failover_requested;
     g_mutex_unlock(&mis->lock);
     return r;
-}
-
-VMDeviceState *migration_incoming_committed_devices(
-    MigrationIncomingState *mis)
-{
-    VMDeviceState *ds;
-
-    g_mutex_lock(&mis->lock);
-    ds = mis->committed ? device_state_ref(mis->committed) : NULL;
-    g_mutex_unlock(&mis->lock);
-    return ds;
 }
 
 /* --- the thread --------------------------------------------------------- */
@@ -452,6 +484,12 @@ static gpointer migration_incoming_thread(gpointer opaque)
         }
         goto fail;
     }
+    /* From here on the RAM files change: a checkpoint recorded in the
+     * folder by an earlier run no longer describes them. */
+    colo_journal_invalidate(mis->ram_dir);
+    g_mutex_lock(&mis->lock);
+    mis->recovered = false;
+    g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_ACTIVE);
 
     ok = qemu_loadvm_state(&mis->lv, &err);
@@ -476,10 +514,6 @@ static gpointer migration_incoming_thread(gpointer opaque)
     if (!ok) {
         goto fail;
     }
-    g_mutex_lock(&mis->lock);
-    mis->committed = mis->lv.devices ? device_state_ref(mis->lv.devices)
-                                     : NULL;
-    g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_COMPLETED);
     goto out;
 
@@ -532,23 +566,6 @@ void migration_incoming_join(MigrationIncomingState *mis)
     }
     g_thread_join(mis->thread);
     mis->thread = NULL;
-    if (mis->ram_list) {
-        if (mis->blocks) {
-            g_array_unref(mis->blocks);
-        }
-        mis->blocks = g_array_new(FALSE, TRUE, sizeof(RAMBlockSummary));
-        for (guint i = 0; i < mis->ram_list->blocks->len; i++) {
-            RAMBlock *rb = g_ptr_array_index(mis->ram_list->blocks, i);
-            RAMBlockSummary b = { .used_length = rb->used_length,
-                                  .mr_addr = rb->mr_addr };
-
-            g_strlcpy(b.idstr, rb->idstr, sizeof(b.idstr));
-            g_array_append_val(mis->blocks, b);
-        }
-        g_strlcpy(mis->machine, mis->lv.machine, sizeof(mis->machine));
-        mis->ram_section_id = mis->lv.ram_section_id >= 0 ?
-                              (uint32_t)mis->lv.ram_section_id : 0;
-    }
     loadvm_cleanup(&mis->lv);
     qemu_fclose(mis->file);
     mis->file = NULL;

@@ -16,6 +16,7 @@
 
 #include "exec/ram_addr.h"
 #include "migration/channel.h"
+#include "migration/colo-journal.h"
 #include "migration/device-state.h"
 #include "migration/options.h"
 #include "migration/ram.h"
@@ -46,6 +47,14 @@ typedef struct ColoStatusInfo {
     uint64_t last_device_bytes;
     uint64_t cache_reserved;
     bool in_checkpoint;
+    uint64_t last_flushed_pages;
+    int64_t last_journal_us;
+    int64_t last_flush_us;
+    /* The RAM folder held a committed checkpoint at start. */
+    bool recovered;
+    uint64_t recovered_checkpoint;
+    bool recovered_replayed;        /* from its journal */
+    uint64_t recovered_pages;
 } ColoStatusInfo;
 
 /* A snapshot for query-migrate. */
@@ -92,28 +101,18 @@ const char *migration_incoming_ram_dir(MigrationIncomingState *mis);
 
 void migration_incoming_colo_status(MigrationIncomingState *mis,
                                     ColoStatusInfo *info);
-/* x-colo-lost-heartbeat: take over from the primary. */
+/* Before any migration: brings the RAM folder to the one checkpoint it
+ * holds (replaying a journal an earlier colo-secondary left) and keeps it
+ * as what x-colo-lost-heartbeat resumes if no migration starts. */
+bool migration_incoming_recover(MigrationIncomingState *mis, GError **errp);
+const ColoRecovery *migration_incoming_recovery(MigrationIncomingState *mis);
+
+/* x-colo-lost-heartbeat: take over from the primary (or, before any
+ * migration, from what migration_incoming_recover() found). */
 bool migration_incoming_colo_failover(MigrationIncomingState *mis,
                                       GError **errp);
-/* What a failover needs to know of the RAM blocks, kept after the RAM list
- * itself is gone. */
-typedef struct RAMBlockSummary {
-    char idstr[RAM_BLOCK_IDSTR_MAX + 1];
-    uint64_t used_length;
-    uint64_t mr_addr;
-} RAMBlockSummary;
-
-/* Blocks of the session (a new array of RAMBlockSummary), the machine
- * type and the RAM section id the source used; valid once the migration
- * thread has been joined. */
-GArray *migration_incoming_blocks(MigrationIncomingState *mis);
-const char *migration_incoming_machine(MigrationIncomingState *mis);
-uint32_t migration_incoming_ram_section_id(MigrationIncomingState *mis);
 bool migration_incoming_failover_requested(MigrationIncomingState *mis);
 
-/* The committed device state (a new reference), or NULL. */
-VMDeviceState *migration_incoming_committed_devices(
-    MigrationIncomingState *mis);
 /* Run state as query-status reports it. */
 const char *migration_incoming_runstate(MigrationIncomingState *mis);
 

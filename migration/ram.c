@@ -416,6 +416,12 @@ bool ram_load_section(RAMLoadState *rs, QEMUFile *f, GError **errp)
                                 rb->used_length);
             }
             dst = ram_page_target(rs, rb, offset);
+            if (!dst && rb->colo_cache_error) {
+                return ram_fail(errp, at, "page record", "no room for page "
+                                "0x%" PRIx64 " of block '%s' in the %s: %s",
+                                offset, rb->idstr, rs->sink->name,
+                                g_strerror(rb->colo_cache_error));
+            }
             if (!dst) {
                 return ram_fail(errp, at, "page record", "block '%s' has no "
                                 "%s", rb->idstr, rs->sink->name);

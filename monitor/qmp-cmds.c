@@ -387,6 +387,20 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
                                info.last_device_bytes);
     json_object_set_int_member(o, "x-cache-reserved-bytes",
                                info.cache_reserved);
+    json_object_set_int_member(o, "x-last-flushed-pages",
+                               info.last_flushed_pages);
+    json_object_set_int_member(o, "x-last-journal-us", info.last_journal_us);
+    json_object_set_int_member(o, "x-last-flush-us", info.last_flush_us);
+    if (info.recovered) {
+        JsonObject *r = json_object_new();
+
+        json_object_set_int_member(r, "checkpoint",
+                                   info.recovered_checkpoint);
+        json_object_set_boolean_member(r, "replayed",
+                                       info.recovered_replayed);
+        json_object_set_int_member(r, "replayed-pages", info.recovered_pages);
+        json_object_set_object_member(o, "x-recovered", r);
+    }
     if (ctx->colo_status) {
         ctx->colo_status(ctx->opaque, o);
     }

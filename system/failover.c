@@ -251,10 +251,6 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
 struct FailoverJob {
     const FailoverConfig *cfg;      /* the caller's, outlives the job */
     char *ram_dir;
-    GArray *blocks;
-    VMDeviceState *ds;
-    char *machine;
-    uint32_t ram_section_id;
     FailoverDoneFn done;
     void *opaque;
 
@@ -278,14 +274,38 @@ static gboolean failover_job_deliver(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/* The RAM folder is the truth: it is first brought to the one checkpoint
+ * it holds (a journal left by a commit that did not finish is replayed),
+ * and that checkpoint's record says what to resume. */
+static bool failover_from_folder(FailoverJob *job, GError **errp)
+{
+    g_auto(ColoRecovery) r = { 0 };
+    g_autoptr(VMDeviceState) ds = NULL;
+
+    if (!colo_journal_recover(job->ram_dir, &r, errp)) {
+        g_prefix_error(errp, "failover: ");
+        return false;
+    }
+    if (!r.record) {
+        g_set_error(errp, COLO_ERROR, ENOENT, "failover: nothing committed "
+                    "to resume from in %s", job->ram_dir);
+        return false;
+    }
+    ds = device_state_from_blob(r.record->devices, errp);
+    if (!ds) {
+        g_prefix_error(errp, "failover: the committed device state: ");
+        return false;
+    }
+    return colo_failover_resume(job->cfg, job->ram_dir, r.record->blocks, ds,
+                                r.record->machine, r.record->ram_section_id,
+                                &job->result, errp);
+}
+
 static gpointer failover_job_thread(gpointer opaque)
 {
     FailoverJob *job = opaque;
 
-    job->ok = colo_failover_resume(job->cfg, job->ram_dir, job->blocks,
-                                   job->ds, job->machine,
-                                   job->ram_section_id, &job->result,
-                                   &job->err);
+    job->ok = failover_from_folder(job, &job->err);
     /* Always through the main context, never called here. */
     job->idle_id = g_idle_add(failover_job_deliver, job);
     return NULL;
@@ -299,10 +319,6 @@ FailoverJob *failover_job_start(const FailoverConfig *cfg,
 
     job->cfg = cfg;
     job->ram_dir = g_strdup(migration_incoming_ram_dir(mis));
-    job->blocks = migration_incoming_blocks(mis);
-    job->ds = migration_incoming_committed_devices(mis);
-    job->machine = g_strdup(migration_incoming_machine(mis));
-    job->ram_section_id = migration_incoming_ram_section_id(mis);
     job->done = done;
     job->opaque = opaque;
     job->state = FAILOVER_RUNNING;
@@ -344,12 +360,7 @@ void failover_job_free(FailoverJob *job)
         g_source_remove(job->idle_id);
     }
     failover_result_clear(&job->result);
-    if (job->blocks) {
-        g_array_unref(job->blocks);
-    }
     g_clear_error(&job->err);
-    device_state_unref(job->ds);
-    g_free(job->machine);
     g_free(job->ram_dir);
     g_free(job);
 }

@@ -402,6 +402,27 @@ int main(int argc, char **argv)
 
     m.loop = g_main_loop_new(NULL, FALSE);
     m.mis = migration_incoming_new(ram_dir, &notifier);
+    if (!migration_incoming_recover(m.mis, &err)) {
+        fprintf(stderr, "colo-secondary: -ram-dir %s: %s\n", ram_dir,
+                err->message);
+        migration_incoming_free(m.mis);
+        g_main_loop_unref(m.loop);
+        return 1;
+    } else {
+        const ColoRecovery *r = migration_incoming_recovery(m.mis);
+
+        if (r->discarded) {
+            fprintf(stderr, "colo-secondary: %s: dropped an unfinished "
+                    "checkpoint journal\n", ram_dir);
+        }
+        if (r->record) {
+            fprintf(stderr, "colo-secondary: %s holds checkpoint %" PRIu64
+                    "%s (%" PRIu64 " pages replayed); x-colo-lost-heartbeat "
+                    "resumes it unless a migration starts\n", ram_dir,
+                    r->record->number, r->replayed ? ", replayed from its "
+                    "journal" : "", r->replayed_pages);
+        }
+    }
     for (guint i = 0; i < globals->len; i++) {
         if (!apply_global(migration_incoming_options(m.mis),
                           g_ptr_array_index(globals, i), &err)) {

@@ -75,6 +75,18 @@ uint64_t ram_list_total(RAMList *rl)
     return total;
 }
 
+bool ram_dir_name_reserved(const char *name)
+{
+    /* What colo-secondary itself keeps in a RAM folder. */
+    static const char *const own[] = {
+        "colo-checkpoint", "colo-checkpoint.tmp", "colo-journal",
+        "colo-journal.tmp", "colo-cache", "device-state.bin", "vmdesc.json",
+        "failover.mig", "failover-qemu.qmp", "failover-qemu.log", NULL,
+    };
+
+    return g_strv_contains(own, name) || g_str_has_prefix(name, ".");
+}
+
 char *ram_block_path(const char *dir, const char *idstr, GError **errp)
 {
     const char *rel = idstr;
@@ -97,6 +109,12 @@ char *ram_block_path(const char *dir, const char *idstr, GError **errp)
         rel++;
     }
     parts = g_strsplit(rel, "/", -1);
+    if (parts[0] && ram_dir_name_reserved(parts[0])) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name '%s' would "
+                    "overwrite colo-secondary's own file '%s'", idstr,
+                    parts[0]);
+        return NULL;
+    }
     for (int i = 0; parts[i]; i++) {
         if (!parts[i][0] || strcmp(parts[i], ".") == 0 ||
             strcmp(parts[i], "..") == 0) {
@@ -176,6 +194,14 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
     if (!rb->preexisting && ftruncate(fd, length) < 0) {
         g_set_error(errp, COLO_ERROR, errno, "cannot size RAM file %s: %s",
                     rb->path, g_strerror(errno));
+        goto fail;
+    }
+    /* Every page gets its storage now: a write through the mapping into a
+     * hole of a full filesystem would be a SIGBUS, here it is an error. */
+    if (fallocate(fd, 0, 0, length) < 0 && errno != EOPNOTSUPP) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot allocate %" PRIu64
+                    " bytes for RAM file %s: %s", length, rb->path,
+                    g_strerror(errno));
         goto fail;
     }
     /*

@@ -42,9 +42,19 @@ typedef struct RAMBlock {
      * COLO (docs/colo.rst): checkpoint pages land here first and reach
      * @host only when the whole checkpoint has arrived.  NULL outside COLO.
      */
-    uint8_t *colo_cache;
+    uint8_t *colo_cache;        /* MAP_SHARED view of the cache file */
+    int colo_cache_fd;          /* valid while colo_cache is set */
+    int colo_cache_error;       /* errno of the last page it could not take */
     unsigned long *bmap;        /* pages held in colo_cache, not yet flushed */
 } RAMBlock;
+
+/* What a failover needs to know of a RAM block, kept after the RAM list
+ * itself is gone (and in the checkpoint record, migration/colo-journal.h). */
+typedef struct RAMBlockSummary {
+    char idstr[RAM_BLOCK_IDSTR_MAX + 1];
+    uint64_t used_length;
+    uint64_t mr_addr;
+} RAMBlockSummary;
 
 typedef struct RAMList {
     char *dir;                  /* the RAM folder */
@@ -62,6 +72,9 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
                        GError **errp);
 uint64_t ram_list_total(RAMList *rl);
 
+/* Whether @name (a first path component) is one of the files
+ * colo-secondary keeps in a RAM folder, not usable for a block. */
+bool ram_dir_name_reserved(const char *name);
 /* The file a block with @idstr lives in, or NULL (error set) if the name
  * cannot be a file name under the RAM folder. */
 char *ram_block_path(const char *dir, const char *idstr, GError **errp);

@@ -352,7 +352,7 @@ class Secondary(LoggedProcess):
     """colo-secondary with a QMP socket."""
 
     def __init__(self, workdir, incoming="defer", ram_dir=None, extra=(),
-                 name="colo-test", prefix=()):
+                 name="colo-test", prefix=(), env=None):
         self.workdir = workdir
         self.ram_dir = ram_dir or os.path.join(workdir, "ram")
         self.qmp_path = os.path.join(workdir, "secondary.qmp")
@@ -370,7 +370,8 @@ class Secondary(LoggedProcess):
         argv = list(prefix) + argv
         self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **(env or {})))
         self.qmp = QMP(self.qmp_path)
 
     def quit(self):
