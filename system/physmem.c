@@ -84,7 +84,7 @@ bool ram_dir_name_reserved(const char *name)
         "failover.mig", "failover-qemu.qmp", "failover-qemu.log", NULL,
     };
 
-    return g_strv_contains(own, name) || g_str_has_prefix(name, ".");
+    return g_strv_contains(own, name);
 }
 
 char *ram_block_path(const char *dir, const char *idstr, GError **errp)
@@ -109,12 +109,6 @@ char *ram_block_path(const char *dir, const char *idstr, GError **errp)
         rel++;
     }
     parts = g_strsplit(rel, "/", -1);
-    if (parts[0] && ram_dir_name_reserved(parts[0])) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name '%s' would "
-                    "overwrite colo-secondary's own file '%s'", idstr,
-                    parts[0]);
-        return NULL;
-    }
     for (int i = 0; parts[i]; i++) {
         if (!parts[i][0] || strcmp(parts[i], ".") == 0 ||
             strcmp(parts[i], "..") == 0) {
@@ -122,6 +116,12 @@ char *ram_block_path(const char *dir, const char *idstr, GError **errp)
                         "not usable as a file name", idstr);
             return NULL;
         }
+    }
+    if (ram_dir_name_reserved(parts[0])) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name '%s' would "
+                    "overwrite colo-secondary's own file '%s'", idstr,
+                    parts[0]);
+        return NULL;
     }
     return g_build_filename(dir, rel, NULL);
 }

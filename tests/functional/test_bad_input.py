@@ -184,6 +184,16 @@ class BadInput(ct.TempDirTestCase):
         self.run_bad(s.finish(), "not usable as a file name")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil")))
 
+    def test_idstr_naming_our_own_files(self):
+        # A block may not be stored over the folder's checkpoint record,
+        # journal or cache (colo-journal.h).
+        for name in ("colo-checkpoint", "/colo-cache/pc.ram",
+                     "device-state.bin"):
+            with self.subTest(name=name):
+                s = sg.Stream(blocks=((name, 1 << 20),))
+                self.run_bad(s.finish(), "would overwrite colo-secondary's "
+                             "own file")
+
     def test_mem_size_overrun(self):
         # Block list whose entry is larger than the announced total.
         data = bytearray(sg.Stream(blocks=(("pc.ram", 1 << 20),)).finish())

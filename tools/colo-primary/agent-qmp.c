@@ -240,6 +240,17 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                info.last.wire_bytes);
     json_object_set_int_member(o, "x-colo-last-device-bytes",
                                info.last.device_bytes);
+    json_object_set_int_member(o, "x-colo-last-scanned-pages",
+                               info.last.scanned_pages);
+    {
+        JsonObject *t = json_object_new();
+
+        json_object_set_string_member(t, "method", info.tracking);
+        if (info.tracking_why) {
+            json_object_set_string_member(t, "reason", info.tracking_why);
+        }
+        json_object_set_object_member(o, "x-colo-dirty-tracking", t);
+    }
     if (info.have_pauses) {
         json_object_set_int_member(o, "x-colo-pause-median-us",
                                    info.pause_median_us);

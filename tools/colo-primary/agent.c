@@ -154,6 +154,7 @@ void agent_config_clear(AgentConfig *cfg)
     g_clear_pointer(&cfg->guard_exe, g_free);
     g_clear_pointer(&cfg->tls_creds, g_free);
     g_clear_pointer(&cfg->tls_hostname, g_free);
+    g_clear_pointer(&cfg->dirty_tracking, g_free);
 }
 
 Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
@@ -170,6 +171,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->cfg.connect = g_strdup(cfg->connect);
     a->cfg.verify_dir = g_strdup(cfg->verify_dir);
     a->cfg.guard_exe = g_strdup(cfg->guard_exe);
+    a->cfg.dirty_tracking = g_strdup(cfg->dirty_tracking);
     a->cfg.tls_creds = NULL;        /* kept in opts, settable over QMP */
     a->cfg.tls_hostname = NULL;
     g_mutex_init(&a->lock);
@@ -212,6 +214,13 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     }
     a->scan = dirty_scan_new(a->ram, a->ram_size, threads, errp);
     if (!a->scan) {
+        goto fail;
+    }
+    if (!dirty_tracking_parse(cfg->dirty_tracking ? cfg->dirty_tracking :
+                              "auto", &a->tracking_mode)) {
+        *exit_status = AGENT_EXIT_USAGE;
+        g_set_error(errp, COLO_ERROR, EINVAL, "--dirty-tracking %s: expected "
+                    "auto, digest or soft-dirty", cfg->dirty_tracking);
         goto fail;
     }
     if (cfg->monitor) {
@@ -294,6 +303,7 @@ void agent_free(Agent *a)
     g_free(a->uri);
     g_free(a->error_desc);
     g_free(a->net_netdevs);
+    g_free(a->tracking_why);
     g_free(a);
 }
 
@@ -319,6 +329,8 @@ void agent_query(Agent *a, AgentInfo *info)
     info->xbzrle_pages = a->xbzrle_pages;
     info->last = a->last;
     info->net_buffered = a->net_buffered;
+    info->tracking = dirty_scan_method(a->scan);
+    info->tracking_why = g_strdup(a->tracking_why);
     info->net_netdevs = g_strdup(a->net_netdevs);
     info->net = a->net;
     g_mutex_unlock(&a->lock);
@@ -332,4 +344,5 @@ void agent_info_clear(AgentInfo *info)
     info->error_desc = NULL;
     g_free(info->net_netdevs);
     info->net_netdevs = NULL;
+    g_clear_pointer(&info->tracking_why, g_free);
 }

@@ -18,6 +18,7 @@
 #include "migration/wire.h"
 #include "monitor/monitor.h"
 #include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/dirty-tracking.h"
 #include "tools/colo-primary/net-buffer.h"
 #include "tools/colo-primary/session.h"
 #include "tools/colo-primary/vm-control.h"
@@ -55,6 +56,8 @@ typedef struct CheckpointFigures {
                                    counted in pause_us */
     int64_t total_us;           /* stop -> the secondary's LOADED */
     uint64_t dirty_pages;       /* of main RAM */
+    uint64_t scanned_pages;     /* digested to find them (all without
+                                   soft-dirty) */
     uint64_t wire_bytes;        /* RAM records and device state */
     uint64_t device_bytes;
     uint64_t xbzrle_pages;
@@ -74,6 +77,8 @@ typedef struct AgentConfig {
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
     gboolean no_net_buffer;     /* let the VM's output go out at once */
+    char *dirty_tracking;       /* auto, digest, soft-dirty */
+    int qemu_pid;               /* 0: the QMP socket's peer */
     char *tls_creds;            /* --tls-creds: a --object's id */
     char *tls_hostname;
     char *guard_exe;            /* colo-primary itself, for the network
@@ -91,6 +96,7 @@ struct Agent {
     uint64_t ram_size;
     VmControl *vm;              /* the session's while one runs */
     DirtyScan *scan;            /* the session's while one runs */
+    DirtyTrackingMode tracking_mode;
     Monitor *mon;               /* NULL without --monitor */
     GMainLoop *loop;
 
@@ -117,6 +123,7 @@ struct Agent {
     bool net_buffered;          /* this session holds the VM's output */
     char *net_netdevs;          /* which netdevs, for the queries */
     NetBufferStats net;         /* as of the last checkpoint */
+    char *tracking_why;         /* why digests, NULL with soft-dirty */
     GThread *session;
     SessionNotifier notify;     /* how the session reaches agent.c */
     bool quit_when_idle;
@@ -142,6 +149,8 @@ typedef struct AgentInfo {
     bool net_buffered;
     char *net_netdevs;          /* owned */
     NetBufferStats net;
+    const char *tracking;       /* "soft-dirty", "digest" */
+    char *tracking_why;         /* owned; NULL with soft-dirty */
 } AgentInfo;
 
 /* Main thread.  Maps the RAM file, connects to QEMU, prepares the dirty

@@ -12,6 +12,7 @@
 #endif
 
 #include "migration/wire.h"
+#include "qemu/bitmap.h"
 #include "tools/colo-primary/dirty-scan.h"
 
 #define WORDS_PER_PAGE (TARGET_PAGE_SIZE / 8)
@@ -31,6 +32,15 @@ typedef struct ScanChunk {
 struct DirtyScan {
     const uint8_t *ram;
     uint64_t npages;
+
+    /* Soft-dirty (see dirty_scan_attach_soft_dirty); -1 when unused. */
+    int pagemap_fd;
+    int clear_refs_fd;
+    uint64_t qemu_first_page;   /* of the RAM in QEMU's address space */
+    unsigned long *candidates;  /* soft-dirty pages of this scan */
+    uint64_t ncandidates;
+    char *fallback_reason;      /* why soft-dirty was given up, or NULL */
+
     uint64_t *digests;
     uint64_t key[WORDS_PER_PAGE];
     uint8_t *staging;           /* mirrors RAM: chunk pages staged in place */
@@ -214,7 +224,132 @@ DirtyScan *dirty_scan_new(const uint8_t *ram, uint64_t size, int threads,
         ds->chunks[c].end = MIN(ds->npages, (c + 1) * CHUNK_PAGES);
     }
     ds->nthreads = CLAMP(threads, 1, MAX_THREADS);
+    ds->pagemap_fd = ds->clear_refs_fd = -1;
     return ds;
+}
+
+static void soft_dirty_close(DirtyScan *ds)
+{
+    if (ds->pagemap_fd >= 0) {
+        close(ds->pagemap_fd);
+    }
+    if (ds->clear_refs_fd >= 0) {
+        close(ds->clear_refs_fd);
+    }
+    ds->pagemap_fd = ds->clear_refs_fd = -1;
+    g_clear_pointer(&ds->candidates, g_free);
+}
+
+/* From now on every page is a candidate again: the digests are current,
+ * so the full scan finds exactly what changed. */
+static void soft_dirty_give_up(DirtyScan *ds, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static void soft_dirty_give_up(DirtyScan *ds, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_free(ds->fallback_reason);
+    ds->fallback_reason = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    soft_dirty_close(ds);
+}
+
+/* Clears the soft-dirty bits of every page of the QEMU process. */
+static bool soft_dirty_clear(DirtyScan *ds, GError **errp)
+{
+    if (pwrite(ds->clear_refs_fd, "4", 1, 0) != 1) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot clear the soft-dirty "
+                    "bits of QEMU: %s", g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Bit 55 of each pagemap entry of the RAM, into @candidates. */
+static bool soft_dirty_read(DirtyScan *ds, GError **errp)
+{
+    enum { BATCH = 16384 };
+    g_autofree uint64_t *buf = g_new(uint64_t, BATCH);
+
+    memset(ds->candidates, 0, BITS_TO_LONGS(ds->npages) * sizeof(long));
+    ds->ncandidates = 0;
+    for (uint64_t p = 0; p < ds->npages; p += BATCH) {
+        uint64_t n = MIN(BATCH, ds->npages - p);
+        off_t at = (off_t)((ds->qemu_first_page + p) * 8);
+        ssize_t got = pread(ds->pagemap_fd, buf, n * 8, at);
+
+        if (got != (ssize_t)(n * 8)) {
+            g_set_error(errp, COLO_ERROR, got < 0 ? errno : EIO, "cannot "
+                        "read QEMU's pagemap: %s", got < 0 ?
+                        g_strerror(errno) : "short read");
+            return false;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            if ((buf[i] >> 55) & 1) {
+                set_bit(p + i, ds->candidates);
+                ds->ncandidates++;
+            }
+        }
+    }
+    return true;
+}
+
+bool dirty_scan_attach_soft_dirty(DirtyScan *ds, int pid, uint64_t addr,
+                                  GError **errp)
+{
+    g_autofree char *pm = g_strdup_printf("/proc/%d/pagemap", pid);
+    g_autofree char *cr = g_strdup_printf("/proc/%d/clear_refs", pid);
+
+    if (addr % TARGET_PAGE_SIZE) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "QEMU's RAM mapping at 0x%"
+                    PRIx64 " is not page aligned", addr);
+        return false;
+    }
+    soft_dirty_close(ds);
+    ds->pagemap_fd = open(pm, O_RDONLY | O_CLOEXEC);
+    ds->clear_refs_fd = open(cr, O_WRONLY | O_CLOEXEC);
+    if (ds->pagemap_fd < 0 || ds->clear_refs_fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "cannot open %s: %s",
+                    ds->pagemap_fd < 0 ? pm : cr, g_strerror(errno));
+        soft_dirty_close(ds);
+        return false;
+    }
+    ds->qemu_first_page = addr / TARGET_PAGE_SIZE;
+    ds->candidates = g_new0(unsigned long, BITS_TO_LONGS(ds->npages));
+    /* A first read proves the range is readable; the clear starts the
+     * first epoch: from here on every write of QEMU's sets a bit. */
+    if (!soft_dirty_read(ds, errp) || !soft_dirty_clear(ds, errp)) {
+        soft_dirty_close(ds);
+        return false;
+    }
+    g_clear_pointer(&ds->fallback_reason, g_free);
+    return true;
+}
+
+void dirty_scan_detach_soft_dirty(DirtyScan *ds)
+{
+    soft_dirty_close(ds);
+}
+
+const char *dirty_scan_method(const DirtyScan *ds)
+{
+    return ds->pagemap_fd >= 0 ? "soft-dirty" : "digest";
+}
+
+const char *dirty_scan_fallback_reason(const DirtyScan *ds)
+{
+    return ds->fallback_reason;
+}
+
+uint64_t dirty_scan_candidates(const DirtyScan *ds)
+{
+    return ds->pagemap_fd >= 0 ? ds->ncandidates : ds->npages;
+}
+
+bool dirty_scan_is_candidate(const DirtyScan *ds, uint64_t page_no)
+{
+    return ds->pagemap_fd < 0 || test_bit(page_no, ds->candidates);
 }
 
 void dirty_scan_free(DirtyScan *ds)
@@ -226,6 +361,8 @@ void dirty_scan_free(DirtyScan *ds)
         g_assert(!ds->threads[i]);
     }
     munmap(ds->staging, ds->npages * TARGET_PAGE_SIZE);
+    soft_dirty_close(ds);
+    g_free(ds->fallback_reason);
     g_free(ds->chunks);
     g_free(ds->changed);
     g_free(ds->digests);
@@ -247,7 +384,12 @@ static void scan_chunk(DirtyScan *ds, ScanChunk *c)
     c->count = 0;
     for (uint64_t n = c->first; n < c->end; n++) {
         const uint8_t *page = ds->ram + n * TARGET_PAGE_SIZE;
-        uint64_t d = fn(ds->key, page);
+        uint64_t d;
+
+        if (ds->candidates && !test_bit(n, ds->candidates)) {
+            continue;       /* not written since the last scan */
+        }
+        d = fn(ds->key, page);
 
         if (d != ds->digests[n]) {
             ds->digests[n] = d;
@@ -285,6 +427,15 @@ static gpointer scan_thread(gpointer opaque)
 
 void dirty_scan_start(DirtyScan *ds)
 {
+    g_autoptr(GError) err = NULL;
+
+    /* Read, then clear at once: a write between the two would be lost,
+     * so QEMU must not write guest RAM here (the VM is stopped).  Writes
+     * after the clear, while the pages are digested, are next scan's. */
+    if (ds->pagemap_fd >= 0 &&
+        (!soft_dirty_read(ds, &err) || !soft_dirty_clear(ds, &err))) {
+        soft_dirty_give_up(ds, "%s", err->message);
+    }
     g_atomic_int_set(&ds->next_chunk, 0);
     for (int i = 0; i < ds->nthreads; i++) {
         g_assert(!ds->threads[i]);

@@ -10,6 +10,7 @@
  *                [--object tls-creds-x509,id=ID,dir=DIR,endpoint=client]
  *                [--tls-creds ID] [--tls-hostname NAME]
  *                [--no-net-buffer] [--verify-secondary RAM_DIR]
+ *                [--dirty-tracking auto|digest|soft-dirty] [--qemu-pid N]
  *                [--quiet]
  *
  * --connect starts protecting the VM at once (x-colo implied); with
@@ -69,6 +70,12 @@ int main(int argc, char **argv)
         { "no-net-buffer", 0, 0, G_OPTION_ARG_NONE, &c->no_net_buffer,
           "let the VM's network output out at once (it is held until its "
           "checkpoint commits otherwise)", NULL },
+        { "dirty-tracking", 0, 0, G_OPTION_ARG_STRING, &c->dirty_tracking,
+          "how changed pages are found: auto (soft-dirty where it can be "
+          "trusted), digest, soft-dirty", "MODE" },
+        { "qemu-pid", 0, 0, G_OPTION_ARG_INT, &c->qemu_pid,
+          "QEMU's pid, for soft-dirty (default: the QMP socket's peer)",
+          "PID" },
         { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &c->verify_dir,
           "tests: compare the secondary's RAM file after every checkpoint",
           "RAM_DIR" },
@@ -104,11 +111,6 @@ int main(int argc, char **argv)
                 agent_config_clear(&cfg);
                 return usage_error(err->message);
             }
-        }
-        if (!cfg.quiet) {
-            printf("dirty tracking: %s\n", dirty_scan_soft_dirty_works() ?
-                   "page digests (soft-dirty is available but not used)" :
-                   "page digests (this kernel has no soft-dirty bits)");
         }
         a = agent_new(&cfg, &status, &err);
         if (a) {

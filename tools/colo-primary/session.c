@@ -128,6 +128,7 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     fig->stop_us = t1 - t0;
     fig->capture_us = t2 - t1;
     fig->scan_wait_us = t3 - t2;
+    fig->scanned_pages = dirty_scan_candidates(a->scan);
     fig->cont_us = fig->pause_us - (t3 - t0);
     dir = g_strdup_printf("%s/capture%d", a->work, s->capture_no++ % 2);
     dc = device_capture_parse(bytes, dir, a->cfg.ram_block, a->ram_size, errp);
@@ -274,6 +275,33 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
     }
 }
 
+/* Soft-dirty or digests (dirty-tracking.h), said once per session. */
+static bool session_choose_tracking(Session *s, GError **errp)
+{
+    Agent *a = s->a;
+    g_autofree char *why = NULL;
+
+    if (!dirty_tracking_choose(a->scan, vm_control_qmp(a->vm),
+                               a->cfg.ram_file, a->ram_size,
+                               a->tracking_mode, a->cfg.qemu_pid, &why,
+                               errp)) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return false;
+    }
+    g_mutex_lock(&a->lock);
+    g_free(a->tracking_why);
+    a->tracking_why = g_steal_pointer(&why);
+    g_mutex_unlock(&a->lock);
+    if (!a->cfg.quiet) {
+        printf("dirty tracking: %s%s%s%s\n", dirty_scan_method(a->scan),
+               a->tracking_why ? " (" : "",
+               a->tracking_why ? a->tracking_why : "",
+               a->tracking_why ? ")" : "");
+        fflush(stdout);
+    }
+    return true;
+}
+
 static bool session_initial_sync(Session *s, GError **errp)
 {
     Agent *a = s->a;
@@ -306,7 +334,11 @@ static bool session_initial_sync(Session *s, GError **errp)
     s->section_id = s->model->lv.ram_section_id;
     s->switchover = colo_machine_sends_switchover(s->model->lv.machine);
 
-    /* 2. All of main RAM while the VM runs. */
+    /* 2. All of main RAM while the VM runs; from here on soft-dirty bits
+     * (where used) mark what QEMU writes. */
+    if (!session_choose_tracking(s, errp)) {
+        return false;
+    }
     t0 = g_get_monotonic_time();
     f = qemu_file_new_output_fd(dup(s->peer->fd), true);
     s->rs.f = f;
