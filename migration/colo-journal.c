@@ -197,6 +197,18 @@ bool colo_record_save(const char *ram_dir, const ColoRecord *rec,
                         "record", errp);
 }
 
+bool colo_record_export_devices(const char *ram_dir, const ColoRecord *rec,
+                                GError **errp)
+{
+    g_autofree char *path = g_build_filename(ram_dir, "device-state.bin",
+                                             NULL);
+    gsize len;
+    const char *data = rec->devices ? g_bytes_get_data(rec->devices, &len)
+                                    : NULL;
+
+    return !data || g_file_set_contents(path, data, len, errp);
+}
+
 bool colo_journal_write(const char *ram_dir, const ColoRecord *rec,
                         RAMList *rl, GError **errp)
 {
@@ -486,7 +498,8 @@ bool colo_journal_recover(const char *ram_dir, ColoRecovery *r,
     colo_journal_remove_cache(ram_dir);
     if (g_file_test(record, G_FILE_TEST_EXISTS)) {
         r->record = colo_record_load(record, NULL, errp);
-        if (!r->record) {
+        if (!r->record ||
+            !colo_record_export_devices(ram_dir, r->record, errp)) {
             return false;
         }
     }

@@ -53,6 +53,9 @@ GArray *colo_record_blocks_of(RAMList *rl);
 /* Writes @rec as the folder's committed record (tmp file + rename). */
 bool colo_record_save(const char *ram_dir, const ColoRecord *rec,
                       GError **errp);
+/* Writes the record's device state to <ram-dir>/device-state.bin. */
+bool colo_record_export_devices(const char *ram_dir, const ColoRecord *rec,
+                                GError **errp);
 /* Reads and checks a record or journal file; NULL with the reason. */
 ColoRecord *colo_record_load(const char *path, GPtrArray **bitmaps,
                              GError **errp);

@@ -260,10 +260,8 @@ static bool colo_hook_committed(void *opaque, VMDeviceState *ds,
 {
     MigrationIncomingState *mis = opaque;
 
-    if (!device_state_save(ds, mis->ram_dir, errp)) {
-        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", st->number);
-        return false;
-    }
+    (void)ds;
+    (void)errp;
     g_mutex_lock(&mis->lock);
     mis->last_ckpt = *st;
     mis->in_checkpoint = false;
@@ -291,6 +289,7 @@ static void colo_emit_exit(MigrationIncomingState *mis, COLOExitReason r)
 static void migration_colo_session(MigrationIncomingState *mis)
 {
     g_autoptr(GError) err = NULL;
+    g_autoptr(GError) err2 = NULL;
     ColoIncoming ci = {
         .lv = &mis->lv,
         .ram_list = mis->ram_list,
@@ -325,6 +324,11 @@ static void migration_colo_session(MigrationIncomingState *mis)
         qemu_file_set_quickack(mis->lv.f, true);
         colo_incoming_run(&ci, &err);
         qemu_fclose(ci.to_primary);
+    }
+    /* device-state.bin: a copy of the record's, for people and tools
+     * (the record itself is written with every checkpoint). */
+    if (!colo_record_export_devices(mis->ram_dir, record, &err2)) {
+        fprintf(stderr, "colo-secondary: %s\n", err2->message);
     }
 
     g_mutex_lock(&mis->lock);

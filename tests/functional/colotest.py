@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 SOURCE_ROOT = os.environ.get(
     "COLO_SOURCE_ROOT",
@@ -569,6 +571,42 @@ def replay(sock, session, stop_at=None, on_commit=None):
                     on_commit(committed)
                 committed += 1
     return replies
+
+
+def read_record(path):
+    """A colo-checkpoint record or colo-journal (migration/colo-journal.c),
+    decoded here independently: {number, machine, blocks, devices}."""
+    with open(path, "rb") as f:
+        rec = f.read()
+    assert rec[:8] == b"COLOCKPT", path
+    assert zlib.crc32(rec[:-4]) == int.from_bytes(rec[-4:], "big"), path
+    p = 8
+    version, flags = struct.unpack_from(">II", rec, p)
+    p += 8
+    number = struct.unpack_from(">Q", rec, p)[0]
+    p += 8
+    machine = rec[p + 1:p + 1 + rec[p]].decode()
+    p += 1 + rec[p]
+    _section, nblocks = struct.unpack_from(">II", rec, p)
+    p += 8
+    blocks = {}
+    for _ in range(nblocks):
+        name = rec[p + 1:p + 1 + rec[p]].decode()
+        p += 1 + rec[p]
+        blocks[name] = struct.unpack_from(">Q", rec, p)[0]
+        p += 16
+        if flags & 1:
+            p += 8 + struct.unpack_from(">Q", rec, p)[0]
+    dlen = struct.unpack_from(">Q", rec, p)[0]
+    p += 8
+    assert p + dlen + 4 == len(rec), path
+    return {"version": version, "number": number, "machine": machine,
+            "blocks": blocks, "devices": rec[p:p + dlen]}
+
+
+def record_devices(ram_dir):
+    """The device state of the checkpoint the RAM folder holds."""
+    return read_record(os.path.join(ram_dir, "colo-checkpoint"))["devices"]
 
 
 def block_file(name):
