@@ -12,14 +12,9 @@
 #include <glib/gstdio.h>
 
 #include "exec/ram_addr.h"
-#include "migration/wire.h"
 #include "qemu/bitmap.h"
 
 #define RAM_GUARD_BYTES   4096
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23      /* Linux 5.14 */
-#endif
 
 RAMList *ram_list_new(const char *dir)
 {
@@ -233,26 +228,6 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
             g_set_error(errp, COLO_ERROR, errno, "cannot map RAM file %s: %s",
                         rb->path, g_strerror(errno));
             goto fail;
-        }
-    }
-    /*
-     * Map every page writable now, while nothing waits: otherwise the
-     * first write to each page (a COLO commit copying into it) takes a
-     * fault on the critical path.  Best effort: older kernels lack it.
-     * A file of our own is all zeros and only we write it, so one byte
-     * per page is also written, which makes a hypervisor below us (if
-     * any) back the page now too: in a VM whose memory the host fills
-     * lazily that first write costs ~7 us a page (bench/ram-write).
-     */
-    /* Locked too, where allowed (CAP_IPC_LOCK or RLIMIT_MEMLOCK): a page
-     * the kernel takes away from an unlocked mapping (proactive reclaim
-     * trying to page out a cold page) comes back with a fault in the
-     * middle of a commit. */
-    rb->locked = mlock(rb->host, length) == 0;
-    madvise(rb->host, length, MADV_POPULATE_WRITE);
-    if (!rb->preexisting) {
-        for (uint64_t off = 0; off < length; off += TARGET_PAGE_SIZE) {
-            rb->host[off] = 0;
         }
     }
     rb->receivedmap = g_new0(unsigned long,

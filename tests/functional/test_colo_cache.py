@@ -13,16 +13,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
 
 
-def big_anon_rw(pid, at_least):
-    """Private anonymous read-write mappings of @at_least bytes or more,
-    as (start, end) (the kernel may merge the caches of adjacent
-    blocks)."""
+def cache_maps(pid):
+    """The mappings of the COLO cache files (<ram-dir>/colo-cache/...), as
+    (start, end)."""
     out = set()
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
             parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if len(parts) < 6 and parts[1] == "rw-p" and hi - lo >= at_least:
+            if len(parts) >= 6 and "/colo-cache/" in parts[5]:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
                 out.add((lo, hi))
     return out
 
@@ -55,8 +54,6 @@ class ColoCache(ct.TempDirTestCase):
         initial = ct.make_colo_initial_stream(self.tmp)
         sec = ct.ColoSecondary(self.tmp)
         pid = sec.proc.pid
-        # what is mapped before COLO starts (under ASan: its own regions)
-        before = big_anon_rw(pid, 64 << 20)
         try:
             model = os.path.join(self.tmp, "model")
             prim = subprocess.Popen(
@@ -72,11 +69,15 @@ class ColoCache(ct.TempDirTestCase):
                 prim.send_signal(signal.SIGSTOP)
                 st = sec.qmp.cmd("query-colo-status")
                 if not st["x-in-checkpoint"]:
-                    cache = big_anon_rw(pid, 64 << 20) - before
+                    cache = cache_maps(pid)
                     # the pages go back right after VMSTATE_LOADED
                     ct.wait_for(lambda: resident_in(pid, cache) < (1 << 20),
                                 10, "the cache to give its pages back")
                     held = resident_in(pid, cache)
+                    in_files = int(subprocess.run(
+                        ["du", "-sB1", os.path.join(sec.ram_dir,
+                                                    "colo-cache")],
+                        stdout=subprocess.PIPE).stdout.split()[0])
                     again = sec.qmp.cmd("query-colo-status")
                     if not again["x-in-checkpoint"] and \
                             again["x-checkpoints"] == st["x-checkpoints"]:
@@ -89,7 +90,9 @@ class ColoCache(ct.TempDirTestCase):
             reserved = st["x-cache-reserved-bytes"]
             self.assertGreaterEqual(reserved, 64 << 20)
             # Up to 6000 pages (23 MiB) per checkpoint went through the
-            # cache; after the commits it holds (almost) nothing.
+            # cache; after the commits it holds (almost) nothing, neither
+            # mapped nor in its files.
+            self.assertLess(in_files, 1 << 20)
             self.assertLess(held, 1 << 20,
                             "the cache holds %d bytes after the checkpoints"
                             % held)
@@ -103,8 +106,11 @@ class ColoCache(ct.TempDirTestCase):
             # the failover decision
             self.assertEqual(sec.qmp.cmd("query-colo-status")[
                 "x-cache-reserved-bytes"], 0)
-            self.assertEqual(overlapping(big_anon_rw(pid, 64 << 20), cache),
+            self.assertEqual(overlapping(cache_maps(pid), cache),
                              [], "the cache mapping is still there")
+            self.assertFalse(os.path.exists(os.path.join(sec.ram_dir,
+                                                         "colo-cache")),
+                             "the cache files are still there")
             sec.qmp.cmd("x-colo-lost-heartbeat")
             ct.wait_for(lambda: sec.qmp.cmd("query-migrate")["status"] ==
                         "completed", 10, "the failover")
