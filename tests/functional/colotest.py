@@ -2,6 +2,7 @@
 launching stock QEMU (10.0 from the system, 7.2 unpacked in the build tree)
 and colo-secondary, hashing RAM files.  Python standard library only."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -331,6 +332,50 @@ def require_linux_guest():
         raise unittest.SkipTest("the Linux guest is missing in %s "
                                 "(scripts/build-guest.sh)" % LINUX_GUEST)
     return kernel, initrd
+
+
+def cpio_newc(entries):
+    """A newc cpio archive of (path, mode, data) entries."""
+    out = b""
+    for ino, (path, mode, data) in enumerate(entries, 1):
+        name = path.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0]
+        hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
+        out += hdr + name
+        out += b"\0" * (-len(out) % 4)
+        out += data
+        out += b"\0" * (-len(out) % 4)
+    trailer = b"TRAILER!!!\0"
+    out += b"070701" + b"".join(b"%08X" % f for f in
+                                [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+                                 len(trailer), 0]) + trailer
+    out += b"\0" * (-len(out) % 512)
+    return out
+
+
+def run_in_linux_guest(workdir, files, run, timeout, mem_mb=256, smp=2):
+    """Boots the Linux guest (TCG) with @files ({path: bytes}, executables)
+    added to its initramfs and colo.run=@run; returns (the finished QEMU
+    process, what the guest printed on its serial port)."""
+    kernel, initrd = require_linux_guest()
+    qemu, env = qemu_command("10.0")
+    extra = cpio_newc([(path, 0o100755, data)
+                       for path, data in sorted(files.items())])
+    # The kernel takes concatenated archives; later files win.
+    combined = os.path.join(workdir, "initrd-%s.gz" % run)
+    with open(initrd, "rb") as f, open(combined, "wb") as out:
+        out.write(f.read())
+        out.write(gzip.compress(extra))
+    serial = os.path.join(workdir, "serial-%s.log" % run)
+    argv = qemu + ["-nodefaults", "-display", "none", "-accel", "tcg",
+                   "-m", str(mem_mb), "-smp", str(smp), "-kernel", kernel,
+                   "-initrd", combined, "-append",
+                   "console=ttyS0 panic=-1 colo.run=" + run,
+                   "-serial", "file:" + serial, "-no-reboot"]
+    p = subprocess.run(argv, env=env, timeout=timeout,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with open(serial, errors="replace") as f:
+        return p, f.read()
 
 
 def main():

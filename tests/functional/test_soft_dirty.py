@@ -7,10 +7,8 @@ test-soft-dirty (static: colo-primary's real dirty-scan.c) added to its
 initramfs, runs it there and reads its TAP output from the serial port.
 Every test must pass there; none may be skipped."""
 
-import gzip
 import os
 import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -28,48 +26,14 @@ poweroff -f
 """
 
 
-def cpio_newc(entries):
-    """A newc cpio archive of (path, mode, data) entries."""
-    out = b""
-    for ino, (path, mode, data) in enumerate(entries, 1):
-        name = path.encode() + b"\0"
-        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0]
-        hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
-        out += hdr + name
-        out += b"\0" * (-len(out) % 4)
-        out += data
-        out += b"\0" * (-len(out) % 4)
-    trailer = b"TRAILER!!!\0"
-    out += b"070701" + b"".join(b"%08X" % f for f in
-                                [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                                 len(trailer), 0]) + trailer
-    out += b"\0" * (-len(out) % 512)
-    return out
-
-
 class SoftDirtyInGuest(ct.TempDirTestCase):
 
     def test_scanner_in_debian_kernel(self):
-        kernel, initrd = ct.require_linux_guest()
-        qemu, env = ct.qemu_command("10.0")
         with open(TEST_BINARY, "rb") as f:
             binary = f.read()
-        extra = cpio_newc([("bin/test-soft-dirty", 0o100755, binary),
-                           ("guest/soft-dirty", 0o100755, RUNNER)])
-        # The kernel takes concatenated archives; later files win.
-        combined = os.path.join(self.tmp, "initrd.gz")
-        with open(initrd, "rb") as f, open(combined, "wb") as out:
-            out.write(f.read())
-            out.write(gzip.compress(extra))
-        serial = os.path.join(self.tmp, "serial.log")
-        argv = qemu + ["-nodefaults", "-display", "none", "-accel", "tcg",
-                       "-m", "256", "-kernel", kernel, "-initrd", combined,
-                       "-append", "console=ttyS0 panic=-1 colo.run=soft-dirty",
-                       "-serial", "file:" + serial, "-no-reboot"]
-        p = subprocess.run(argv, env=env, timeout=540,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        with open(serial, errors="replace") as f:
-            out = f.read()
+        p, out = ct.run_in_linux_guest(self.tmp, {
+            "bin/test-soft-dirty": binary, "guest/soft-dirty": RUNNER},
+            "soft-dirty", timeout=540)
         self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
         self.assertIn("soft-dirty-vm: exit 0", out, out[-3000:])
         passed = re.findall(r"^ok \d+ (\S+)", out, re.M)
