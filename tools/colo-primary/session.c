@@ -99,14 +99,16 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         return NULL;
     }
     t1 = g_get_monotonic_time();
+    /* The scan first: its workers run during the QMP round trips below. */
+    dirty_scan_start(a->scan);
     /* what the guest sends from the next cont on is held until this
      * checkpoint is committed */
     if (s->net && !net_buffer_begin_epoch(s->net, fig->number + 1, errp)) {
+        dirty_scan_finish(a->scan);
         /* session_finish continues the VM */
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return NULL;
     }
-    dirty_scan_start(a->scan);
     bytes = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
     t2 = g_get_monotonic_time();
     dirty_scan_finish(a->scan);
