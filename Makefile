@@ -14,10 +14,16 @@
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
 #   make soak     the fault tests at full count (20 random kills each):
 #                 failover-primary and net-buffer; `make check` runs
-#                 net-buffer's short version (3)
+#                 net-buffer's short version (3); colo-journal with 50
+#                 outside kills per capture and 7 failover points (8, 3)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+SOAK_RUNS ?= 20
+# colo-journal: kills from outside per capture (on top of its ~120 hook
+# points), and the commit points a real VM fails over from
+SOAK_JOURNAL_KILLS ?= 50
+SOAK_JOURNAL_POINTS ?= journal-tmp,journal,apply:0,apply:1,apply:200,applied,committed
 MESON_TEST_ARGS ?= --print-errorlogs
 
 .PHONY: all deps guest build check check-unit check-qtest check-asan lint fuzz demo \
@@ -86,11 +92,12 @@ demo: build
 bench: build
 	@bash bench/run.sh
 
-SOAK_RUNS ?= 20
 soak: build
 	@COLO_FAILOVER_RUNS=$(SOAK_RUNS) COLO_NET_RUNS=$(SOAK_RUNS) \
+	COLO_JOURNAL_RANDOM_KILLS=$(SOAK_JOURNAL_KILLS) \
+	COLO_JOURNAL_FAILOVER_POINTS=$(SOAK_JOURNAL_POINTS) \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
-	    failover-primary net-buffer; rc=$$?; \
+	    failover-primary net-buffer colo-journal; rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
 
 clean:
