@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 need_pkgs="build-essential meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev zlib1g-dev libgnutls28-dev openssl
-           python3 clang llvm libclang-rt-14-dev clang-tidy cppcheck nasm xxd procps iproute2 python3-matplotlib cpio"
+           python3 clang llvm libclang-rt-14-dev clang-tidy cppcheck nasm xxd procps iproute2 python3-matplotlib cpio
+           python3-pyflakes"
 
 bpo=/etc/apt/sources.list.d/colo-standby-backports.sources
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then

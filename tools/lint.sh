@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/lint.sh [BUILDDIR]: cppcheck and clang-tidy (.clang-tidy) over the
-# project's own C code; any finding is an error.  Needs a configured build
+# project's own C code, pyflakes over its Python; any finding is an error.  Needs a configured build
 # directory for compile_commands.json (default: build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +18,8 @@ for f in $files; do
     clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option \
         "$f" 2>/dev/null || status=1
 done
+echo "== pyflakes"
+/usr/bin/python3 -m pyflakes tests/functional/*.py tests/fuzz/*.py bench/*.py \
+    scripts/*.py || status=1
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status

@@ -785,6 +785,23 @@ def socket_lines(sock):
             yield line
 
 
+def protect_with_oracle(vm, workdir, port, primary):
+    """colo-primary (@primary) protecting @vm (a Qemu running the
+    colo-guest) into the secondary on @port, through a PrimaryOracle that
+    records the VM's RAM and registers at every pause.  Returns (oracle,
+    colo-primary's Popen)."""
+    wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
+    vm.qmp.close()
+    oracle = PrimaryOracle(vm.qmp_path, vm.ram_path,
+                           os.path.join(workdir, "oracle.qmp"))
+    agent = subprocess.Popen(
+        [primary, "--qmp", oracle.path, "--ram-file", vm.ram_path,
+         "--connect", "tcp:127.0.0.1:%d" % port,
+         "--x-checkpoint-delay", "100", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return oracle, agent
+
+
 class PrimaryOracle:
     """The test's own record of the primary VM at every checkpoint pause.
 

@@ -10,7 +10,6 @@ import socket
 import struct
 import sys
 import threading
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402

@@ -9,7 +9,6 @@ them, before and after x-colo-lost-heartbeat."""
 import os
 import shutil
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colodecode  # noqa: E402

@@ -9,7 +9,6 @@ secondary's running SVM never writes RAM of its own."""
 import os
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402

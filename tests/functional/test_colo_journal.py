@@ -95,8 +95,9 @@ class ColoJournalCrash(ct.TempDirTestCase):
         self.assertEqual(left, set(), "left behind after recovery")
         return got, st["x-recovered"]
 
-    def crash_once(self, session, k, spec, allowed):
-        ram_dir = os.path.join(self.tmp, "ram")
+    def replay_until_killed(self, session, spec, ram_dir):
+        """Replays @session into a colo-secondary on @ram_dir that kills
+        itself at COLO_TEST_CRASH=@spec."""
         sec = ct.ColoSecondary(self.tmp, ram_dir=ram_dir,
                                env={"COLO_TEST_CRASH": spec})
         try:
@@ -112,6 +113,10 @@ class ColoJournalCrash(ct.TempDirTestCase):
             sec.log.close()
         self.assertEqual(rc, -signal.SIGKILL, "COLO_TEST_CRASH=%s did not "
                          "fire: %s" % (spec, sec.stderr()))
+
+    def crash_once(self, session, k, spec, allowed):
+        ram_dir = os.path.join(self.tmp, "ram")
+        self.replay_until_killed(session, spec, ram_dir)
         got, rec = self.check_folder(ram_dir, session, allowed)
         shutil.rmtree(ram_dir)
         return got, rec
@@ -185,17 +190,7 @@ class ColoJournalCrash(ct.TempDirTestCase):
         and the folder is left alone (nothing is half replayed)."""
         session = load("colo72kvm.p2s.bin")
         ram_dir = os.path.join(self.tmp, "ram")
-        sec = ct.ColoSecondary(self.tmp, ram_dir=ram_dir,
-                               env={"COLO_TEST_CRASH": "2:journal"})
-        sock = sec.connect()
-        try:
-            ct.replay(sock, session)
-        except (OSError, EOFError, AssertionError):
-            pass
-        sock.close()
-        self.assertEqual(sec.proc.wait(timeout=30), -signal.SIGKILL)
-        sec.qmp.close()
-        sec.log.close()
+        self.replay_until_killed(session, "2:journal", ram_dir)
         shutil.rmtree(os.path.join(ram_dir, "colo-cache"))
         before = ct.ram_files(ram_dir)
         p = subprocess.run([ct.SECONDARY, "-ram-dir", ram_dir, "-incoming",
@@ -234,15 +229,7 @@ class ColoJournalFailover(ct.TempDirTestCase):
         agent = oracle = q = sec2 = None
         pid = None
         try:
-            ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
-            vm.qmp.close()
-            oracle = ct.PrimaryOracle(vm.qmp_path, vm.ram_path,
-                                      os.path.join(d, "oracle.qmp"))
-            agent = subprocess.Popen(
-                [PRIMARY, "--qmp", oracle.path, "--ram-file", vm.ram_path,
-                 "--connect", "tcp:127.0.0.1:%d" % sec.port,
-                 "--x-checkpoint-delay", "100", "-q"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            oracle, agent = ct.protect_with_oracle(vm, d, sec.port, PRIMARY)
             self.assertEqual(sec.proc.wait(timeout=120), -signal.SIGKILL,
                              sec.stderr())
             # Only one copy may live on: the primary goes too.

@@ -10,11 +10,8 @@ file of the wrong size: a clear message, the documented exit status, and
 the VM never left stopped."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402

@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colodecode  # noqa: E402

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
@@ -47,15 +46,7 @@ class FailoverWithPrimary(ct.TempDirTestCase):
         q = None
         oracle = None
         try:
-            ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
-            vm.qmp.close()
-            oracle = ct.PrimaryOracle(vm.qmp_path, vm.ram_path,
-                                      os.path.join(d, "oracle.qmp"))
-            agent = subprocess.Popen(
-                [PRIMARY, "--qmp", oracle.path, "--ram-file", vm.ram_path,
-                 "--connect", "tcp:127.0.0.1:%d" % sec.port,
-                 "--x-checkpoint-delay", "100", "-q"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            oracle, agent = ct.protect_with_oracle(vm, d, sec.port, PRIMARY)
             ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"] >= 1, 60, "the first checkpoint")
             time.sleep(rnd.uniform(0.05, 1.5))

@@ -7,8 +7,6 @@ our pc.ram byte for byte and both sides report completed."""
 import itertools
 import os
 import sys
-import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402

@@ -7,7 +7,6 @@ there and sane before anything relies on it."""
 import os
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402

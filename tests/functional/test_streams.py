@@ -6,7 +6,6 @@ import gzip
 import os
 import shutil
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
