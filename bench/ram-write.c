@@ -83,8 +83,11 @@ static int scatter(size_t ram, size_t dirty, int rounds)
     size_t *pages = malloc(np * sizeof(size_t));
     double *ms = malloc(rounds * sizeof(double));
 
-    if (dst == MAP_FAILED || src == MAP_FAILED || !pages || !ms || nd > np) {
+    if (dst == MAP_FAILED || src == MAP_FAILED || !pages || !ms || nd > np ||
+        np == 0 || rounds < 1) {
         fprintf(stderr, "scatter: cannot set up\n");
+        free(pages);
+        free(ms);
         return 1;
     }
     memset(dst, 0x5a, ram);
@@ -97,7 +100,7 @@ static int scatter(size_t ram, size_t dirty, int rounds)
         double t;
 
         /* a fresh random set: a partial shuffle */
-        for (size_t i = 0; i < nd; i++) {
+        for (size_t i = 0; i < nd && i < np; i++) {
             size_t j = i + (size_t)rand() % (np - i), tmp = pages[i];
 
             pages[i] = pages[j];
@@ -112,6 +115,11 @@ static int scatter(size_t ram, size_t dirty, int rounds)
     qsort(ms, rounds, sizeof(double), cmp_double);
     printf("scatter-memcpy %zu MiB of %zu MiB: %.3f ms (median of %d)\n",
            dirty >> 20, ram >> 20, ms[rounds / 2], rounds);
+    free(pages);
+    free(ms);
+    munmap(dst, ram);
+    munmap(src, ram);
+    close(fd);
     return 0;
 }
 

@@ -139,7 +139,9 @@ static void colo_prepare_ram(RAMList *rl)
                             MLOCK_ONFAULT) == 0;
         for (uint64_t off = 0; off < rb->used_length;
              off += TARGET_PAGE_SIZE) {
-            p[off] = p[off];
+            uint8_t v = p[off];
+
+            p[off] = v;
         }
     }
 }

@@ -314,7 +314,8 @@ static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
     }
     body = g_bytes_new_from_bytes(bytes, 0, len - 4);
     f = qemu_file_new_input_bytes(body);
-    if (!qemu_get_buffer(f, magic, 8) || memcmp(magic, RECORD_MAGIC, 8)) {
+    if (!qemu_get_buffer(f, magic, 8) ||
+        memcmp(magic, RECORD_MAGIC, 8) != 0) {
         return record_fail(errp, path, "not a checkpoint record (bad magic)");
     }
     if (qemu_get_be32(f) != RECORD_VERSION) {
@@ -381,22 +382,24 @@ static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
 ColoRecord *colo_record_load(const char *path, GPtrArray **bitmaps,
                              GError **errp)
 {
-    g_autoptr(ColoRecord) rec = colo_record_new();
     g_autoptr(GMappedFile) mf = g_mapped_file_new(path, FALSE, errp);
     g_autoptr(GBytes) bytes = NULL;
+    ColoRecord *rec;
 
     if (!mf) {
         return NULL;
     }
+    rec = colo_record_new();
     bytes = g_mapped_file_get_bytes(mf);
     if (!record_decode(path, bytes, rec, bitmaps, errp)) {
         if (bitmaps && *bitmaps) {
             g_ptr_array_unref(*bitmaps);
             *bitmaps = NULL;
         }
+        colo_record_free(rec);
         return NULL;
     }
-    return g_steal_pointer(&rec);
+    return rec;
 }
 
 /* --- recovery ----------------------------------------------------------- */

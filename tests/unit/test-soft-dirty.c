@@ -64,8 +64,9 @@ static void child_main(int memfd, int cmd, int ack)
             }
             if (pb[1] == 0) {
                 volatile uint8_t *p = mem + (uint64_t)pb[0] * TARGET_PAGE_SIZE;
+                uint8_t v = p[100];
 
-                p[100] = p[100];
+                p[100] = v;
             } else {
                 memset(mem + (uint64_t)pb[0] * TARGET_PAGE_SIZE, (int)pb[1],
                        TARGET_PAGE_SIZE);
