@@ -314,7 +314,6 @@ void colo_trim_ram_cache(RAMList *rl)
 
 void colo_release_ram_cache(RAMList *rl)
 {
-    g_autofree char *dir = g_build_filename(rl->dir, COLO_CACHE_DIR, NULL);
     g_autofree char *journal = g_build_filename(rl->dir, COLO_JOURNAL_FILE,
                                                 NULL);
 

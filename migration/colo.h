@@ -41,8 +41,8 @@ typedef struct ColoIncomingHooks {
 typedef struct ColoIncoming {
     LoadVMState *lv;            /* its QEMUFile is the main stream */
     RAMList *ram_list;
-    ColoRecord *record;         /* blocks, machine; number and devices are
-                                 * set per checkpoint */
+    ColoRecord *record;         /* required: blocks, machine; number and
+                                 * devices are set per checkpoint */
     QEMUFile *to_primary;       /* the reverse direction of the socket */
     ColoIncomingHooks hooks;
     /* The last committed checkpoint (number 0: the initial state). */

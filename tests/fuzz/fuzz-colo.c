@@ -69,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autoptr(RAMList) rl = fuzz_ram_list();
     g_autoptr(GError) err = NULL;
     g_autofree uint8_t *ram_before = NULL;
+    g_autoptr(ColoRecord) record = colo_record_new();
     LoadVMState lv;
     ColoIncoming ci = { 0 };
     RAMBlock *ram;
@@ -95,6 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ci.ram_list = rl;
     ci.to_primary = out;
     ci.hooks.committed = on_committed;
+    g_array_unref(record->blocks);
+    record->blocks = colo_record_blocks_of(rl);
+    ci.record = record;
     if (!colo_incoming_setup(&ci, &err)) {
         abort();
     }
@@ -117,6 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (committed == 0 && memcmp(ram_before, ram->host, RAM_SIZE) != 0) {
         fprintf(stderr, "RAM changed without a committed checkpoint\n");
         abort();
+    }
+    if (committed > 0 && record->number != (uint64_t)committed) {
+        abort();    /* the folder's record is the last committed one */
     }
     if (colo_incoming_cache_reserved(&ci) != 0) {
         abort();    /* the loop releases the cache when it ends */
