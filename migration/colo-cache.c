@@ -134,9 +134,9 @@ static void colo_prepare_ram(RAMList *rl)
         if (!rb->colo_cache) {
             continue;
         }
-        rb->locked = mlock2(rb->host, rb->used_length, MLOCK_ONFAULT) == 0 &&
-                     mlock2(rb->colo_cache, rb->max_length,
-                            MLOCK_ONFAULT) == 0;
+        /* best effort (RLIMIT_MEMLOCK): the copy is only slower without */
+        (void)mlock2(rb->host, rb->used_length, MLOCK_ONFAULT);
+        (void)mlock2(rb->colo_cache, rb->max_length, MLOCK_ONFAULT);
         for (uint64_t off = 0; off < rb->used_length;
              off += TARGET_PAGE_SIZE) {
             uint8_t v = p[off];

@@ -117,7 +117,6 @@ void colo_test_crash_point(uint64_t number, const char *phase, uint64_t k)
 static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
 {
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
-    g_autoptr(GBytes) body = NULL;
     gsize dlen = 0;
     const void *dev = rec->devices ? g_bytes_get_data(rec->devices, &dlen)
                                    : NULL;
@@ -153,12 +152,8 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
     if (dlen) {
         qemu_put_buffer(f, dev, dlen);
     }
-    body = qemu_file_steal_output(f);
-    crc = crc32(0, g_bytes_get_data(body, NULL), g_bytes_get_size(body));
-    out = g_byte_array_sized_new(g_bytes_get_size(body) + 4);
-    g_byte_array_append(out, g_bytes_get_data(body, NULL),
-                        g_bytes_get_size(body));
-    crc = GUINT32_TO_BE(crc);
+    out = g_bytes_unref_to_array(qemu_file_steal_output(f));
+    crc = GUINT32_TO_BE(crc32(0, out->data, out->len));
     g_byte_array_append(out, (const guint8 *)&crc, 4);
     return g_byte_array_free_to_bytes(out);
 }
@@ -200,13 +195,8 @@ bool colo_record_save(const char *ram_dir, const ColoRecord *rec,
 bool colo_record_export_devices(const char *ram_dir, const ColoRecord *rec,
                                 GError **errp)
 {
-    g_autofree char *path = g_build_filename(ram_dir, "device-state.bin",
-                                             NULL);
-    gsize len;
-    const char *data = rec->devices ? g_bytes_get_data(rec->devices, &len)
-                                    : NULL;
-
-    return !data || g_file_set_contents(path, data, len, errp);
+    return !rec->devices ||
+           device_state_save_blob(rec->devices, ram_dir, errp);
 }
 
 bool colo_journal_write(const char *ram_dir, const ColoRecord *rec,

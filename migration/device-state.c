@@ -376,17 +376,22 @@ VMDeviceState *device_state_from_blob(GBytes *blob, GError **errp)
     return ds;
 }
 
+bool device_state_save_blob(GBytes *blob, const char *dir, GError **errp)
+{
+    g_autofree char *bin = g_build_filename(dir, DEVICE_STATE_FILE, NULL);
+    gsize len;
+    const char *data = g_bytes_get_data(blob, &len);
+
+    return g_file_set_contents(bin, data, len, errp);
+}
+
 bool device_state_save(VMDeviceState *ds, const char *dir, GError **errp)
 {
-    g_autofree char *bin = g_build_filename(dir, "device-state.bin", NULL);
-    gsize len;
-    const char *data = g_bytes_get_data(ds->blob, &len);
-
-    if (!g_file_set_contents(bin, data, len, errp)) {
+    if (!device_state_save_blob(ds->blob, dir, errp)) {
         return false;
     }
     if (ds->vmdesc_json) {
-        g_autofree char *js = g_build_filename(dir, "vmdesc.json", NULL);
+        g_autofree char *js = g_build_filename(dir, VMDESC_FILE, NULL);
 
         if (!g_file_set_contents(js, ds->vmdesc_json, -1, errp)) {
             return false;

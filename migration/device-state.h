@@ -55,7 +55,13 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp);
  * it must end with the EOF byte. */
 VMDeviceState *device_state_from_blob(GBytes *blob, GError **errp);
 
+/* The files device_state_save() writes into a RAM folder. */
+#define DEVICE_STATE_FILE   "device-state.bin"
+#define VMDESC_FILE         "vmdesc.json"
+
 /* Writes <dir>/device-state.bin (and vmdesc.json) atomically. */
 bool device_state_save(VMDeviceState *ds, const char *dir, GError **errp);
+/* The device-state.bin part alone, from the sections' bytes. */
+bool device_state_save_blob(GBytes *blob, const char *dir, GError **errp);
 
 #endif /* MIGRATION_DEVICE_STATE_H */

@@ -49,8 +49,8 @@ struct MigrationIncomingState {
     uint64_t cache_reserved;
     bool in_checkpoint;
 
-    /* What the RAM folder held at start (colo-journal.h), under @lock. */
-    bool recovered;
+    /* What the RAM folder held at start (colo-journal.h), under @lock;
+     * cleared when a migration starts to change the RAM files. */
     ColoRecovery recovery;
 
     /* Set at start; read by the main thread for socket-address. */
@@ -290,6 +290,7 @@ static void migration_colo_session(MigrationIncomingState *mis)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GError) err2 = NULL;
+    g_autoptr(ColoRecord) record = migration_record_new(mis);
     ColoIncoming ci = {
         .lv = &mis->lv,
         .ram_list = mis->ram_list,
@@ -301,8 +302,6 @@ static void migration_colo_session(MigrationIncomingState *mis)
         },
     };
     int fd;
-
-    g_autoptr(ColoRecord) record = migration_record_new(mis);
 
     ci.record = record;
     if (!colo_incoming_setup(&ci, &err)) {
@@ -372,7 +371,6 @@ bool migration_incoming_recover(MigrationIncomingState *mis, GError **errp)
     g_mutex_lock(&mis->lock);
     colo_recovery_clear(&mis->recovery);
     mis->recovery = r;
-    mis->recovered = r.record != NULL;
     if (r.record) {
         mis->last_ckpt.number = r.record->number;
     }
@@ -389,7 +387,8 @@ bool migration_incoming_colo_failover(MigrationIncomingState *mis,
                                       GError **errp)
 {
     g_mutex_lock(&mis->lock);
-    if (!mis->started && mis->recovered && !mis->failover_requested) {
+    if (!mis->started && mis->recovery.record &&
+        !mis->failover_requested) {
         /* A folder left by an earlier colo-secondary: resume from it. */
         mis->failover_requested = true;
         mis->last_mode = COLO_MODE_SECONDARY;
@@ -440,8 +439,8 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
     info->last_flushed_pages = mis->last_ckpt.flushed_pages;
     info->last_journal_us = mis->last_ckpt.journal_us;
     info->last_flush_us = mis->last_ckpt.flush_us;
-    info->recovered = mis->recovered;
-    if (mis->recovery.record) {
+    info->recovered = mis->recovery.record != NULL;
+    if (info->recovered) {
         info->recovered_checkpoint = mis->recovery.record->number;
         info->recovered_replayed = mis->recovery.replayed;
         info->recovered_pages = mis->recovery.replayed_pages;
@@ -492,7 +491,7 @@ static gpointer migration_incoming_thread(gpointer opaque)
      * folder by an earlier run no longer describes them. */
     colo_journal_invalidate(mis->ram_dir);
     g_mutex_lock(&mis->lock);
-    mis->recovered = false;
+    colo_recovery_clear(&mis->recovery);
     g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_ACTIVE);
 

@@ -12,6 +12,8 @@
 #include <glib/gstdio.h>
 
 #include "exec/ram_addr.h"
+#include "migration/colo-journal.h"
+#include "migration/device-state.h"
 #include "qemu/bitmap.h"
 
 #define RAM_GUARD_BYTES   4096
@@ -79,12 +81,22 @@ bool ram_dir_name_reserved(const char *name)
 {
     /* What colo-secondary itself keeps in a RAM folder. */
     static const char *const own[] = {
-        "colo-checkpoint", "colo-checkpoint.tmp", "colo-journal",
-        "colo-journal.tmp", "colo-cache", "device-state.bin", "vmdesc.json",
-        "failover.mig", "failover-qemu.qmp", "failover-qemu.log", NULL,
+        COLO_CHECKPOINT_FILE, COLO_JOURNAL_FILE, COLO_CACHE_DIR,
+        DEVICE_STATE_FILE, VMDESC_FILE, "failover.mig", "failover-qemu.qmp",
+        "failover-qemu.log", NULL,
     };
+    size_t len = strlen(name);
 
-    return g_strv_contains(own, name);
+    /* ... and their ".tmp" while they are written */
+    if (len > 4 && strcmp(name + len - 4, ".tmp") == 0) {
+        len -= 4;
+    }
+    for (int i = 0; own[i]; i++) {
+        if (strlen(own[i]) == len && strncmp(own[i], name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 char *ram_block_path(const char *dir, const char *idstr, GError **errp)
@@ -109,6 +121,11 @@ char *ram_block_path(const char *dir, const char *idstr, GError **errp)
         rel++;
     }
     parts = g_strsplit(rel, "/", -1);
+    if (!parts[0]) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "RAM block name '%s' is "
+                    "not usable as a file name", idstr);
+        return NULL;
+    }
     for (int i = 0; parts[i]; i++) {
         if (!parts[i][0] || strcmp(parts[i], ".") == 0 ||
             strcmp(parts[i], "..") == 0) {
@@ -196,9 +213,12 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
                     rb->path, g_strerror(errno));
         goto fail;
     }
-    /* Every page gets its storage now: a write through the mapping into a
-     * hole of a full filesystem would be a SIGBUS, here it is an error. */
-    if (fallocate(fd, 0, 0, length) < 0 && errno != EOPNOTSUPP) {
+    /* Every page of a file of ours gets its storage now: a write through
+     * the mapping into a hole of a full filesystem would be a SIGBUS, here
+     * it is an error.  A file that was there (x-ignore-shared: QEMU's own
+     * RAM, never written by us) keeps its allocation as it is. */
+    if (!rb->preexisting && fallocate(fd, 0, 0, length) < 0 &&
+        errno != EOPNOTSUPP) {
         g_set_error(errp, COLO_ERROR, errno, "cannot allocate %" PRIu64
                     " bytes for RAM file %s: %s", length, rb->path,
                     g_strerror(errno));

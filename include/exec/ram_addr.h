@@ -36,7 +36,6 @@ typedef struct RAMBlock {
     int fd;
     bool preexisting;           /* the file was there before we started */
     bool ignored;               /* skipped by x-ignore-shared: never written */
-    bool locked;                /* COLO: its pages stay mapped once touched */
     unsigned long *receivedmap; /* pages written during this migration */
 
     /*

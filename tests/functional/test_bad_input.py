@@ -183,11 +183,16 @@ class BadInput(ct.TempDirTestCase):
         self.run_bad(s.finish(), "not usable as a file name")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil")))
 
+    def test_idstr_naming_no_file(self):
+        # "/" leaves nothing to name a file with (the RAM folder itself).
+        s = sg.Stream(blocks=(("/", 1 << 20),))
+        self.run_bad(s.finish(), "not usable as a file name")
+
     def test_idstr_naming_our_own_files(self):
         # A block may not be stored over the folder's checkpoint record,
         # journal or cache (colo-journal.h).
         for name in ("colo-checkpoint", "/colo-cache/pc.ram",
-                     "device-state.bin"):
+                     "device-state.bin", "colo-journal.tmp"):
             with self.subTest(name=name):
                 s = sg.Stream(blocks=((name, 1 << 20),))
                 self.run_bad(s.finish(), "would overwrite colo-secondary's "

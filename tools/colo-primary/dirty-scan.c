@@ -242,16 +242,10 @@ static void soft_dirty_close(DirtyScan *ds)
 
 /* From now on every page is a candidate again: the digests are current,
  * so the full scan finds exactly what changed. */
-static void soft_dirty_give_up(DirtyScan *ds, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
-static void soft_dirty_give_up(DirtyScan *ds, const char *fmt, ...)
+static void soft_dirty_give_up(DirtyScan *ds, const char *why)
 {
-    va_list ap;
-
-    va_start(ap, fmt);
     g_free(ds->fallback_reason);
-    ds->fallback_reason = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
+    ds->fallback_reason = g_strdup(why);
     soft_dirty_close(ds);
 }
 
@@ -434,7 +428,7 @@ void dirty_scan_start(DirtyScan *ds)
      * after the clear, while the pages are digested, are next scan's. */
     if (ds->pagemap_fd >= 0 &&
         (!soft_dirty_read(ds, &err) || !soft_dirty_clear(ds, &err))) {
-        soft_dirty_give_up(ds, "%s", err->message);
+        soft_dirty_give_up(ds, err->message);
     }
     g_atomic_int_set(&ds->next_chunk, 0);
     for (int i = 0; i < ds->nthreads; i++) {
