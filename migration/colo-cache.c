@@ -242,12 +242,69 @@ static void colo_apply_run(RAMBlock *rb, uint64_t off, uint64_t len,
     }
 }
 
-bool colo_flush_ram_cache(RAMList *rl, const ColoRecord *rec,
+/* The sealed pages of every disk into @rec's journal entries, with room
+ * for them made in the images: all of it before the commit point. */
+static bool colo_disks_prepare(ColoRecord *rec, BlockDevices *disks,
+                               GError **errp)
+{
+    g_assert(rec->disks->len == block_devices_count(disks));
+    for (guint i = 0; i < rec->disks->len; i++) {
+        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
+        ColoDisk *d = block_devices_nth(disks, i);
+
+        if (rd->extents) {
+            g_array_unref(rd->extents);
+        }
+        rd->extents = colo_disk_sealed_extents(d);
+        g_free(rd->cache);
+        rd->cache = g_strdup(colo_disk_cache_path(d));
+        if (!colo_disk_reserve(d, rd->extents, rec->number, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool colo_disks_apply(ColoRecord *rec, BlockDevices *disks,
+                             ColoFlushStats *s, GError **errp)
+{
+    int64_t t0 = g_get_monotonic_time();
+
+    for (guint i = 0; i < rec->disks->len; i++) {
+        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
+
+        if (!colo_disk_apply(block_devices_nth(disks, i), rd->extents,
+                             rec->number, errp)) {
+            return false;
+        }
+        s->disk_pages += rd->extents->len;
+    }
+    s->disk_us = g_get_monotonic_time() - t0;
+    return true;
+}
+
+static void colo_disks_done(ColoRecord *rec, BlockDevices *disks,
+                            int64_t apply_us)
+{
+    for (guint i = 0; i < rec->disks->len; i++) {
+        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
+
+        colo_disk_release_sealed(block_devices_nth(disks, i), apply_us);
+        g_clear_pointer(&rd->extents, g_array_unref);
+        g_clear_pointer(&rd->cache, g_free);
+    }
+}
+
+bool colo_flush_ram_cache(RAMList *rl, ColoRecord *rec, BlockDevices *disks,
                           ColoFlushStats *stats, GError **errp)
 {
     ColoFlushStats s = { 0 };
     int64_t t0 = g_get_monotonic_time();
 
+    if (disks && !colo_disks_prepare(rec, disks, errp)) {
+        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
+        return false;
+    }
     /* The commit point: from here on a restart replays this checkpoint. */
     if (!colo_journal_write(rl->dir, rec, rl, errp)) {
         g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": journal: ",
@@ -278,12 +335,19 @@ bool colo_flush_ram_cache(RAMList *rl, const ColoRecord *rec,
             start = end;
         }
     }
+    if (disks && !colo_disks_apply(rec, disks, &s, errp)) {
+        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
+        return false;
+    }
     colo_test_crash_point(rec->number, "applied", 0);
     if (!colo_journal_finish(rl->dir, errp)) {
         g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
         return false;
     }
     colo_test_crash_point(rec->number, "committed", 0);
+    if (disks) {
+        colo_disks_done(rec, disks, s.disk_us);
+    }
     for (guint i = 0; i < rl->blocks->len; i++) {
         RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
 

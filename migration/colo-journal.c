@@ -3,11 +3,15 @@
  *
  * Record and journal share one layout (big-endian, through QEMUFile):
  *
- *   "COLOCKPT" u32 version=1  u32 flags (1: a bitmap follows each block)
+ *   "COLOCKPT" u32 version (1; 2 with disks)
+ *   u32 flags (1: a journal: a bitmap follows each block, extents each disk)
  *   u64 number   str8 machine   u32 RAM section id   u32 block count
  *   per block:   str8 idstr  u64 used_length  u64 mr_addr
  *                [u64 bitmap bytes, bitmap: one bit per page, host longs]
  *   u64 device bytes, device sections
+ *   version 2:   u32 disk count, per disk: str8 node, u32 + filename,
+ *                u64 size, [u32 + cache file, u64 extent count,
+ *                per extent: u64 image page, u64 cache slot (4 KiB units)]
  *   u32 CRC-32 (zlib) of everything before it
  *
  * The commit point of checkpoint N+1 is the rename that makes
@@ -33,13 +37,39 @@
 
 #define RECORD_MAGIC      "COLOCKPT"
 #define RECORD_VERSION    1
+#define RECORD_VERSION_DISKS 2
 #define RECORD_HAS_BITMAP 1u
+#define RECORD_PATH_MAX   4096
+
+ColoRecordDisk *colo_record_disk_new(const char *node, const char *filename,
+                                     uint64_t size)
+{
+    ColoRecordDisk *d = g_new0(ColoRecordDisk, 1);
+
+    g_strlcpy(d->node, node, sizeof(d->node));
+    d->filename = g_strdup(filename);
+    d->size = size;
+    return d;
+}
+
+void colo_record_disk_free(gpointer p)
+{
+    ColoRecordDisk *d = p;
+
+    if (d->extents) {
+        g_array_unref(d->extents);
+    }
+    g_free(d->cache);
+    g_free(d->filename);
+    g_free(d);
+}
 
 ColoRecord *colo_record_new(void)
 {
     ColoRecord *rec = g_new0(ColoRecord, 1);
 
     rec->blocks = g_array_new(FALSE, TRUE, sizeof(RAMBlockSummary));
+    rec->disks = g_ptr_array_new_with_free_func(colo_record_disk_free);
     return rec;
 }
 
@@ -49,6 +79,7 @@ void colo_record_free(ColoRecord *rec)
         return;
     }
     g_array_unref(rec->blocks);
+    g_ptr_array_unref(rec->disks);
     if (rec->devices) {
         g_bytes_unref(rec->devices);
     }
@@ -124,7 +155,7 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
     uint32_t crc;
 
     qemu_put_buffer(f, RECORD_MAGIC, 8);
-    qemu_put_be32(f, RECORD_VERSION);
+    qemu_put_be32(f, rec->disks->len ? RECORD_VERSION_DISKS : RECORD_VERSION);
     qemu_put_be32(f, rl ? RECORD_HAS_BITMAP : 0);
     qemu_put_be64(f, rec->number);
     qemu_put_str8(f, rec->machine);
@@ -151,6 +182,32 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
     qemu_put_be64(f, dlen);
     if (dlen) {
         qemu_put_buffer(f, dev, dlen);
+    }
+    if (rec->disks->len) {
+        qemu_put_be32(f, rec->disks->len);
+        for (guint i = 0; i < rec->disks->len; i++) {
+            const ColoRecordDisk *d = g_ptr_array_index(rec->disks, i);
+
+            qemu_put_str8(f, d->node);
+            qemu_put_be32(f, strlen(d->filename));
+            qemu_put_buffer(f, d->filename, strlen(d->filename));
+            qemu_put_be64(f, d->size);
+            if (rl) {
+                const char *cache = d->cache ? d->cache : "";
+                guint n = d->extents ? d->extents->len : 0;
+
+                qemu_put_be32(f, strlen(cache));
+                qemu_put_buffer(f, cache, strlen(cache));
+                qemu_put_be64(f, n);
+                for (guint k = 0; k < n; k++) {
+                    const ColoDiskExtent *e = &g_array_index(
+                        d->extents, ColoDiskExtent, k);
+
+                    qemu_put_be64(f, e->page);
+                    qemu_put_be64(f, e->slot);
+                }
+            }
+        }
     }
     out = g_bytes_unref_to_array(qemu_file_steal_output(f));
     crc = GUINT32_TO_BE(crc32(0, out->data, out->len));
@@ -258,6 +315,14 @@ void colo_journal_remove_cache(const char *ram_dir)
     remove_tree(cache);
 }
 
+void colo_journal_remove_disk_cache(const char *ram_dir)
+{
+    g_autofree char *cache = g_build_filename(ram_dir, COLO_DISK_CACHE_DIR,
+                                              NULL);
+
+    remove_tree(cache);
+}
+
 void colo_journal_invalidate(const char *ram_dir)
 {
 
@@ -283,6 +348,75 @@ static void bytes_unref0(gpointer b)
     }
 }
 
+static char *get_path(QEMUFile *f)
+{
+    uint32_t n = qemu_get_be32(f);
+    const uint8_t *p;
+
+    if (qemu_file_get_error(f) || n > RECORD_PATH_MAX) {
+        return NULL;
+    }
+    p = n ? qemu_get_ptr(f, n) : (const uint8_t *)"";
+    if (!p || memchr(p, 0, n)) {
+        return NULL;
+    }
+    return g_strndup((const char *)p, n);
+}
+
+static bool record_decode_disks(const char *path, QEMUFile *f, bool journal,
+                                ColoRecord *rec, GError **errp)
+{
+    uint32_t ndisks = qemu_get_be32(f);
+
+    if (qemu_file_get_error(f) || ndisks == 0 || ndisks > 64) {
+        return record_fail(errp, path, "bad number of disks");
+    }
+    for (uint32_t i = 0; i < ndisks; i++) {
+        char node[256];
+        g_autofree char *filename = NULL;
+        ColoRecordDisk *d;
+
+        if (qemu_get_str8(f, node) <= 0 || strlen(node) >= sizeof(d->node)) {
+            return record_fail(errp, path, "bad disk node name");
+        }
+        filename = get_path(f);
+        if (!filename || !filename[0]) {
+            return record_fail(errp, path, "bad disk file name");
+        }
+        d = colo_record_disk_new(node, filename, qemu_get_be64(f));
+        g_ptr_array_add(rec->disks, d);
+        if (d->size == 0 || d->size > (1ull << 50)) {
+            return record_fail(errp, path, "bad disk size");
+        }
+        if (journal) {
+            uint64_t n;
+
+            d->cache = get_path(f);
+            n = qemu_get_be64(f);
+            if (!d->cache || qemu_file_get_error(f) ||
+                n > d->size / COLO_DISK_PAGE + 1) {
+                return record_fail(errp, path, "bad disk journal");
+            }
+            d->extents = g_array_sized_new(FALSE, FALSE,
+                                           sizeof(ColoDiskExtent), n);
+            for (uint64_t k = 0; k < n; k++) {
+                ColoDiskExtent e;
+
+                e.page = qemu_get_be64(f);
+                e.slot = qemu_get_be64(f);
+                if (qemu_file_get_error(f)) {
+                    return record_fail(errp, path, "truncated disk journal");
+                }
+                g_array_append_val(d->extents, e);
+            }
+        }
+    }
+    if (qemu_file_get_error(f) || !qemu_file_at_eof(f)) {
+        return record_fail(errp, path, "bad disk list");
+    }
+    return true;
+}
+
 static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
                           GPtrArray **bitmaps, GError **errp)
 {
@@ -291,8 +425,8 @@ static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
     g_autoptr(GBytes) body = NULL;
     g_autoptr(QEMUFile) f = NULL;
     uint8_t magic[8];
-    uint32_t crc, flags, nblocks;
-    uint64_t dlen;
+    uint32_t crc, flags, nblocks, version;
+    uint64_t dlen, disks_at;
 
     if (len < 8 + 4 + 4 + 4) {
         return record_fail(errp, path, "too short to be a checkpoint record");
@@ -308,7 +442,8 @@ static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
         memcmp(magic, RECORD_MAGIC, 8) != 0) {
         return record_fail(errp, path, "not a checkpoint record (bad magic)");
     }
-    if (qemu_get_be32(f) != RECORD_VERSION) {
+    version = qemu_get_be32(f);
+    if (version != RECORD_VERSION && version != RECORD_VERSION_DISKS) {
         return record_fail(errp, path, "unknown record version");
     }
     flags = qemu_get_be32(f);
@@ -359,10 +494,23 @@ static bool record_decode(const char *path, GBytes *bytes, ColoRecord *rec,
     }
     dlen = qemu_get_be64(f);
     if (qemu_file_get_error(f) || dlen > DEVICE_STATE_MAX_BYTES ||
-        dlen != len - 4 - qemu_file_tell(f)) {
+        dlen > len - 4 - qemu_file_tell(f) ||
+        (version == RECORD_VERSION &&
+         dlen != len - 4 - qemu_file_tell(f))) {
         return record_fail(errp, path, "bad device state length");
     }
     rec->devices = g_bytes_new_from_bytes(body, qemu_file_tell(f), dlen);
+    disks_at = qemu_file_tell(f) + dlen;
+    if (version == RECORD_VERSION_DISKS) {
+        g_autoptr(GBytes) tail = g_bytes_new_from_bytes(
+            body, disks_at, len - 4 - disks_at);
+        g_autoptr(QEMUFile) df = qemu_file_new_input_bytes(tail);
+
+        if (!record_decode_disks(path, df, flags & RECORD_HAS_BITMAP, rec,
+                                 errp)) {
+            return false;
+        }
+    }
     if (bitmaps && !(flags & RECORD_HAS_BITMAP)) {
         return record_fail(errp, path, "a journal without page bitmaps");
     }
@@ -472,6 +620,18 @@ bool colo_journal_recover(const char *ram_dir, ColoRecovery *r,
             g_prefix_error(errp, "cannot replay the checkpoint journal: ");
             return false;
         }
+        for (guint i = 0; i < rec->disks->len; i++) {
+            const ColoRecordDisk *d = g_ptr_array_index(rec->disks, i);
+
+            if (d->extents &&
+                !colo_disk_replay(d->filename, d->size, d->cache, d->extents,
+                                  &r->replayed_disk_pages, errp)) {
+                g_prefix_error(errp, "cannot replay the checkpoint journal "
+                               "(checkpoint %" PRIu64 ", disk '%s'): ",
+                               rec->number, d->node);
+                return false;
+            }
+        }
         for (guint i = 0; i < rec->blocks->len; i++) {
             GBytes *bm = g_ptr_array_index(bitmaps, i);
 
@@ -489,6 +649,7 @@ bool colo_journal_recover(const char *ram_dir, ColoRecovery *r,
         r->replayed = true;
     }
     colo_journal_remove_cache(ram_dir);
+    colo_journal_remove_disk_cache(ram_dir);
     if (g_file_test(record, G_FILE_TEST_EXISTS)) {
         r->record = colo_record_load(record, NULL, errp);
         if (!r->record ||

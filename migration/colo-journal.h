@@ -29,19 +29,36 @@
 
 #include "qemu/osdep.h"
 
+#include "block/colo-disk.h"
 #include "exec/ram_addr.h"
 
 #define COLO_CHECKPOINT_FILE  "colo-checkpoint"
 #define COLO_JOURNAL_FILE     "colo-journal"
 #define COLO_CACHE_DIR        "colo-cache"
 
-/* What the RAM files of a folder are: enough to resume the VM from them. */
+/* A disk image that belongs to the checkpoint (block/colo-disk.h). */
+typedef struct ColoRecordDisk {
+    char node[32];
+    char *filename;
+    uint64_t size;
+    /* journal only: the sealed pages and the cache file holding them */
+    char *cache;
+    GArray *extents;            /* of ColoDiskExtent, or NULL */
+} ColoRecordDisk;
+
+ColoRecordDisk *colo_record_disk_new(const char *node, const char *filename,
+                                     uint64_t size);
+void colo_record_disk_free(gpointer p);
+
+/* What the RAM files (and disk images) of a folder are: enough to resume
+ * the VM from them. */
 typedef struct ColoRecord {
     uint64_t number;            /* checkpoint; 0: the initial migration */
     char machine[257];
     uint32_t ram_section_id;
     GArray *blocks;             /* of RAMBlockSummary */
     GBytes *devices;            /* device sections, ending with EOF */
+    GPtrArray *disks;           /* of ColoRecordDisk (may be empty) */
 } ColoRecord;
 
 ColoRecord *colo_record_new(void);
@@ -69,6 +86,8 @@ bool colo_journal_finish(const char *ram_dir, GError **errp);
 
 /* Removes the cache files. */
 void colo_journal_remove_cache(const char *ram_dir);
+/* Removes the disks' cache files (only when no disk is caching). */
+void colo_journal_remove_disk_cache(const char *ram_dir);
 /* A new incoming migration is about to write the RAM files: whatever
  * record the folder held no longer describes them. */
 void colo_journal_invalidate(const char *ram_dir);
@@ -77,6 +96,7 @@ typedef struct ColoRecovery {
     ColoRecord *record;         /* what the folder holds now, or NULL */
     bool replayed;              /* a journal was found and applied */
     uint64_t replayed_pages;
+    uint64_t replayed_disk_pages;
     bool discarded;             /* an unfinished journal was thrown away */
 } ColoRecovery;
 

@@ -5,7 +5,7 @@
  *   ... initial migration, ENABLE_COLO,
  *       EOF, VMDESCRIPTION
  *                                          CHECKPOINT_READY
- *   CHECKPOINT_REQUEST  -------------->
+ *   CHECKPOINT_REQUEST  -------------->    disks: seal the epoch's writes
  *                       <--------------    CHECKPOINT_REPLY
  *   VMSTATE_SEND        -------------->
  *   [SWITCHOVER_START] END "ram"           pages -> colo_cache only
@@ -16,6 +16,14 @@
  *                                          files, record (colo-journal.h)
  *                       <--------------    VMSTATE_LOADED
  *   (next CHECKPOINT_REQUEST after x-checkpoint-delay)
+ *
+ * Disks (block/colo-disk.h): the writes that reached our NBD server
+ * before CHECKPOINT_REQUEST belong to this checkpoint.  That is exact
+ * only if the primary's VM is stopped, with its I/O drained, from before
+ * it sends CHECKPOINT_REQUEST until CHECKPOINT_REPLY has come back:
+ * colo-primary does so (QEMU as COLO primary stops its VM only after
+ * REPLY, and replicates disks with its own replication driver, which
+ * this secondary does not speak).
  *
  * Messages are bare be32 values in both directions (never return-path
  * frames).  Anything out of order ends COLO with an error.  Until
@@ -78,6 +86,9 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
     int64_t t_received;
     bool ok;
 
+    if (ci->disks) {
+        block_devices_seal(ci->disks, st.number);
+    }
     if (!colo_send_message(ci, COLO_MESSAGE_CHECKPOINT_REPLY, errp) ||
         !colo_receive_check_message(ci, COLO_MESSAGE_VMSTATE_SEND, errp)) {
         return false;
@@ -147,10 +158,13 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
         g_bytes_unref(ci->record->devices);
     }
     ci->record->devices = g_bytes_ref(blob);
-    if (!colo_flush_ram_cache(ci->ram_list, ci->record, &flushed, errp)) {
+    if (!colo_flush_ram_cache(ci->ram_list, ci->record, ci->disks, &flushed,
+                              errp)) {
         return false;
     }
     st.flushed_pages = flushed.pages;
+    st.disk_pages = flushed.disk_pages;
+    st.disk_us = flushed.disk_us;
     st.journal_us = flushed.journal_us;
     st.flush_us = flushed.total_us;
     st.commit_us = g_get_monotonic_time() - t_received;

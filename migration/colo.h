@@ -21,6 +21,8 @@ typedef struct ColoCheckpointStats {
     uint64_t flushed_pages;
     int64_t journal_us;         /* of that: writing the journal */
     int64_t flush_us;           /* journal, page copy, record */
+    uint64_t disk_pages;        /* disk pages committed into the images */
+    int64_t disk_us;            /* of flush_us: copying them */
     int64_t commit_us;          /* VMSTATE_RECEIVED -> VMSTATE_LOADED */
     int64_t total_us;           /* CHECKPOINT_REQUEST -> VMSTATE_LOADED */
 } ColoCheckpointStats;
@@ -44,6 +46,7 @@ typedef struct ColoIncoming {
     ColoRecord *record;         /* required: blocks, machine; number and
                                  * devices are set per checkpoint */
     QEMUFile *to_primary;       /* the reverse direction of the socket */
+    BlockDevices *disks;        /* the disks replicated with RAM, or NULL */
     ColoIncomingHooks hooks;
     /* The last committed checkpoint (number 0: the initial state). */
     ColoCheckpointStats last;

@@ -56,6 +56,9 @@ struct MigrationIncomingState {
     /* Set at start; read by the main thread for socket-address. */
     IncomingChannel *channel;
 
+    /* The disks replicated with RAM (main()'s), or NULL. */
+    BlockDevices *disks;
+
     /* The migration thread's own. */
     GThread *thread;
     QEMUFile *file;
@@ -215,6 +218,12 @@ static ColoRecord *migration_record_new(MigrationIncomingState *mis)
     if (mis->lv.devices) {
         rec->devices = g_bytes_ref(mis->lv.devices->blob);
     }
+    for (guint i = 0; i < block_devices_count(mis->disks); i++) {
+        ColoDisk *d = block_devices_nth(mis->disks, i);
+
+        g_ptr_array_add(rec->disks, colo_record_disk_new(
+            colo_disk_node(d), colo_disk_filename(d), colo_disk_size(d)));
+    }
     return rec;
 }
 
@@ -235,7 +244,15 @@ static bool migration_commit_loaded(MigrationIncomingState *mis,
         return false;
     }
     rec = migration_record_new(mis);
-    return colo_record_save(mis->ram_dir, rec, errp);
+    if (!colo_record_save(mis->ram_dir, rec, errp)) {
+        return false;
+    }
+    /* Checkpoint 0 holds the disks as they are now: from here on their
+     * writes wait for the checkpoint they belong to. */
+    if (mis->lv.colo_requested && mis->disks) {
+        block_devices_start_caching(mis->disks);
+    }
+    return true;
 }
 
 /* --- COLO ------------------------------------------------------------- */
@@ -294,6 +311,7 @@ static void migration_colo_session(MigrationIncomingState *mis)
     ColoIncoming ci = {
         .lv = &mis->lv,
         .ram_list = mis->ram_list,
+        .disks = block_devices_count(mis->disks) ? mis->disks : NULL,
         .hooks = {
             .checkpoint_begin = colo_hook_checkpoint_begin,
             .committed = colo_hook_committed,
@@ -378,6 +396,26 @@ bool migration_incoming_recover(MigrationIncomingState *mis, GError **errp)
     return true;
 }
 
+void migration_incoming_set_disks(MigrationIncomingState *mis,
+                                  BlockDevices *disks)
+{
+    mis->disks = disks;
+}
+
+void migration_incoming_disk_written(MigrationIncomingState *mis)
+{
+    g_mutex_lock(&mis->lock);
+    if (!mis->started && mis->recovery.record) {
+        /* The images no longer are what the folder's record says. */
+        fprintf(stderr, "colo-secondary: a disk was written before any "
+                "migration: the checkpoint %" PRIu64 " the RAM folder held "
+                "is dropped\n", mis->recovery.record->number);
+        colo_journal_invalidate(mis->ram_dir);
+        colo_recovery_clear(&mis->recovery);
+    }
+    g_mutex_unlock(&mis->lock);
+}
+
 const ColoRecovery *migration_incoming_recovery(MigrationIncomingState *mis)
 {
     return &mis->recovery;
@@ -439,6 +477,8 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
     info->last_flushed_pages = mis->last_ckpt.flushed_pages;
     info->last_journal_us = mis->last_ckpt.journal_us;
     info->last_flush_us = mis->last_ckpt.flush_us;
+    info->last_disk_pages = mis->last_ckpt.disk_pages;
+    info->last_disk_us = mis->last_ckpt.disk_us;
     info->recovered = mis->recovery.record != NULL;
     if (info->recovered) {
         info->recovered_checkpoint = mis->recovery.record->number;

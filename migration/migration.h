@@ -14,6 +14,7 @@
 
 #include "qemu/osdep.h"
 
+#include "block/blockdev.h"
 #include "exec/ram_addr.h"
 #include "migration/channel.h"
 #include "migration/colo-journal.h"
@@ -50,6 +51,8 @@ typedef struct ColoStatusInfo {
     uint64_t last_flushed_pages;
     int64_t last_journal_us;
     int64_t last_flush_us;
+    uint64_t last_disk_pages;
+    int64_t last_disk_us;
     /* The RAM folder held a committed checkpoint at start. */
     bool recovered;
     uint64_t recovered_checkpoint;
@@ -106,6 +109,13 @@ void migration_incoming_colo_status(MigrationIncomingState *mis,
  * as what x-colo-lost-heartbeat resumes if no migration starts. */
 bool migration_incoming_recover(MigrationIncomingState *mis, GError **errp);
 const ColoRecovery *migration_incoming_recovery(MigrationIncomingState *mis);
+
+/* The disks replicated with RAM (before any migration starts). */
+void migration_incoming_set_disks(MigrationIncomingState *mis,
+                                  BlockDevices *disks);
+/* A disk was written directly (no checkpoint running): a record the
+ * folder held no longer describes the images. */
+void migration_incoming_disk_written(MigrationIncomingState *mis);
 
 /* x-colo-lost-heartbeat: take over from the primary (or, before any
  * migration, from what migration_incoming_recover() found). */

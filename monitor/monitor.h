@@ -18,6 +18,8 @@
 /* The session the commands of colo-secondary operate on (opaque here;
  * migration/migration.h for those that use it). */
 typedef struct MigrationIncomingState MigrationIncomingState;
+typedef struct BlockDevices BlockDevices;
+typedef struct NbdServer NbdServer;
 
 typedef struct Monitor Monitor;
 typedef struct MonitorContext MonitorContext;
@@ -32,6 +34,8 @@ typedef struct QmpCommand {
 /* What the commands operate on, owned by main(). */
 struct MonitorContext {
     MigrationIncomingState *mis;
+    BlockDevices *disks;            /* -blockdev nodes (may be NULL) */
+    NbdServer *nbd;                 /* their NBD server (may be NULL) */
     const char *name;               /* -name, or NULL */
     bool sandboxed;                 /* refuse commands with effects beyond
                                        the process (the QMP fuzzer) */
@@ -63,6 +67,24 @@ JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
 QmpCommandFn qmp_find_command(const MonitorContext *ctx, const char *name);
 /* query-commands of @ctx's table. */
 JsonNode *qmp_list_commands(const MonitorContext *ctx);
+
+/* The block commands (monitor/qmp-cmds-block.c). */
+JsonNode *qmp_nbd_server_start(const MonitorContext *ctx, JsonObject *args,
+                               GError **errp);
+JsonNode *qmp_nbd_server_add(const MonitorContext *ctx, JsonObject *args,
+                             GError **errp);
+JsonNode *qmp_nbd_server_remove(const MonitorContext *ctx, JsonObject *args,
+                                GError **errp);
+JsonNode *qmp_nbd_server_stop(const MonitorContext *ctx, JsonObject *args,
+                              GError **errp);
+JsonNode *qmp_query_block(const MonitorContext *ctx, JsonObject *args,
+                          GError **errp);
+JsonNode *qmp_query_named_block_nodes(const MonitorContext *ctx,
+                                      JsonObject *args, GError **errp);
+JsonNode *qmp_query_block_exports(const MonitorContext *ctx,
+                                  JsonObject *args, GError **errp);
+JsonNode *qmp_x_query_nbd_server(const MonitorContext *ctx, JsonObject *args,
+                                 GError **errp);
 
 /* Helpers for command implementations: argument readers that set QEMU's
  * error texts, and a node that takes @o. */

@@ -391,6 +391,8 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
                                info.last_flushed_pages);
     json_object_set_int_member(o, "x-last-journal-us", info.last_journal_us);
     json_object_set_int_member(o, "x-last-flush-us", info.last_flush_us);
+    json_object_set_int_member(o, "x-last-disk-pages", info.last_disk_pages);
+    json_object_set_int_member(o, "x-last-disk-us", info.last_disk_us);
     if (info.recovered) {
         JsonObject *r = json_object_new();
 
@@ -442,6 +444,14 @@ static const QmpCommand qmp_commands[] = {
     { "migrate-incoming", qmp_migrate_incoming },
     { "query-colo-status", qmp_query_colo_status },
     { "x-colo-lost-heartbeat", qmp_x_colo_lost_heartbeat },
+    { "nbd-server-start", qmp_nbd_server_start },
+    { "nbd-server-add", qmp_nbd_server_add },
+    { "nbd-server-remove", qmp_nbd_server_remove },
+    { "nbd-server-stop", qmp_nbd_server_stop },
+    { "query-block", qmp_query_block },
+    { "query-named-block-nodes", qmp_query_named_block_nodes },
+    { "query-block-exports", qmp_query_block_exports },
+    { "x-query-nbd-server", qmp_x_query_nbd_server },
     { "quit", qmp_quit },
 };
 

@@ -9,12 +9,15 @@
  * x-ignore-shared capability), a RAM section whose block list carries
  * every block (and mr_addr) but whose pages are only those of the small
  * blocks QEMU cannot take from a file (ROMs), the committed device
- * sections, EOF.  The guest's RAM is never copied.
+ * sections, EOF.  The guest's RAM is never copied.  The disk images the
+ * checkpoint names (already holding exactly that checkpoint) are given as
+ * -blockdev nodes of the same names.
  */
 #include "qemu/osdep.h"
 
 #include <fcntl.h>
 
+#include "block/blockdev.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/savevm-put.h"
@@ -137,15 +140,17 @@ static bool failover_wait_migration(QmpClient *c, GError **errp)
 }
 
 bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
-                          GArray *blocks, VMDeviceState *ds,
-                          const char *machine, uint32_t ram_section_id,
-                          FailoverResult *res, GError **errp)
+                          GArray *blocks, const GPtrArray *disks,
+                          VMDeviceState *ds, const char *machine,
+                          uint32_t ram_section_id, FailoverResult *res,
+                          GError **errp)
 {
     int64_t t0 = g_get_monotonic_time();
     g_autofree char *stream = g_build_filename(ram_dir, "failover.mig", NULL);
     g_autofree char *incoming = NULL;
     g_autofree char *mopt = NULL, *obj = NULL, *mem = NULL, *qmp = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GPtrArray) disk_args = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(QmpClient) c = NULL;
     g_autoptr(JsonNode) r = NULL;
     const RAMBlockSummary *main_ram;
@@ -182,6 +187,11 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     g_ptr_array_add(argv, qmp);
     g_ptr_array_add(argv, "-incoming");
     g_ptr_array_add(argv, "defer");
+    /* the disks as the same nodes: -failover-args only names devices */
+    block_devices_qemu_args(disk_args, disks);
+    for (guint i = 0; i < disk_args->len; i++) {
+        g_ptr_array_add(argv, g_ptr_array_index(disk_args, i));
+    }
     for (int i = 0; cfg->args && cfg->args[i]; i++) {
         g_ptr_array_add(argv, cfg->args[i]);
     }
@@ -296,7 +306,8 @@ static bool failover_from_folder(FailoverJob *job, GError **errp)
         g_prefix_error(errp, "failover: the committed device state: ");
         return false;
     }
-    return colo_failover_resume(job->cfg, job->ram_dir, r.record->blocks, ds,
+    return colo_failover_resume(job->cfg, job->ram_dir, r.record->blocks,
+                                r.record->disks, ds,
                                 r.record->machine, r.record->ram_section_id,
                                 &job->result, errp);
 }

@@ -67,9 +67,12 @@ bool failover_write_stream(const char *path, const char *ram_dir,
                            const char *machine, uint32_t ram_section_id,
                            GError **errp);
 
+/* @disks (of ColoRecordDisk, or NULL): images to give QEMU as -blockdev
+ * nodes. */
 bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
-                          GArray *blocks, VMDeviceState *ds,
-                          const char *machine, uint32_t ram_section_id,
-                          FailoverResult *res, GError **errp);
+                          GArray *blocks, const GPtrArray *disks,
+                          VMDeviceState *ds, const char *machine,
+                          uint32_t ram_section_id, FailoverResult *res,
+                          GError **errp);
 
 #endif

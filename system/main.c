@@ -3,6 +3,7 @@
  * session, with QEMU's command line conventions (one or two dashes).
  *
  *   colo-secondary [-name NAME] [-ram-dir DIR] [-qmp unix:PATH,server=on,wait=off]
+ *                  [-blockdev driver=file,node-name=N,filename=IMG ...]
  *                  [-global migration.CAPABILITY=on|off]
  *                  [-global migration.PARAMETER=N]
  *                  -incoming tcp:HOST:PORT|unix:PATH|exec:CMD|file:PATH|defer
@@ -16,6 +17,8 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "block/blockdev.h"
+#include "block/nbd.h"
 #include "crypto/tls-creds.h"
 #include "migration/migration.h"
 #include "monitor/monitor.h"
@@ -25,6 +28,8 @@ typedef struct SecondaryMain {
     GMainLoop *loop;
     MigrationIncomingState *mis;
     Monitor *mon;
+    BlockDevices *disks;
+    NbdServer *nbd;
     bool once;
     bool quitting;
     int exit_status;
@@ -47,6 +52,11 @@ static void usage(FILE *out)
 "  -qmp unix:PATH,server=on,wait=off\n"
 "                      QMP monitor socket\n"
 "  -name NAME          a name for this instance (query-name)\n"
+"  -blockdev driver=file,node-name=NAME,filename=IMAGE[,read-only=on]\n"
+"             [,x-cache-size=MIB]\n"
+"                      a raw disk image of the protected VM, replicated\n"
+"                      per checkpoint (QMP nbd-server-start, nbd-server-add;\n"
+"                      driver=raw,file.filename=IMAGE and JSON work too)\n"
 "  -global migration.CAP=on|off    set a migration capability (x-colo,\n"
 "                      x-ignore-shared, events, ...)\n"
 "  -global migration.PARAM=N       set a migration parameter (also\n"
@@ -125,6 +135,10 @@ static bool start_failover(SecondaryMain *m)
     if (!m->failover_enabled || m->failover_job) {
         return false;
     }
+    /* Nobody writes the images any more, and what never committed goes:
+     * the failover QEMU gets them as the checkpoint left them. */
+    nbd_server_stop(m->nbd);
+    block_devices_discard(m->disks);
     m->failover_job = failover_job_start(&m->failover, m->mis,
                                          on_failover_done, m);
     return true;
@@ -177,6 +191,14 @@ static void on_colo_exit(void *opaque, COLOExitReason reason)
     if (ms > 0 && reason == COLO_EXIT_REASON_ERROR) {
         g_timeout_add(ms, auto_failover, m);
     }
+}
+
+/* An NBD client wrote into an image while no checkpoint runs. */
+static void on_disk_written(void *opaque)
+{
+    SecondaryMain *m = opaque;
+
+    migration_incoming_disk_written(m->mis);
 }
 
 static void on_event(void *opaque, const char *name, GVariant *data)
@@ -289,6 +311,7 @@ int main(int argc, char **argv)
     g_autofree char *ram_dir = NULL;
     g_autoptr(GError) err = NULL;
     GPtrArray *globals = g_ptr_array_new();
+    g_autoptr(GPtrArray) blockdevs = g_ptr_array_new();
     const char *incoming = NULL, *qmp = NULL, *name = NULL;
     const char *failover_qemu = NULL, *failover_machine = NULL;
     const char *failover_args = NULL;
@@ -326,7 +349,8 @@ int main(int argc, char **argv)
             !strcmp(opt, "-failover-qemu") ||
             !strcmp(opt, "-failover-args") ||
             !strcmp(opt, "-failover-machine") ||
-            !strcmp(opt, "-heartbeat-timeout") || !strcmp(opt, "-object")) {
+            !strcmp(opt, "-heartbeat-timeout") || !strcmp(opt, "-object") ||
+            !strcmp(opt, "-blockdev")) {
             if (!val) {
                 fprintf(stderr, "colo-secondary: %s needs an argument\n",
                         argv[i]);
@@ -359,6 +383,8 @@ int main(int argc, char **argv)
             } else if (!strcmp(opt, "-failover-args")) {
                 failover_args = val;
                 m.failover_enabled = true;
+            } else if (!strcmp(opt, "-blockdev")) {
+                g_ptr_array_add(blockdevs, (gpointer)val);
             } else if (!strcmp(opt, "-object")) {
                 if (!user_object_add(val, &err)) {
                     fprintf(stderr, "colo-secondary: %s\n", err->message);
@@ -432,9 +458,21 @@ int main(int argc, char **argv)
     }
     g_ptr_array_free(globals, TRUE);
 
+    m.disks = block_devices_new(ram_dir);
+    for (guint i = 0; i < blockdevs->len; i++) {
+        if (!block_devices_add_spec(m.disks, g_ptr_array_index(blockdevs, i),
+                                    &err)) {
+            fprintf(stderr, "colo-secondary: %s\n", err->message);
+            return 1;
+        }
+    }
+    block_devices_set_direct_write_hook(m.disks, on_disk_written, &m);
+    migration_incoming_set_disks(m.mis, m.disks);
+    m.nbd = nbd_server_new(m.disks);
+
     mctx = (MonitorContext) {
-        .mis = m.mis, .name = name, .quit = main_quit,
-        .colo_status = on_colo_status, .opaque = &m,
+        .mis = m.mis, .disks = m.disks, .nbd = m.nbd, .name = name,
+        .quit = main_quit, .colo_status = on_colo_status, .opaque = &m,
     };
     if (qmp) {
         m.mon = monitor_new(qmp, &mctx, &err);
@@ -483,7 +521,9 @@ int main(int argc, char **argv)
     }
     failover_job_free(m.failover_job);
     monitor_free(m.mon);
+    nbd_server_free(m.nbd);
     migration_incoming_free(m.mis);
+    block_devices_free(m.disks);
     g_main_loop_unref(m.loop);
     g_free(m.failover.qemu);
     g_free(m.failover.machine);

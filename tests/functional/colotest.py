@@ -107,7 +107,7 @@ class QMP:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def cmd_raw(self, name, **args):
+    def cmd_raw(self, name, /, **args):
         self.next_id += 1
         req = {"execute": name, "id": self.next_id}
         if args:
@@ -124,7 +124,7 @@ class QMP:
                     "error" in msg and "id" not in msg):
                 return msg
 
-    def cmd(self, name, **args):
+    def cmd(self, name, /, **args):
         r = self.cmd_raw(name, **args)
         if "error" in r:
             raise RuntimeError("QMP %s failed: %s" % (name, r["error"]))
@@ -644,9 +644,36 @@ def read_record(path):
             p += 8 + struct.unpack_from(">Q", rec, p)[0]
     dlen = struct.unpack_from(">Q", rec, p)[0]
     p += 8
-    assert p + dlen + 4 == len(rec), path
+    devices = rec[p:p + dlen]
+    p += dlen
+    disks = {}
+    if version == 2:
+        # u32 count; per disk: str8 node, u32+filename, u64 size, and in a
+        # journal u32+cache file, u64 n, n x (u64 page, u64 slot)
+        ndisks = struct.unpack_from(">I", rec, p)[0]
+        p += 4
+        for _ in range(ndisks):
+            node = rec[p + 1:p + 1 + rec[p]].decode()
+            p += 1 + rec[p]
+            n = struct.unpack_from(">I", rec, p)[0]
+            filename = rec[p + 4:p + 4 + n].decode()
+            p += 4 + n
+            size = struct.unpack_from(">Q", rec, p)[0]
+            p += 8
+            extents = []
+            if flags & 1:
+                n = struct.unpack_from(">I", rec, p)[0]
+                p += 4 + n
+                n = struct.unpack_from(">Q", rec, p)[0]
+                p += 8
+                extents = [struct.unpack_from(">QQ", rec, p + 16 * i)
+                           for i in range(n)]
+                p += 16 * n
+            disks[node] = {"filename": filename, "size": size,
+                           "extents": extents}
+    assert p + 4 == len(rec), path
     return {"version": version, "number": number, "machine": machine,
-            "blocks": blocks, "devices": rec[p:p + dlen]}
+            "blocks": blocks, "devices": devices, "disks": disks}
 
 
 def record_devices(ram_dir):

@@ -1,0 +1,1060 @@
+/*
+ * server.c: colo-secondary's NBD server (see include/block/nbd.h).
+ *
+ *   client                                   server
+ *                       <------------------  "NBDMAGIC" "IHAVEOPT" u16 flags
+ *   u32 flags           ------------------>
+ *   "IHAVEOPT" u32 option u32 length data ->
+ *                       <------------------  reply magic, option, type,
+ *                                            length, data (per option)
+ *   ... NBD_OPT_GO (or EXPORT_NAME): transmission
+ *   request: magic u16 flags u16 type u64 cookie u64 offset u32 length
+ *            [data for WRITE]  ------------>
+ *                       <------------------  magic u32 error u64 cookie
+ *                                            [data for READ]
+ *
+ * Every field a client sends is checked before it is used: lengths of
+ * options and requests, ranges against the export's size, magic numbers,
+ * commands and flags.  A request that is merely wrong (out of range, not
+ * allowed) gets an error reply; a stream that cannot be trusted any more
+ * (bad magic, a write too large to read) closes the connection.  Either
+ * way the reason goes to stderr with the client's address.
+ *
+ * One thread per connection, blocking I/O on its socket.  The listener is
+ * a GSocketService on the main context.
+ */
+#include "qemu/osdep.h"
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <sys/socket.h>
+
+#include "block/nbd.h"
+#include "crypto/tls-creds.h"
+#include "crypto/tls-session.h"
+
+typedef struct NbdExport {
+    char *name;
+    ColoDisk *disk;
+    bool writable;
+} NbdExport;
+
+typedef struct NbdConn {
+    NbdServer *server;
+    GSocketConnection *sc;      /* keeps the socket open */
+    int sock;                   /* its fd: shut down to stop the thread */
+    int fd;                     /* what we talk over (the TLS pump's) */
+    TlsPump *pump;
+    char *peer;
+    GThread *thread;
+    bool done;                  /* the thread has finished */
+    char *export;               /* the export it uses, once chosen */
+} NbdConn;
+
+struct NbdServer {
+    BlockDevices *bd;
+    GMutex lock;
+    GSocketService *service;    /* NULL: not started */
+    int port;
+    char *tls_creds;
+    char *tls_authz;
+    GPtrArray *exports;         /* of NbdExport */
+    GPtrArray *conns;           /* of NbdConn */
+};
+
+static void nbd_export_free(gpointer p)
+{
+    NbdExport *e = p;
+
+    g_free(e->name);
+    g_free(e);
+}
+
+void nbd_export_info_free(gpointer p)
+{
+    NbdExportInfo *i = p;
+
+    g_free(i->name);
+    g_free(i->node);
+    g_free(i);
+}
+
+void nbd_listen_address_clear(NbdListenAddress *a)
+{
+    g_free(a->host);
+    g_free(a->port);
+    g_free(a->path);
+    memset(a, 0, sizeof(*a));
+}
+
+NbdServer *nbd_server_new(BlockDevices *bd)
+{
+    NbdServer *s = g_new0(NbdServer, 1);
+
+    s->bd = bd;
+    g_mutex_init(&s->lock);
+    s->exports = g_ptr_array_new_with_free_func(nbd_export_free);
+    s->conns = g_ptr_array_new();
+    return s;
+}
+
+void nbd_server_free(NbdServer *s)
+{
+    if (!s) {
+        return;
+    }
+    nbd_server_stop(s);
+    g_ptr_array_unref(s->exports);
+    g_ptr_array_unref(s->conns);
+    g_mutex_clear(&s->lock);
+    g_free(s);
+}
+
+/* --- I/O on one connection ---------------------------------------------- */
+
+static bool read_full(NbdConn *c, void *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = read(c->fd, buf, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        buf = (char *)buf + n;
+        len -= n;
+    }
+    return true;
+}
+
+static bool write_full(NbdConn *c, const void *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == ENOTSOCK) {
+            n = write(c->fd, buf, len);
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        buf = (const char *)buf + n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Reads and drops @len bytes (the payload of a refused write). */
+static bool skip_full(NbdConn *c, uint64_t len)
+{
+    char buf[4096];
+
+    while (len) {
+        size_t n = MIN(len, sizeof(buf));
+
+        if (!read_full(c, buf, n)) {
+            return false;
+        }
+        len -= n;
+    }
+    return true;
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+    v = GUINT16_TO_BE(v);
+    memcpy(p, &v, 2);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    memcpy(p, &v, 4);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    memcpy(p, &v, 8);
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+    uint16_t v;
+
+    memcpy(&v, p, 2);
+    return GUINT16_FROM_BE(v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return GUINT32_FROM_BE(v);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_BE(v);
+}
+
+static void conn_log(NbdConn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void conn_log(NbdConn *c, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "colo-secondary: NBD client %s: %s\n", c->peer, msg);
+}
+
+/* --- the handshake ------------------------------------------------------ */
+
+static bool opt_reply(NbdConn *c, uint32_t opt, uint32_t type,
+                      const void *data, uint32_t len)
+{
+    uint8_t h[20];
+
+    put_be64(h, NBD_REP_MAGIC);
+    put_be32(h + 8, opt);
+    put_be32(h + 12, type);
+    put_be32(h + 16, len);
+    return write_full(c, h, sizeof(h)) && (!len || write_full(c, data, len));
+}
+
+/* An error reply with a message for people. */
+static bool opt_error(NbdConn *c, uint32_t opt, uint32_t type,
+                      const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+static bool opt_error(NbdConn *c, uint32_t opt, uint32_t type,
+                      const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    return opt_reply(c, opt, type, msg, strlen(msg));
+}
+
+/* The export called @name ("" means the only one), under the lock. */
+static NbdExport *export_find(NbdServer *s, const char *name)
+{
+    if (!name[0] && s->exports->len == 1) {
+        return g_ptr_array_index(s->exports, 0);
+    }
+    for (guint i = 0; i < s->exports->len; i++) {
+        NbdExport *e = g_ptr_array_index(s->exports, i);
+
+        if (!strcmp(e->name, name)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static uint16_t export_flags(const NbdExport *e)
+{
+    uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
+                 NBD_FLAG_CAN_MULTI_CONN;
+
+    if (e->writable) {
+        f |= NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+             NBD_FLAG_SEND_WRITE_ZEROES;
+    } else {
+        f |= NBD_FLAG_READ_ONLY;
+    }
+    return f;
+}
+
+typedef struct ChosenExport {
+    ColoDisk *disk;
+    bool writable;
+    uint64_t size;
+    uint16_t flags;
+} ChosenExport;
+
+/* Looks @name up and copies what transmission needs; the connection
+ * then belongs to the export (nbd-server-remove finds it). */
+static bool export_choose(NbdConn *c, const char *name, ChosenExport *out)
+{
+    NbdServer *s = c->server;
+    NbdExport *e;
+
+    g_mutex_lock(&s->lock);
+    e = export_find(s, name);
+    if (e) {
+        out->disk = e->disk;
+        out->writable = e->writable;
+        out->size = colo_disk_size(e->disk);
+        out->flags = export_flags(e);
+        g_free(c->export);
+        c->export = g_strdup(e->name);
+    }
+    g_mutex_unlock(&s->lock);
+    return e != NULL;
+}
+
+static bool opt_list(NbdConn *c, uint32_t len)
+{
+    NbdServer *s = c->server;
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+
+    if (len) {
+        return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_LIST takes no data");
+    }
+    g_mutex_lock(&s->lock);
+    for (guint i = 0; i < s->exports->len; i++) {
+        NbdExport *e = g_ptr_array_index(s->exports, i);
+
+        g_ptr_array_add(names, g_strdup(e->name));
+    }
+    g_mutex_unlock(&s->lock);
+    for (guint i = 0; i < names->len; i++) {
+        const char *n = g_ptr_array_index(names, i);
+        size_t nl = strlen(n);
+        g_autofree uint8_t *d = g_malloc(4 + nl);
+
+        put_be32(d, nl);
+        memcpy(d + 4, n, nl);
+        if (!opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, d, 4 + nl)) {
+            return false;
+        }
+    }
+    return opt_reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+}
+
+/* NBD_OPT_INFO / NBD_OPT_GO; *@go set when transmission begins. */
+static bool opt_info_go(NbdConn *c, uint32_t opt, const uint8_t *data,
+                        uint32_t len, ChosenExport *ce, bool *go)
+{
+    uint8_t info[18];
+    uint32_t nl;
+    uint16_t nreq;
+    g_autofree char *name = NULL;
+
+    if (len < 6 || (nl = get_be32(data)) > len - 6 ||
+        (nreq = get_be16(data + 4 + nl)) * 2u != len - 6 - nl) {
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed %s request",
+                         opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO");
+    }
+    name = g_strndup((const char *)data + 4, nl);
+    if (strlen(name) != nl) {
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "export name with a "
+                         "NUL byte");
+    }
+    if (!export_choose(c, name, ce)) {
+        conn_log(c, "asked for unknown export '%s'", name);
+        return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not "
+                         "present", name);
+    }
+    put_be16(info, NBD_INFO_EXPORT);
+    put_be64(info + 2, ce->size);
+    put_be16(info + 10, ce->flags);
+    if (!opt_reply(c, opt, NBD_REP_INFO, info, 12)) {
+        return false;
+    }
+    /* Any alignment is fine; 4 KiB is what the cache works in. */
+    put_be16(info, NBD_INFO_BLOCK_SIZE);
+    put_be32(info + 2, 1);
+    put_be32(info + 6, COLO_DISK_PAGE);
+    put_be32(info + 10, NBD_MAX_REQUEST);
+    if (!opt_reply(c, opt, NBD_REP_INFO, info, 14) ||
+        !opt_reply(c, opt, NBD_REP_ACK, NULL, 0)) {
+        return false;
+    }
+    *go = opt == NBD_OPT_GO;
+    return true;
+}
+
+static bool opt_starttls(NbdConn *c, uint32_t len)
+{
+    NbdServer *s = c->server;
+    TlsParams tls = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *creds = NULL, *authz = NULL;
+    int fd;
+
+    g_mutex_lock(&s->lock);
+    creds = g_strdup(s->tls_creds);
+    authz = g_strdup(s->tls_authz);
+    g_mutex_unlock(&s->lock);
+    if (!creds) {
+        return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY, "TLS is "
+                         "not configured on this server");
+    }
+    if (c->pump) {
+        return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is "
+                         "already on");
+    }
+    if (len) {
+        return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_STARTTLS takes no data");
+    }
+    if (!opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0)) {
+        return false;
+    }
+    tls.creds = creds;
+    tls.authz = authz;
+    fd = dup(c->sock);
+    if (fd < 0) {
+        conn_log(c, "TLS: %s", g_strerror(errno));
+        return false;
+    }
+    fd = tls_session_start(fd, &tls, c->peer, &c->pump, &err);
+    if (fd < 0) {
+        conn_log(c, "TLS handshake failed: %s", err->message);
+        return false;
+    }
+    c->fd = fd;
+    return true;
+}
+
+/* The option haggling; true with *@ce set when transmission begins. */
+static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
+{
+    uint8_t hello[18], h[16];
+    uint32_t cflags;
+    bool tls_required;
+
+    g_mutex_lock(&c->server->lock);
+    tls_required = c->server->tls_creds != NULL;
+    g_mutex_unlock(&c->server->lock);
+
+    put_be64(hello, NBD_INIT_MAGIC);
+    put_be64(hello + 8, NBD_OPTS_MAGIC);
+    put_be16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    if (!write_full(c, hello, sizeof(hello)) || !read_full(c, h, 4)) {
+        return false;
+    }
+    cflags = get_be32(h);
+    if (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+        conn_log(c, "unknown client flags %#x", cflags);
+        return false;
+    }
+    for (int n = 0; n < NBD_MAX_OPTIONS; n++) {
+        g_autofree uint8_t *data = NULL;
+        uint32_t opt, len;
+        bool go = false;
+
+        if (!read_full(c, h, 16)) {
+            return false;
+        }
+        if (get_be64(h) != NBD_OPTS_MAGIC) {
+            conn_log(c, "bad option magic %#" PRIx64, get_be64(h));
+            return false;
+        }
+        opt = get_be32(h + 8);
+        len = get_be32(h + 12);
+        if (len > NBD_MAX_OPTION) {
+            conn_log(c, "option %u with %u bytes of data (limit %u)", opt,
+                     len, NBD_MAX_OPTION);
+            if (len > 16 * NBD_MAX_OPTION || !skip_full(c, len)) {
+                return false;
+            }
+            if (!opt_error(c, opt, NBD_REP_ERR_TOO_BIG, "option data too "
+                           "large")) {
+                return false;
+            }
+            continue;
+        }
+        data = g_malloc(len + 1);
+        if (!read_full(c, data, len)) {
+            return false;
+        }
+        data[len] = 0;
+        if (tls_required && !c->pump && opt != NBD_OPT_STARTTLS &&
+            opt != NBD_OPT_ABORT) {
+            if (opt == NBD_OPT_EXPORT_NAME) {
+                conn_log(c, "refused: TLS is required");
+                return false;
+            }
+            if (!opt_error(c, opt, NBD_REP_ERR_TLS_REQD, "TLS is required "
+                           "on this server")) {
+                return false;
+            }
+            continue;
+        }
+        switch (opt) {
+        case NBD_OPT_EXPORT_NAME: {
+            uint8_t r[10 + 124] = { 0 };
+
+            if (strlen((char *)data) != len ||
+                !export_choose(c, (char *)data, ce)) {
+                conn_log(c, "asked for unknown export '%s'", (char *)data);
+                return false;
+            }
+            put_be64(r, ce->size);
+            put_be16(r + 8, ce->flags);
+            return write_full(c, r, cflags & NBD_FLAG_C_NO_ZEROES ? 10
+                                                                  : sizeof(r));
+        }
+        case NBD_OPT_ABORT:
+            opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+            return false;
+        case NBD_OPT_LIST:
+            if (!opt_list(c, len)) {
+                return false;
+            }
+            break;
+        case NBD_OPT_STARTTLS:
+            if (!opt_starttls(c, len)) {
+                return false;
+            }
+            break;
+        case NBD_OPT_INFO:
+        case NBD_OPT_GO:
+            if (!opt_info_go(c, opt, data, len, ce, &go)) {
+                return false;
+            }
+            if (go) {
+                return true;
+            }
+            break;
+        default:
+            if (!opt_error(c, opt, NBD_REP_ERR_UNSUP, "option %u is not "
+                           "supported", opt)) {
+                return false;
+            }
+        }
+    }
+    conn_log(c, "more than %d options", NBD_MAX_OPTIONS);
+    return false;
+}
+
+/* --- transmission ------------------------------------------------------- */
+
+static uint32_t nbd_errno(int err)
+{
+    switch (err) {
+    case EPERM:
+    case EROFS:
+        return NBD_EPERM;
+    case ENOMEM:
+        return NBD_ENOMEM;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return NBD_ENOSPC;
+    case EINVAL:
+        return NBD_EINVAL;
+    case EOVERFLOW:
+        return NBD_EOVERFLOW;
+    case ENOTSUP:
+        return NBD_ENOTSUP;
+    case ESHUTDOWN:
+        return NBD_ESHUTDOWN;
+    default:
+        return NBD_EIO;
+    }
+}
+
+static bool simple_reply(NbdConn *c, uint32_t error, uint64_t cookie,
+                         const void *data, uint32_t len)
+{
+    uint8_t r[16];
+
+    put_be32(r, NBD_SIMPLE_REPLY_MAGIC);
+    put_be32(r + 4, error);
+    put_be64(r + 8, cookie);
+    return write_full(c, r, sizeof(r)) && (!len || write_full(c, data, len));
+}
+
+static const char *cmd_name(uint16_t type)
+{
+    static const char *const names[] = {
+        [NBD_CMD_READ] = "READ", [NBD_CMD_WRITE] = "WRITE",
+        [NBD_CMD_DISC] = "DISC", [NBD_CMD_FLUSH] = "FLUSH",
+        [NBD_CMD_TRIM] = "TRIM", [NBD_CMD_WRITE_ZEROES] = "WRITE_ZEROES",
+    };
+
+    return type < G_N_ELEMENTS(names) && names[type] ? names[type]
+                                                     : "unknown";
+}
+
+static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
+{
+    g_autofree uint8_t *buf = NULL;
+    size_t buf_len = 0;
+
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        uint8_t h[28];
+        uint16_t flags, type;
+        uint64_t cookie, off;
+        uint32_t len, error = 0;
+        bool in_range, ok = true;
+
+        if (!read_full(c, h, sizeof(h))) {
+            return;
+        }
+        if (get_be32(h) != NBD_REQUEST_MAGIC) {
+            conn_log(c, "bad request magic %#x: closing", get_be32(h));
+            return;
+        }
+        flags = get_be16(h + 4);
+        type = get_be16(h + 6);
+        cookie = get_be64(h + 8);
+        off = get_be64(h + 16);
+        len = get_be32(h + 24);
+        in_range = off <= ce->size && len <= ce->size - off;
+
+        if (type == NBD_CMD_DISC) {
+            return;
+        }
+        if (type == NBD_CMD_WRITE) {
+            if (len > NBD_MAX_REQUEST) {
+                conn_log(c, "WRITE of %u bytes (limit %u): closing", len,
+                         NBD_MAX_REQUEST);
+                simple_reply(c, NBD_EOVERFLOW, cookie, NULL, 0);
+                return;
+            }
+            if (len > buf_len) {
+                g_free(buf);
+                buf = g_malloc(len);
+                buf_len = len;
+            }
+            if (!read_full(c, buf, len)) {
+                conn_log(c, "gone in the middle of a WRITE of %u bytes", len);
+                return;
+            }
+        }
+        if (type == NBD_CMD_READ && len > NBD_MAX_REQUEST) {
+            conn_log(c, "READ of %u bytes (limit %u)", len, NBD_MAX_REQUEST);
+            error = NBD_EOVERFLOW;
+        } else if (flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE)) {
+            conn_log(c, "%s with unknown flags %#x", cmd_name(type), flags);
+            error = NBD_EINVAL;
+        } else if (type != NBD_CMD_FLUSH && type <= NBD_CMD_WRITE_ZEROES &&
+                   type != 5 && !in_range) {
+            conn_log(c, "%s of %u bytes at %" PRIu64 " is beyond the end of "
+                     "the export (%" PRIu64 " bytes)", cmd_name(type), len,
+                     off, ce->size);
+            error = type == NBD_CMD_READ ? NBD_EINVAL : NBD_ENOSPC;
+        } else if (type != NBD_CMD_READ && type != NBD_CMD_FLUSH &&
+                   !ce->writable) {
+            error = NBD_EPERM;
+        }
+        if (error) {
+            if (!simple_reply(c, error, cookie, NULL, 0)) {
+                return;
+            }
+            continue;
+        }
+        switch (type) {
+        case NBD_CMD_READ:
+            if (len > buf_len) {
+                g_free(buf);
+                buf = g_malloc(len);
+                buf_len = len;
+            }
+            if (!colo_disk_read(ce->disk, buf, off, len, &err)) {
+                conn_log(c, "%s", err->message);
+                ok = simple_reply(c, nbd_errno(err->code), cookie, NULL, 0);
+            } else {
+                ok = simple_reply(c, 0, cookie, buf, len);
+            }
+            break;
+        case NBD_CMD_WRITE:
+        case NBD_CMD_TRIM:
+        case NBD_CMD_WRITE_ZEROES:
+            if (type == NBD_CMD_WRITE
+                ? !colo_disk_write(ce->disk, buf, off, len, &err)
+                : !colo_disk_write_zeroes(ce->disk, off, len, &err)) {
+                conn_log(c, "%s", err->message);
+                error = nbd_errno(err->code);
+            } else if ((flags & NBD_CMD_FLAG_FUA) &&
+                       !colo_disk_flush(ce->disk, &err)) {
+                conn_log(c, "%s", err->message);
+                error = nbd_errno(err->code);
+            }
+            ok = simple_reply(c, error, cookie, NULL, 0);
+            break;
+        case NBD_CMD_FLUSH:
+            if (!colo_disk_flush(ce->disk, &err)) {
+                conn_log(c, "%s", err->message);
+                error = nbd_errno(err->code);
+            }
+            ok = simple_reply(c, error, cookie, NULL, 0);
+            break;
+        default:
+            conn_log(c, "unknown command %u", type);
+            ok = simple_reply(c, NBD_EINVAL, cookie, NULL, 0);
+        }
+        if (!ok) {
+            return;
+        }
+        /* a big buffer is not kept for a client that went back to 4 KiB */
+        if (buf_len > (1u << 20) && len <= (1u << 20)) {
+            g_clear_pointer(&buf, g_free);
+            buf_len = 0;
+        }
+    }
+}
+
+static gpointer nbd_conn_thread(gpointer opaque)
+{
+    NbdConn *c = opaque;
+    ChosenExport ce = { 0 };
+    struct timeval tv = { .tv_sec = NBD_HANDSHAKE_TIMEOUT_S };
+    struct timeval none = { 0 };
+
+    setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (nbd_handshake(c, &ce)) {
+        /* an idle mirror is not a dead one: no timeout from here on */
+        setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+        nbd_transmission(c, &ce);
+    }
+    if (c->pump) {
+        close(c->fd);
+        tls_pump_free(c->pump);
+        c->pump = NULL;
+    }
+    c->fd = -1;
+    shutdown(c->sock, SHUT_RDWR);
+    g_mutex_lock(&c->server->lock);
+    c->done = true;
+    g_mutex_unlock(&c->server->lock);
+    return NULL;
+}
+
+/* --- the listener ------------------------------------------------------- */
+
+static void nbd_conn_free(NbdConn *c)
+{
+    g_thread_join(c->thread);
+    g_object_unref(c->sc);
+    g_free(c->peer);
+    g_free(c->export);
+    g_free(c);
+}
+
+/* Joins finished connection threads; under the lock. */
+static GPtrArray *conns_take_done(NbdServer *s)
+{
+    GPtrArray *done = g_ptr_array_new();
+
+    for (guint i = 0; i < s->conns->len;) {
+        NbdConn *c = g_ptr_array_index(s->conns, i);
+
+        if (c->done) {
+            g_ptr_array_add(done, c);
+            g_ptr_array_remove_index_fast(s->conns, i);
+        } else {
+            i++;
+        }
+    }
+    return done;
+}
+
+static void conns_free(GPtrArray *a)
+{
+    for (guint i = 0; i < a->len; i++) {
+        nbd_conn_free(g_ptr_array_index(a, i));
+    }
+    g_ptr_array_unref(a);
+}
+
+static char *peer_name(GSocketConnection *sc)
+{
+    g_autoptr(GSocketAddress) a = g_socket_connection_get_remote_address(sc,
+                                                                         NULL);
+
+    if (a && G_IS_INET_SOCKET_ADDRESS(a)) {
+        g_autofree char *ip = g_inet_address_to_string(
+            g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(a)));
+
+        return g_strdup_printf("%s:%u", ip, g_inet_socket_address_get_port(
+                                   G_INET_SOCKET_ADDRESS(a)));
+    }
+    return g_strdup("unix socket");
+}
+
+static gboolean nbd_incoming(GSocketService *service, GSocketConnection *sc,
+                             GObject *source, gpointer opaque)
+{
+    NbdServer *s = opaque;
+    GPtrArray *done;
+    NbdConn *c;
+    guint n;
+
+    g_mutex_lock(&s->lock);
+    done = conns_take_done(s);
+    n = s->conns->len;
+    g_mutex_unlock(&s->lock);
+    conns_free(done);
+    if (n >= NBD_MAX_CLIENTS) {
+        g_autofree char *peer = peer_name(sc);
+
+        fprintf(stderr, "colo-secondary: NBD client %s refused: %d clients "
+                "already\n", peer, NBD_MAX_CLIENTS);
+        return TRUE;        /* closes it */
+    }
+    c = g_new0(NbdConn, 1);
+    c->server = s;
+    c->sc = g_object_ref(sc);
+    c->sock = g_socket_get_fd(g_socket_connection_get_socket(sc));
+    c->fd = c->sock;
+    c->peer = peer_name(sc);
+    /* blocking I/O in the thread (GSocket keeps its fd non-blocking) */
+    g_unix_set_fd_nonblocking(c->sock, FALSE, NULL);
+    g_mutex_lock(&s->lock);
+    g_ptr_array_add(s->conns, c);
+    g_mutex_unlock(&s->lock);
+    c->thread = g_thread_new("nbd/conn", nbd_conn_thread, c);
+    return TRUE;
+}
+
+bool nbd_server_start(NbdServer *s, const NbdListenAddress *addr,
+                      const char *tls_creds, const char *tls_authz,
+                      GError **errp)
+{
+    g_autoptr(GSocketService) svc = NULL;
+    g_autoptr(GSocketAddress) effective = NULL;
+
+    if (s->service) {
+        g_set_error(errp, COLO_ERROR, EBUSY, "NBD server already running");
+        return false;
+    }
+    if (tls_creds) {
+        const TlsCreds *c = tls_creds_find(tls_creds, errp);
+
+        if (!c) {
+            return false;
+        }
+        if (!c->server) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "TLS credentials '%s' are "
+                        "for a client endpoint; an NBD server needs "
+                        "endpoint=server", tls_creds);
+            return false;
+        }
+    }
+    svc = g_socket_service_new();
+    if (addr->is_unix) {
+        g_autoptr(GSocketAddress) ua = NULL;
+
+        if (!addr->path || !addr->path[0] || strlen(addr->path) >= 108) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "NBD server: bad UNIX "
+                        "socket path");
+            return false;
+        }
+        g_unlink(addr->path);
+        ua = g_unix_socket_address_new(addr->path);
+        if (!g_socket_listener_add_address(G_SOCKET_LISTENER(svc), ua,
+                                           G_SOCKET_TYPE_STREAM,
+                                           G_SOCKET_PROTOCOL_DEFAULT, NULL,
+                                           NULL, errp)) {
+            g_prefix_error(errp, "NBD server on %s: ", addr->path);
+            return false;
+        }
+    } else {
+        g_autoptr(GInetAddress) ip = NULL;
+        g_autoptr(GSocketAddress) ia = NULL;
+        guint64 port;
+
+        if (!addr->port || !g_ascii_string_to_unsigned(addr->port, 10, 0,
+                                                       65535, &port, NULL)) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "NBD server: port '%s' is "
+                        "not a number from 0 to 65535",
+                        addr->port ? addr->port : "");
+            return false;
+        }
+        if (addr->host && addr->host[0]) {
+            ip = g_inet_address_new_from_string(addr->host);
+            if (!ip) {
+                g_autoptr(GResolver) r = g_resolver_get_default();
+                GList *l = g_resolver_lookup_by_name(r, addr->host, NULL,
+                                                     errp);
+
+                if (!l) {
+                    g_prefix_error(errp, "NBD server: ");
+                    return false;
+                }
+                ip = g_object_ref(l->data);
+                g_resolver_free_addresses(l);
+            }
+        } else {
+            ip = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+        }
+        ia = g_inet_socket_address_new(ip, port);
+        if (!g_socket_listener_add_address(G_SOCKET_LISTENER(svc), ia,
+                                           G_SOCKET_TYPE_STREAM,
+                                           G_SOCKET_PROTOCOL_TCP, NULL,
+                                           &effective, errp)) {
+            g_prefix_error(errp, "NBD server on %s:%s: ",
+                           addr->host ? addr->host : "", addr->port);
+            return false;
+        }
+        s->port = g_inet_socket_address_get_port(
+            G_INET_SOCKET_ADDRESS(effective));
+    }
+    g_signal_connect(svc, "incoming", G_CALLBACK(nbd_incoming), s);
+    g_socket_service_start(svc);
+    g_mutex_lock(&s->lock);
+    s->service = g_steal_pointer(&svc);
+    s->tls_creds = g_strdup(tls_creds);
+    s->tls_authz = g_strdup(tls_authz);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool nbd_server_running(NbdServer *s)
+{
+    return s->service != NULL;
+}
+
+int nbd_server_port(NbdServer *s)
+{
+    return s->port;
+}
+
+bool nbd_server_add(NbdServer *s, const char *node, const char *name,
+                    bool writable, GError **errp)
+{
+    ColoDisk *d;
+    NbdExport *e;
+
+    if (!s->service) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "NBD server not running");
+        return false;
+    }
+    d = block_devices_find(s->bd, node);
+    if (!d) {
+        g_set_error(errp, COLO_ERROR, ENOENT, "Cannot find device=%s nor "
+                    "node-name=%s", node, node);
+        return false;
+    }
+    if (!name) {
+        name = node;
+    }
+    if (strlen(name) > 4096) {
+        g_set_error(errp, COLO_ERROR, EINVAL, "export name too long");
+        return false;
+    }
+    if (writable && colo_disk_read_only(d)) {
+        g_set_error(errp, COLO_ERROR, EPERM, "node '%s' is read-only", node);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    if (export_find(s, name) && name[0]) {
+        g_mutex_unlock(&s->lock);
+        g_set_error(errp, COLO_ERROR, EEXIST, "NBD server already has export "
+                    "named '%s'", name);
+        return false;
+    }
+    e = g_new0(NbdExport, 1);
+    e->name = g_strdup(name);
+    e->disk = d;
+    e->writable = writable;
+    g_ptr_array_add(s->exports, e);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool nbd_server_remove(NbdServer *s, const char *name, bool hard,
+                       GError **errp)
+{
+    NbdExport *e = NULL;
+    guint users = 0;
+
+    g_mutex_lock(&s->lock);
+    for (guint i = 0; i < s->exports->len; i++) {
+        NbdExport *x = g_ptr_array_index(s->exports, i);
+
+        if (!strcmp(x->name, name)) {
+            e = x;
+        }
+    }
+    for (guint i = 0; e && i < s->conns->len; i++) {
+        NbdConn *c = g_ptr_array_index(s->conns, i);
+
+        if (!c->done && c->export && !strcmp(c->export, name)) {
+            users++;
+            if (hard) {
+                shutdown(c->sock, SHUT_RDWR);
+            }
+        }
+    }
+    if (e && (hard || !users)) {
+        g_ptr_array_remove(s->exports, e);
+    }
+    g_mutex_unlock(&s->lock);
+    if (!e) {
+        g_set_error(errp, COLO_ERROR, ENOENT, "Export '%s' is not found",
+                    name);
+        return false;
+    }
+    if (users && !hard) {
+        g_set_error(errp, COLO_ERROR, EBUSY, "export '%s' still in use "
+                    "(%u clients); use mode 'hard' to drop them", name,
+                    users);
+        return false;
+    }
+    return true;
+}
+
+void nbd_server_stop(NbdServer *s)
+{
+    GPtrArray *all;
+
+    if (s->service) {
+        g_socket_service_stop(s->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(s->service));
+        g_signal_handlers_disconnect_by_data(s->service, s);
+        g_clear_object(&s->service);
+    }
+    g_mutex_lock(&s->lock);
+    for (guint i = 0; i < s->conns->len; i++) {
+        NbdConn *c = g_ptr_array_index(s->conns, i);
+
+        shutdown(c->sock, SHUT_RDWR);
+    }
+    all = g_ptr_array_copy(s->conns, NULL, NULL);
+    g_ptr_array_set_size(s->conns, 0);
+    g_ptr_array_set_size(s->exports, 0);
+    g_clear_pointer(&s->tls_creds, g_free);
+    g_clear_pointer(&s->tls_authz, g_free);
+    s->port = 0;
+    g_mutex_unlock(&s->lock);
+    conns_free(all);
+}
+
+GPtrArray *nbd_server_exports(NbdServer *s)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(nbd_export_info_free);
+
+    g_mutex_lock(&s->lock);
+    for (guint i = 0; i < s->exports->len; i++) {
+        NbdExport *e = g_ptr_array_index(s->exports, i);
+        NbdExportInfo *info = g_new0(NbdExportInfo, 1);
+
+        info->name = g_strdup(e->name);
+        info->node = g_strdup(colo_disk_node(e->disk));
+        info->writable = e->writable;
+        for (guint k = 0; k < s->conns->len; k++) {
+            NbdConn *c = g_ptr_array_index(s->conns, k);
+
+            info->clients += !c->done && c->export &&
+                             !strcmp(c->export, e->name);
+        }
+        g_ptr_array_add(a, info);
+    }
+    g_mutex_unlock(&s->lock);
+    return a;
+}
