@@ -162,12 +162,10 @@ bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
     return true;
 }
 
-bool colo_peer_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
-                          GError **errp)
+bool colo_peer_send_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
+                               GError **errp)
 {
-    return colo_peer_send_message(p, COLO_MESSAGE_CHECKPOINT_REQUEST, errp) &&
-           colo_peer_expect(p, COLO_MESSAGE_CHECKPOINT_REPLY, errp) &&
-           colo_peer_send_bytes(p, live, errp) &&
+    return colo_peer_send_bytes(p, live, errp) &&
            colo_peer_send_vmstate_size(p, g_bytes_get_size(devices), errp) &&
            colo_peer_send_bytes(p, devices, errp) &&
            colo_peer_expect(p, COLO_MESSAGE_VMSTATE_RECEIVED, errp) &&

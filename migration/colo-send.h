@@ -46,12 +46,13 @@ bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp);
 bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp);
 
 /*
- * One whole checkpoint after the VM state is known: REQUEST, wait for
- * REPLY, @live (from colo_put_checkpoint_head() to _tail()), the size of
- * @devices and @devices, then wait for RECEIVED and LOADED.
+ * The rest of a checkpoint once REQUEST and REPLY have been exchanged
+ * (colo-primary does that while the VM is stopped): @live (from
+ * colo_put_checkpoint_head() to _tail()), the size of @devices and
+ * @devices, then wait for RECEIVED and LOADED.
  */
-bool colo_peer_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
-                          GError **errp);
+bool colo_peer_send_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
+                               GError **errp);
 
 /* True if QEMU sends SWITCHOVER_START for @machine (pc-*-9.2 and newer:
  * the receiving QEMU of those machines expects it). */

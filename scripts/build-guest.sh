@@ -58,6 +58,8 @@ done
 
 # the UDP burst of the network buffer's limit test, static for busybox
 gcc -O2 -static -o "$root/bin/udpflood" "$guest_src/udpflood.c"
+# the disk tests' writer and checker, and the disk benchmark
+gcc -O2 -static -o "$root/bin/diskcheck" "$guest_src/diskcheck.c"
 
 mkdir -p "$out"
 cp "$tmp/x/boot/vmlinuz-$kver" "$out/vmlinuz"

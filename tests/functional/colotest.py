@@ -438,6 +438,11 @@ class Secondary(LoggedProcess):
         return rc
 
 
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def complete_lines(text):
     """The lines of @text that have their newline: QEMU writes the serial
     port a character at a time, so the last line of a file read while
@@ -1097,12 +1102,28 @@ class ProtectedLinuxGuest:
 
     def __init__(self, workdir, ns, agent_args=(), mem_mb=256,
                  heartbeat_ms=1500, failover_net=True, qemu_extra=(),
-                 queues=1, wait_checkpoint=True, protect=True):
+                 queues=1, wait_checkpoint=True, protect=True, disk_mb=0,
+                 run="service"):
         kernel, initrd = require_linux_guest()
         self.workdir = workdir
         self.ns = ns
         self.vm = self.sec = self.agent = None
         self.failover_pid = None
+        disk_vm, disk_dev, disk_agent = [], [], []
+        if disk_mb:
+            # the VM's disk (virtio-blk on node disk0), and the standby's
+            # image of it, which the mirror fills
+            self.disk_path = os.path.join(workdir, "disk.img")
+            self.standby_disk_path = os.path.join(workdir, "standby-disk.img")
+            for path in (self.disk_path, self.standby_disk_path):
+                with open(path, "wb") as f:
+                    f.truncate(disk_mb << 20)
+            disk_vm = ["-blockdev", "driver=raw,node-name=disk0,file.driver="
+                       "file,file.filename=" + self.disk_path]
+            disk_dev = ["-device", "virtio-blk-pci,drive=disk0"]
+            self.nbd_path = os.path.join(workdir, "standby-nbd.sock")
+            disk_agent = ["--disk", "disk0=nbd+unix:///disk0?socket="
+                          + self.nbd_path]
         ns.add_tap("tap0", multi_queue=queues > 1)
         ns.add_tap("tap1")
         mq = ",queues=%d" % queues if queues > 1 else ""
@@ -1111,14 +1132,16 @@ class ProtectedLinuxGuest:
             self.vm = Qemu("10.0", workdir, mem_mb=mem_mb, prefix=ns.prefix(),
                            extra=[
                 "-kernel", kernel, "-initrd", initrd,
-                "-append", "console=ttyS0 quiet colo.run=service "
-                           "colo.ip=%s/24" % GUEST_IP,
+                "-append", "console=ttyS0 quiet colo.run=%s "
+                           "colo.ip=%s/24" % (run, GUEST_IP),
                 "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"
                            + mq,
                 "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + mq_dev]
-                + list(qemu_extra))
-            wait_for(lambda: "serving on port 7777" in self.vm.serial(), 120,
-                     "the guest's service")
+                + disk_vm + disk_dev + list(qemu_extra))
+            ready = "serving on port 7777" if run == "service" else \
+                "DISK ok" if run == "disk" else "colo-guest: up"
+            wait_for(lambda: ready in self.vm.serial(), 120,
+                     "the guest's workload")
             if not protect:
                 return
             self.vm.qmp.close()
@@ -1130,11 +1153,20 @@ class ProtectedLinuxGuest:
                 args += (" -netdev tap,id=n0,ifname=tap1,script=no,"
                          "downscript=no -device virtio-net-pci,netdev=n0,"
                          "mac=" + GUEST_MAC)
+            if disk_mb:
+                args += " " + " ".join(disk_dev)
             sdir = os.path.join(workdir, "sec")
             os.makedirs(sdir, exist_ok=True)
             self.sec = ColoSecondary(sdir, prefix=ns.prefix(), extra=[
                 "-failover-args", args,
-                "-heartbeat-timeout", str(heartbeat_ms)])
+                "-heartbeat-timeout", str(heartbeat_ms)] + ([
+                    "-blockdev", "driver=file,node-name=disk0,filename="
+                    + self.standby_disk_path] if disk_mb else []))
+            if disk_mb:
+                self.sec.qmp.cmd("nbd-server-start", addr={
+                    "type": "unix", "data": {"path": self.nbd_path}})
+                self.sec.qmp.cmd("nbd-server-add", device="disk0",
+                                 writable=True)
             self.monitor_path = os.path.join(workdir, "colo-primary.qmp")
             self.agent_log_path = os.path.join(workdir, "colo-primary.log")
             self.agent_log = open(self.agent_log_path, "wb")
@@ -1143,7 +1175,8 @@ class ProtectedLinuxGuest:
                                "--ram-file", self.vm.ram_path,
                                "--connect", "tcp:127.0.0.1:%d" % self.sec.port,
                                "--monitor", "unix:%s,server=on,wait=off"
-                               % self.monitor_path] + list(agent_args),
+                               % self.monitor_path] + disk_agent
+                + list(agent_args),
                 stdout=self.agent_log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL)
             if not wait_checkpoint:

@@ -151,6 +151,8 @@ void agent_config_clear(AgentConfig *cfg)
     g_clear_pointer(&cfg->monitor, g_free);
     g_clear_pointer(&cfg->connect, g_free);
     g_clear_pointer(&cfg->verify_dir, g_free);
+    g_clear_pointer(&cfg->disks, g_strfreev);
+    g_clear_pointer(&cfg->verify_disks, g_strfreev);
     g_clear_pointer(&cfg->guard_exe, g_free);
     g_clear_pointer(&cfg->tls_creds, g_free);
     g_clear_pointer(&cfg->tls_hostname, g_free);
@@ -173,6 +175,8 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->cfg.monitor = g_strdup(cfg->monitor);
     a->cfg.connect = g_strdup(cfg->connect);
     a->cfg.verify_dir = g_strdup(cfg->verify_dir);
+    a->cfg.disks = g_strdupv(cfg->disks);
+    a->cfg.verify_disks = g_strdupv(cfg->verify_disks);
     a->cfg.guard_exe = g_strdup(cfg->guard_exe);
     a->cfg.dirty_tracking = g_strdup(cfg->dirty_tracking);
     a->cfg.tls_creds = NULL;        /* kept in opts, settable over QMP */

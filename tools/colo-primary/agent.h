@@ -72,6 +72,8 @@ typedef struct AgentConfig {
     char *monitor;              /* our QMP socket spec, or NULL */
     char *connect;              /* protect at once into this, or NULL */
     char *verify_dir;           /* tests: the secondary's RAM folder */
+    char **disks;               /* --disk NODE=URI */
+    char **verify_disks;        /* tests: --verify-disk NODE=PATH */
     int checkpoint_delay_ms;
     gboolean xbzrle;
     int max_checkpoints;        /* 0: until stopped */

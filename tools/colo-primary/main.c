@@ -11,6 +11,7 @@
  *                [--tls-creds ID] [--tls-hostname NAME]
  *                [--no-net-buffer] [--verify-secondary RAM_DIR]
  *                [--dirty-tracking auto|digest|soft-dirty] [--qemu-pid N]
+ *                [--disk NODE=nbd://HOST:PORT/EXPORT ...]
  *                [--quiet]
  *
  * --connect starts protecting the VM at once (x-colo implied); with
@@ -77,6 +78,13 @@ int main(int argc, char **argv)
         { "qemu-pid", 0, 0, G_OPTION_ARG_INT, &c->qemu_pid,
           "QEMU's pid, for soft-dirty (default: the QMP socket's peer)",
           "PID" },
+        { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &c->disks,
+          "mirror the VM's block node NODE to the secondary's NBD export "
+          "(nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH); "
+          "its writes commit with the checkpoints", "NODE=URI" },
+        { "verify-disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &c->verify_disks,
+          "tests: compare the secondary's image of NODE after every "
+          "checkpoint", "NODE=PATH" },
         { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &c->verify_dir,
           "tests: compare the secondary's RAM file after every checkpoint",
           "RAM_DIR" },

@@ -11,8 +11,17 @@
  *                                             exactly what went out)
  *                  stop, scan + capture, cont (pages changed meanwhile)
  *                  the rest of the stream     -> CHECKPOINT_READY
- *   checkpoint     stop, scan + capture, cont; then build and send it,
- *                  REQUEST ... LOADED
+ *   checkpoint     stop, REQUEST, scan + capture, REPLY, cont; then
+ *                  build and send it: VMSTATE_SEND ... LOADED
+ *
+ * With disks (--disk, disk-mirror.c) they are mirrored to the secondary
+ * before the initial synchronisation, and the VM stays stopped from its
+ * last pause until CHECKPOINT_READY: the secondary starts caching disk
+ * writes when it commits checkpoint 0, and no write may come before.
+ * CHECKPOINT_REQUEST goes out while the VM is stopped and the VM only
+ * runs on once CHECKPOINT_REPLY is back: the secondary seals the disk
+ * writes of the checkpoint on REQUEST, so every write before the stop is
+ * in it (QEMU's stop drains the mirror's writes too) and none after.
  *
  * During a pause the dirty scan runs in worker threads while this thread
  * waits for QEMU's device-state migration; the changed pages are copied
@@ -31,8 +40,11 @@
 #include "migration/savevm-put.h"
 #include "tools/colo-primary/agent.h"
 #include "tools/colo-primary/device-capture.h"
+#include "tools/colo-primary/disk-mirror.h"
 
 #define CAPTURE_TIMEOUT_MS 10000
+/* The initial copy of a disk (an hour: a large disk on a slow link). */
+#define DISK_SYNC_TIMEOUT_MS (3600 * 1000)
 
 typedef struct Session {
     Agent *a;
@@ -40,6 +52,11 @@ typedef struct Session {
     RAMSaveState rs;
     PageCache *xbzrle;          /* NULL without the xbzrle capability */
     NetBuffer *net;             /* NULL with --no-net-buffer */
+    DiskMirror *disks;          /* NULL without --disk */
+    char **disk_sums;           /* --verify-disk: SHA-256 of each image at
+                                   the last pause */
+    int64_t stopped_at;         /* the VM was left stopped at (initial
+                                   sync with disks) */
     DeviceCapture *model;       /* the first capture: blocks as sent */
     RAMBlock *main_rb;          /* in @model */
     uint32_t section_id;
@@ -82,15 +99,36 @@ static bool stop_requested(Agent *a)
     return r;
 }
 
-/* One pause: stop, scan and capture at once, cont.  Returns the capture,
- * parsed; the changed pages are in the scan. */
+/* --verify-disk: SHA-256 of the VM's images while it is stopped. */
+static bool sum_disks(Session *s, GError **errp)
+{
+    for (guint i = 0; i < disk_mirror_count(s->disks); i++) {
+        g_autofree char *path = disk_mirror_image_path(s->disks, i, errp);
+        g_autoptr(GMappedFile) mf = path ? g_mapped_file_new(path, FALSE,
+                                                             errp) : NULL;
+
+        if (!mf) {
+            return false;
+        }
+        g_free(s->disk_sums[i]);
+        s->disk_sums[i] = g_compute_checksum_for_data(
+            G_CHECKSUM_SHA256, (const guchar *)g_mapped_file_get_contents(mf),
+            g_mapped_file_get_length(mf));
+    }
+    return true;
+}
+
+/* One pause: stop, scan and capture at once, cont.  With @request the
+ * checkpoint's CHECKPOINT_REQUEST goes out at the stop and its REPLY is
+ * awaited before cont; with @stay_stopped there is no cont.  Returns the
+ * capture, parsed; the changed pages are in the scan. */
 static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
+                                    bool request, bool stay_stopped,
                                     GError **errp)
 {
     Agent *a = s->a;
     int64_t t0 = 0, t1, t2, t3;
     g_autoptr(GBytes) bytes = NULL;
-    g_autoptr(GError) cont_err = NULL;
     g_autofree char *dir = NULL;
     DeviceCapture *dc;
 
@@ -99,6 +137,13 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         return NULL;
     }
     t1 = g_get_monotonic_time();
+    if (request &&
+        !colo_peer_send_message(s->peer, COLO_MESSAGE_CHECKPOINT_REQUEST,
+                                errp)) {
+        /* session_finish continues the VM */
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return NULL;
+    }
     /* The scan first: its workers run during the QMP round trips below. */
     dirty_scan_start(a->scan);
     /* what the guest sends from the next cont on is held until this
@@ -113,6 +158,16 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     t2 = g_get_monotonic_time();
     dirty_scan_finish(a->scan);
     t3 = g_get_monotonic_time();
+    if (bytes && s->disks && !disk_mirror_check(s->disks, errp)) {
+        g_clear_pointer(&bytes, g_bytes_unref);
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return NULL;
+    }
+    if (bytes && a->cfg.verify_disks && !sum_disks(s, errp)) {
+        g_clear_pointer(&bytes, g_bytes_unref);
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return NULL;
+    }
     if (a->cfg.verify_dir && bytes) {
         /* tests: an independent record of RAM at this moment (SHA-256,
          * not our digests), left out of the pause figures */
@@ -122,7 +177,19 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         fig->verify_us = g_get_monotonic_time() - t3;
         t0 += fig->verify_us;
     }
-    if (!vm_control_cont(a->vm, bytes ? errp : &cont_err) || !bytes) {
+    if (!bytes) {
+        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        return NULL;
+    }
+    /* the secondary has sealed the checkpoint's disk writes */
+    if (request &&
+        !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_REPLY, errp)) {
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return NULL;
+    }
+    if (stay_stopped) {
+        s->stopped_at = t0;
+    } else if (!vm_control_cont(a->vm, errp)) {
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return NULL;
     }
@@ -176,6 +243,45 @@ static void put_rom_pages(Session *s, DeviceCapture *dc, bool all)
 }
 
 /* Tests: the secondary's copy of main RAM against ours at the pause. */
+/* --verify-disk NODE=PATH: the secondary's image of NODE must be what
+ * the VM's was at the pause. */
+static bool verify_disks(Session *s, const char *what, GError **errp)
+{
+    Agent *a = s->a;
+
+    for (guint i = 0; i < disk_mirror_count(s->disks); i++) {
+        const char *node = disk_mirror_target(s->disks, i)->node;
+        g_autofree char *prefix = g_strconcat(node, "=", NULL);
+        g_autoptr(GMappedFile) mf = NULL;
+        g_autofree char *theirs = NULL;
+        const char *path = NULL;
+
+        for (int k = 0; a->cfg.verify_disks[k]; k++) {
+            if (g_str_has_prefix(a->cfg.verify_disks[k], prefix)) {
+                path = a->cfg.verify_disks[k] + strlen(prefix);
+            }
+        }
+        if (!path) {
+            continue;
+        }
+        mf = g_mapped_file_new(path, FALSE, errp);
+        if (!mf) {
+            agent_error_tag(errp, AGENT_ERROR_VERIFY);
+            return false;
+        }
+        theirs = g_compute_checksum_for_data(
+            G_CHECKSUM_SHA256, (const guchar *)g_mapped_file_get_contents(mf),
+            g_mapped_file_get_length(mf));
+        if (g_strcmp0(theirs, s->disk_sums[i])) {
+            g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: the "
+                        "secondary's image %s differs from the VM's disk %s "
+                        "at that moment", what, path, node);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool verify_secondary(Session *s, const char *what, GError **errp)
 {
     Agent *a = s->a;
@@ -369,7 +475,7 @@ static bool session_initial_sync(Session *s, GError **errp)
     }
 
     /* 3. The pages changed meanwhile, with the VM stopped. */
-    dc = session_pause(s, &fig, errp);
+    dc = session_pause(s, &fig, false, s->disks != NULL, errp);
     if (!dc) {
         return false;
     }
@@ -394,10 +500,21 @@ static bool session_initial_sync(Session *s, GError **errp)
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
         return false;
     }
+    if (s->disks) {
+        /* checkpoint 0 holds the disks: their writes may go on now */
+        if (!vm_control_cont(a->vm, errp)) {
+            agent_error_tag(errp, AGENT_ERROR_QEMU);
+            return false;
+        }
+        fig.pause_us = g_get_monotonic_time() - s->stopped_at;
+    }
     fig.wire_bytes = qemu_file_tell(f);
     fig.total_us = g_get_monotonic_time() - t0;
     s->rs.f = NULL;
     if (a->cfg.verify_dir && !verify_secondary(s, "initial sync", errp)) {
+        return false;
+    }
+    if (a->cfg.verify_disks && !verify_disks(s, "initial sync", errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -412,7 +529,7 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     CheckpointFigures fig = { .number = number };
     int64_t t0 = g_get_monotonic_time();
     uint64_t xbzrle_before = s->rs.xbzrle_pages;
-    DeviceCapture *dc = session_pause(s, &fig, errp);
+    DeviceCapture *dc = session_pause(s, &fig, true, false, errp);
     g_autofree char *what = NULL;
     bool ok;
 
@@ -430,7 +547,8 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     fig.xbzrle_pages = s->rs.xbzrle_pages - xbzrle_before;
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     fig.wire_bytes = g_bytes_get_size(live) + 12 + fig.device_bytes;
-    ok = colo_peer_checkpoint(s->peer, live, dc->lv.devices->blob, errp);
+    ok = colo_peer_send_checkpoint(s->peer, live, dc->lv.devices->blob,
+                                   errp);
     device_capture_free(dc);
     if (!ok) {
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
@@ -444,6 +562,9 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     fig.total_us = g_get_monotonic_time() - t0;
     what = g_strdup_printf("checkpoint %" PRIu64, number);
     if (a->cfg.verify_dir && !verify_secondary(s, what, errp)) {
+        return false;
+    }
+    if (a->cfg.verify_disks && !verify_disks(s, what, errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -589,6 +710,25 @@ static void session_net_stop(Session *s)
     s->net = NULL;
 }
 
+/* Mirrors the VM's disks to the secondary's exports (--disk). */
+static bool session_disks_start(Session *s, GError **errp)
+{
+    Agent *a = s->a;
+
+    if (!a->cfg.disks || !a->cfg.disks[0]) {
+        return true;
+    }
+    s->disks = disk_mirror_new(vm_control_qmp(a->vm), a->cfg.disks, errp);
+    if (!s->disks ||
+        !disk_mirror_start(s->disks, DISK_SYNC_TIMEOUT_MS, a->cfg.quiet,
+                           errp)) {
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return false;
+    }
+    s->disk_sums = g_new0(char *, disk_mirror_count(s->disks) + 1);
+    return true;
+}
+
 static gpointer session_thread(gpointer opaque)
 {
     Session *s = opaque;
@@ -630,6 +770,9 @@ static gpointer session_thread(gpointer opaque)
     if (!err) {
         session_net_start(s, &err);
     }
+    if (!err) {
+        session_disks_start(s, &err);
+    }
     if (!err && session_initial_sync(s, &err)) {
         g_mutex_lock(&a->lock);
         a->mode = COLO_MODE_PRIMARY;
@@ -645,7 +788,10 @@ static gpointer session_thread(gpointer opaque)
         }
     }
     session_net_stop(s);
+    disk_mirror_stop(s->disks);
     session_finish(s, err);
+    disk_mirror_free(s->disks);
+    g_strfreev(s->disk_sums);
     colo_peer_free(s->peer);
     page_cache_free(s->xbzrle);
     device_capture_free(s->model);
