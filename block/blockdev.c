@@ -198,7 +198,7 @@ bool block_devices_add_spec(BlockDevices *bd, const char *spec,
     }
     driver = g_hash_table_lookup(kv, "driver");
     node = g_hash_table_lookup(kv, "node-name");
-    if (!driver || (strcmp(driver, "file") && strcmp(driver, "raw"))) {
+    if (!driver || (strcmp(driver, "file") != 0 && strcmp(driver, "raw") != 0)) {
         g_set_error(errp, COLO_ERROR, EINVAL, "-blockdev: driver '%s' is not "
                     "supported (file, or raw over file)",
                     driver ? driver : "(none)");
@@ -207,7 +207,7 @@ bool block_devices_add_spec(BlockDevices *bd, const char *spec,
     if (!strcmp(driver, "raw")) {
         const char *fd = g_hash_table_lookup(kv, "file.driver");
 
-        if (fd && strcmp(fd, "file")) {
+        if (fd && strcmp(fd, "file") != 0) {
             g_set_error(errp, COLO_ERROR, EINVAL, "-blockdev: file.driver "
                         "'%s' is not supported (file)", fd);
             return false;

@@ -290,8 +290,10 @@ static void colo_disks_done(ColoRecord *rec, BlockDevices *disks,
         ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
 
         colo_disk_release_sealed(block_devices_nth(disks, i), apply_us);
-        g_clear_pointer(&rd->extents, g_array_unref);
-        g_clear_pointer(&rd->cache, g_free);
+        g_array_unref(rd->extents);
+        rd->extents = NULL;
+        g_free(rd->cache);
+        rd->cache = NULL;
     }
 }
 

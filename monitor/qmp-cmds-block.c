@@ -194,7 +194,7 @@ JsonNode *qmp_nbd_server_remove(const MonitorContext *ctx, JsonObject *args,
     if (!name || !opt_str(args, "mode", &mode, errp)) {
         return NULL;
     }
-    if (mode && strcmp(mode, "safe") && strcmp(mode, "hard")) {
+    if (mode && strcmp(mode, "safe") != 0 && strcmp(mode, "hard") != 0) {
         g_set_error(errp, COLO_ERROR, EINVAL, "Parameter 'mode' does not "
                     "accept value '%s'", mode);
         return NULL;

@@ -294,7 +294,6 @@ class NbdBadInput(ct.TempDirTestCase):
             # unknown export: GO says so, EXPORT_NAME closes
             c = NbdClient(sec.nbd_path)
             typ, msg = c.go(b"nope")[-1]
-            first = c
             self.assertEqual(typ, 0x80000006)
             self.assertIn(b"not present", msg)
             c.option(1, b"nope")

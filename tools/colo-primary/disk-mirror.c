@@ -105,16 +105,16 @@ DiskMirror *disk_mirror_new(QmpClient *qmp, char **specs, GError **errp)
     dm->qmp = qmp;
     dm->disks = g_array_new(FALSE, TRUE, sizeof(MirroredDisk));
     for (int i = 0; specs && specs[i]; i++) {
-        MirroredDisk d = { 0 };
+        MirroredDisk *d;
 
-        if (!disk_target_parse(specs[i], &d.t, errp)) {
-            disk_target_clear(&d.t);
+        g_array_set_size(dm->disks, i + 1);
+        d = &g_array_index(dm->disks, MirroredDisk, i);
+        d->nbd_node = g_strdup_printf("colo-nbd-%d", i);
+        d->job = g_strdup_printf("colo-mirror-%d", i);
+        if (!disk_target_parse(specs[i], &d->t, errp)) {
             disk_mirror_free(dm);
             return NULL;
         }
-        d.nbd_node = g_strdup_printf("colo-nbd-%d", i);
-        d.job = g_strdup_printf("colo-mirror-%d", i);
-        g_array_append_val(dm->disks, d);
     }
     return dm;
 }
@@ -251,13 +251,15 @@ static void remove_one(DiskMirror *dm, MirroredDisk *d, bool leftovers)
             }
             g_usleep(5000);
         }
-        g_clear_object(&b);
+        g_object_unref(b);
         b = done(builder_with("id", d->job));
         json_node_unref(cmd(dm, "job-dismiss", b, NULL));
         d->started = false;
     }
     if (d->added || leftovers) {
-        g_clear_object(&b);
+        if (b) {
+            g_object_unref(b);
+        }
         b = done(builder_with("node-name", d->nbd_node));
         json_node_unref(cmd(dm, "blockdev-del", b, NULL));
         d->added = false;
@@ -296,7 +298,7 @@ static bool start_one(DiskMirror *dm, MirroredDisk *d, GError **errp)
         return false;
     }
     d->added = true;
-    g_clear_object(&b);
+    g_object_unref(b);
     b = builder_with("job-id", d->job);
     json_builder_set_member_name(b, "device");
     json_builder_add_string_value(b, d->t.node);
@@ -330,7 +332,7 @@ static char *job_problem(JsonObject *o)
         return g_strdup_printf("the mirror failed: %s",
                                str_member(o, "error"));
     }
-    if (strcmp(status, "ready") && strcmp(status, "running")) {
+    if (strcmp(status, "ready") != 0 && strcmp(status, "running") != 0) {
         return g_strdup_printf("the mirror job is %s", status);
     }
     if (!json_object_get_boolean_member_with_default(o, "ready", FALSE)) {

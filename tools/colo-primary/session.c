@@ -159,12 +159,10 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     dirty_scan_finish(a->scan);
     t3 = g_get_monotonic_time();
     if (bytes && s->disks && !disk_mirror_check(s->disks, errp)) {
-        g_clear_pointer(&bytes, g_bytes_unref);
         agent_error_tag(errp, AGENT_ERROR_SECONDARY);
         return NULL;
     }
     if (bytes && a->cfg.verify_disks && !sum_disks(s, errp)) {
-        g_clear_pointer(&bytes, g_bytes_unref);
         agent_error_tag(errp, AGENT_ERROR_QEMU);
         return NULL;
     }

@@ -6,10 +6,17 @@
  * same checkpoint, so they must still agree: any difference is printed
  * as "DISK MISMATCH".  Once a second it prints "DISK ok" with its counts
  * and the guest clock (a rollback shows as time running backwards).
+ *
+ * diskcheck DEVICE --bench SECONDS: the disk benchmark (bench/disk.py),
+ * fio-like, round after round: SECONDS of 4 KiB random writes, then
+ * SECONDS of 1 MiB sequential writes, both O_DIRECT|O_SYNC, one at a
+ * time; "BENCH round N rand4k iops=... p50_us=... p99_us=... seq1m
+ * mbps=..." after each round.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +79,65 @@ static int64_t record_seq(const struct record *r, uint64_t block)
     return (int64_t)r->seq;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int bench(int fd, double seconds)
+{
+    const size_t big = 1 << 20;
+    off_t size = lseek(fd, 0, SEEK_END);
+    uint64_t max_lat = 1 << 20, *lat = malloc(max_lat * sizeof(*lat));
+    uint8_t *buf;
+
+    if (size < (off_t)(16 * big) || posix_memalign((void **)&buf, BLOCK, big)) {
+        printf("BENCH ERROR: the disk is too small\n");
+        return 1;
+    }
+    memset(buf, 0x5a, big);
+    for (int round = 1;; round++) {
+        uint64_t n = 0, t0 = now_ns(), end = t0 + seconds * 1e9, bytes = 0;
+        uint64_t t1;
+        off_t pos = 0;
+
+        while (now_ns() < end) {
+            uint64_t s = now_ns();
+            off_t off = (off_t)((uint64_t)rand() % (size / BLOCK)) * BLOCK;
+
+            if (pwrite(fd, buf, BLOCK, off) != BLOCK) {
+                printf("BENCH ERROR write: %s\n", strerror(errno));
+                return 1;
+            }
+            if (n < max_lat) {
+                lat[n] = now_ns() - s;
+            }
+            n++;
+        }
+        t1 = now_ns();
+        qsort(lat, n < max_lat ? n : max_lat, sizeof(*lat), cmp_u64);
+        end = t1 + seconds * 1e9;
+        while (now_ns() < end) {
+            if (pos + (off_t)big > size) {
+                pos = 0;
+            }
+            if (pwrite(fd, buf, big, pos) != (ssize_t)big) {
+                printf("BENCH ERROR write: %s\n", strerror(errno));
+                return 1;
+            }
+            pos += big;
+            bytes += big;
+        }
+        printf("BENCH round %d rand4k iops=%.1f p50_us=%.0f p99_us=%.0f "
+               "seq1m mbps=%.2f\n", round, n / ((t1 - t0) / 1e9),
+               lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3,
+               bytes / 1048576.0 / ((now_ns() - t1) / 1e9));
+        fflush(stdout);
+    }
+}
+
 int main(int argc, char **argv)
 {
     uint64_t nblocks = argc > 2 ? strtoull(argv[2], NULL, 10) : 512;
@@ -80,7 +146,9 @@ int main(int argc, char **argv)
     uint64_t last_print = 0;
     int fd;
 
-    if (argc < 2 || nblocks == 0) {
+    bool bench_mode = argc > 3 && !strcmp(argv[2], "--bench");
+
+    if (argc < 2 || (nblocks == 0 && !bench_mode)) {
         fprintf(stderr, "usage: diskcheck DEVICE [BLOCKS]\n");
         return 2;
     }
@@ -88,6 +156,9 @@ int main(int argc, char **argv)
     if (fd < 0) {
         printf("DISK ERROR open %s: %s\n", argv[1], strerror(errno));
         return 1;
+    }
+    if (bench_mode) {
+        return bench(fd, atof(argv[3]));
     }
     if (posix_memalign((void **)&r, BLOCK, BLOCK)) {
         return 1;
