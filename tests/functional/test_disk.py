@@ -399,6 +399,123 @@ class NbdBadInput(ct.TempDirTestCase):
             self.assertIn(want, r.stderr, spec)
 
 
+class NbdTls(ct.TempDirTestCase):
+    """nbd-server-start with tls-creds (and tls-authz), as QEMU's: qemu-io
+    with the client certificate gets in; a plain client, and a client
+    whose name the authz does not list, do not, and write nothing."""
+
+    def test_tls(self):
+        certs = ct.make_tls_certs(os.path.join(self.tmp, "certs"))
+        image = os.path.join(self.tmp, "disk.img")
+        model = make_image(image, 12)
+        obj = "tls-creds-x509,id=tls0,dir=%s,endpoint=%%s,verify-peer=on"
+        sec = ct.Secondary(self.tmp, extra=[
+            "-object", obj % certs["server"] % "server",
+            "-object", "authz-simple,id=auth0,identity=CN=client",
+            "-blockdev", "driver=file,node-name=disk0,filename=" + image])
+        try:
+            path = os.path.join(self.tmp, "nbd.sock")
+            sec.qmp.cmd("nbd-server-start", addr={
+                "type": "unix", "data": {"path": path}},
+                **{"tls-creds": "tls0", "tls-authz": "auth0"})
+            sec.qmp.cmd("nbd-server-add", device="disk0", writable=True)
+
+            def client(cert_dir, *cmds):
+                return subprocess.run(
+                    ["qemu-io", "--object", obj % cert_dir % "client",
+                     "--image-opts", "driver=raw,file.driver=nbd,"
+                     "file.server.type=unix,file.server.path=%s,"
+                     "file.export=disk0,file.tls-creds=tls0,"
+                     "file.tls-hostname=localhost" % path]
+                    + [a for c in cmds for a in ("-c", c)],
+                    capture_output=True, text=True, timeout=60)
+
+            r = client(certs["client"], "write -P 33 4096 8192",
+                       "read -P 33 4096 8192")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertNotIn("failed", r.stdout + r.stderr)
+            model[4096:12288] = b"\x21" * 8192
+            self.assertEqual(file_sha(image), sha(model))
+            r = subprocess.run(["qemu-io", "-f", "raw", "nbd+unix:///disk0?"
+                                "socket=" + path, "-c", "write 0 4096"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertIn("TLS", r.stdout + r.stderr)
+            r = client(certs["intruder"], "write 0 4096")
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertEqual(file_sha(image), sha(model))
+            self.assertIn("TLS handshake failed", sec.stderr())
+        finally:
+            self.assertEqual(sec.quit(), 0, sec.stderr())
+
+
+class DiskPrimaryTls(ct.TempDirTestCase):
+    """colo-primary --tls-creds protects the disk too: stock QEMU 10.0 gets
+    a tls-creds-x509 object on the same folder and mirrors over TLS into
+    an NBD server that requires it; the standby image equals the VM's at
+    every checkpoint (--verify-disk)."""
+
+    def test_mirror_over_tls(self):
+        ct.require_qemu("10.0")
+        certs = ct.make_tls_certs(os.path.join(self.tmp, "certs"))
+        obj = "tls-creds-x509,id=tls0,dir=%s,endpoint=%s,verify-peer=on"
+        disk = os.path.join(self.tmp, "vm-disk.img")
+        make_image(disk, 13)
+        standby = os.path.join(self.tmp, "standby.img")
+        with open(standby, "wb") as f:
+            f.truncate(DISK_MB << 20)
+        vm = ct.Qemu("10.0", self.tmp, mem_mb=64, bios=ct.HALT_BIOS, extra=[
+            "-blockdev", "driver=raw,node-name=disk0,file.driver=file,"
+            "file.filename=" + disk, "-device", "virtio-blk-pci,drive=disk0"])
+        sdir = os.path.join(self.tmp, "sec")
+        os.makedirs(sdir)
+        sec = ct.Secondary(sdir, extra=[
+            "-object", obj % (certs["server"], "server"),
+            "-blockdev", "driver=file,node-name=disk0,filename=" + standby])
+        try:
+            vm.qmp.close()
+            sec.qmp.set_caps(**{"x-colo": True})
+            sec.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0"})
+            sec.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+            port = sec.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+            nbd = os.path.join(sdir, "nbd.sock")
+            sec.qmp.cmd("nbd-server-start", addr={
+                "type": "unix", "data": {"path": nbd}},
+                **{"tls-creds": "tls0"})
+            sec.qmp.cmd("nbd-server-add", device="disk0", writable=True)
+            r = subprocess.run([
+                os.environ.get("COLO_PRIMARY", os.path.join(
+                    ct.BUILD_ROOT, "tools", "colo-primary")),
+                "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+                "--object", obj % (certs["client"], "client"),
+                "--tls-creds", "tls0", "--tls-hostname", "localhost",
+                "--connect", "tcp:127.0.0.1:%s" % port,
+                "--disk", "disk0=nbd+unix:///disk0?socket=" + nbd,
+                "--verify-disk", "disk0=" + standby, "--checkpoints", "3",
+                "--no-net-buffer"], capture_output=True, text=True,
+                timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("mirrored to nbd+unix:///disk0?socket=%s over TLS"
+                          % nbd, r.stdout)
+            self.assertIn("checkpoint 3:", r.stdout)
+            self.assertEqual(file_sha(standby), file_sha(disk))
+            # nothing of ours is left in QEMU
+            q = ct.QMP(vm.qmp_path)
+            try:
+                nodes = [n["node-name"] for n in
+                         q.cmd("query-named-block-nodes")]
+                objs = [o["name"] for o in q.cmd("qom-list",
+                                                 path="/objects")]
+                self.assertEqual(q.cmd("query-block-jobs"), [])
+            finally:
+                q.close()
+            self.assertFalse([n for n in nodes if n.startswith("colo-")],
+                             nodes)
+            self.assertNotIn("colo-nbd-tls", objs)
+        finally:
+            sec.quit()
+            vm.kill()
+
+
 class DiskCheckpoints(ct.TempDirTestCase):
     """Writes wait for their checkpoint; a cut checkpoint never reaches
     the image."""

@@ -8,6 +8,7 @@
 #include "tools/colo-primary/disk-mirror.h"
 
 #define NBD_DEFAULT_PORT "10809"
+#define TLS_OBJECT "colo-nbd-tls"
 
 typedef struct MirroredDisk {
     DiskTarget t;
@@ -21,6 +22,9 @@ typedef struct MirroredDisk {
 struct DiskMirror {
     QmpClient *qmp;
     GArray *disks;              /* of MirroredDisk */
+    char *tls_dir;              /* NULL: no TLS */
+    char *tls_hostname;
+    bool tls_added;
 };
 
 void disk_target_clear(DiskTarget *t)
@@ -98,11 +102,15 @@ bool disk_target_parse(const char *spec, DiskTarget *t, GError **errp)
     return true;
 }
 
-DiskMirror *disk_mirror_new(QmpClient *qmp, char **specs, GError **errp)
+DiskMirror *disk_mirror_new(QmpClient *qmp, char **specs,
+                            const char *tls_dir, const char *tls_hostname,
+                            GError **errp)
 {
     DiskMirror *dm = g_new0(DiskMirror, 1);
 
     dm->qmp = qmp;
+    dm->tls_dir = g_strdup(tls_dir);
+    dm->tls_hostname = g_strdup(tls_hostname);
     dm->disks = g_array_new(FALSE, TRUE, sizeof(MirroredDisk));
     for (int i = 0; specs && specs[i]; i++) {
         MirroredDisk *d;
@@ -132,6 +140,8 @@ void disk_mirror_free(DiskMirror *dm)
         g_free(d->job);
     }
     g_array_unref(dm->disks);
+    g_free(dm->tls_dir);
+    g_free(dm->tls_hostname);
     g_free(dm);
 }
 
@@ -290,6 +300,14 @@ static bool start_one(DiskMirror *dm, MirroredDisk *d, GError **errp)
         json_builder_add_string_value(b, d->t.port);
     }
     json_builder_end_object(b);
+    if (dm->tls_dir) {
+        json_builder_set_member_name(b, "tls-creds");
+        json_builder_add_string_value(b, TLS_OBJECT);
+        json_builder_set_member_name(b, "tls-hostname");
+        json_builder_add_string_value(b, dm->tls_hostname ? dm->tls_hostname
+                                         : d->t.host ? d->t.host
+                                         : "localhost");
+    }
     done(b);
     r = cmd(dm, "blockdev-add", b, errp);
     if (!r) {
@@ -346,15 +364,49 @@ static char *job_problem(JsonObject *o)
     return NULL;
 }
 
+/* QEMU's own TLS client credentials for the NBD connections. */
+static bool tls_object_add(DiskMirror *dm, GError **errp)
+{
+    g_autoptr(JsonBuilder) b = NULL;
+    g_autoptr(JsonNode) r = NULL;
+
+    b = done(builder_with("id", TLS_OBJECT));
+    json_node_unref(cmd(dm, "object-del", b, NULL));    /* a leftover */
+    g_object_unref(b);
+    b = builder_with("qom-type", "tls-creds-x509");
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, TLS_OBJECT);
+    json_builder_set_member_name(b, "dir");
+    json_builder_add_string_value(b, dm->tls_dir);
+    json_builder_set_member_name(b, "endpoint");
+    json_builder_add_string_value(b, "client");
+    json_builder_set_member_name(b, "verify-peer");
+    json_builder_add_boolean_value(b, TRUE);
+    done(b);
+    r = cmd(dm, "object-add", b, errp);
+    if (!r) {
+        g_prefix_error(errp, "TLS for the disks (QEMU's object-add "
+                       "tls-creds-x509 dir=%s): ", dm->tls_dir);
+        return false;
+    }
+    dm->tls_added = true;
+    return true;
+}
+
 bool disk_mirror_start(DiskMirror *dm, int64_t timeout_ms, bool quiet,
                        GError **errp)
 {
+    for (guint i = 0; i < dm->disks->len; i++) {
+        remove_one(dm, &g_array_index(dm->disks, MirroredDisk, i), true);
+    }
+    if (dm->tls_dir && dm->disks->len && !tls_object_add(dm, errp)) {
+        return false;
+    }
     for (guint i = 0; i < dm->disks->len; i++) {
         MirroredDisk *d = &g_array_index(dm->disks, MirroredDisk, i);
         int64_t t0 = g_get_monotonic_time();
         int64_t deadline = t0 + timeout_ms * 1000;
 
-        remove_one(dm, d, true);
         if (!start_one(dm, d, errp)) {
             remove_one(dm, d, false);
             return false;
@@ -395,9 +447,10 @@ bool disk_mirror_start(DiskMirror *dm, int64_t timeout_ms, bool quiet,
         }
         d->initial_us = g_get_monotonic_time() - t0;
         if (!quiet) {
-            printf("disk %s: mirrored to %s, %.1f MiB in %.2f s (%.1f "
+            printf("disk %s: mirrored to %s%s, %.1f MiB in %.2f s (%.1f "
                    "MiB/s); every write now reaches it before the guest "
                    "sees it done\n", d->t.node, d->t.uri,
+                   dm->tls_dir ? " over TLS" : "",
                    d->bytes / 1048576.0, d->initial_us / 1e6,
                    d->bytes / 1048576.0 / MAX(d->initial_us / 1e6, 1e-6));
             fflush(stdout);
@@ -446,6 +499,12 @@ void disk_mirror_stop(DiskMirror *dm)
 {
     for (guint i = 0; dm && i < dm->disks->len; i++) {
         remove_one(dm, &g_array_index(dm->disks, MirroredDisk, i), false);
+    }
+    if (dm && dm->tls_added) {
+        g_autoptr(JsonBuilder) b = done(builder_with("id", TLS_OBJECT));
+
+        json_node_unref(cmd(dm, "object-del", b, NULL));
+        dm->tls_added = false;
     }
 }
 

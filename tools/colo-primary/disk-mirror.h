@@ -2,6 +2,7 @@
  * disk-mirror.h: the VM's disks, mirrored to the secondary's NBD exports
  * with stock QEMU's own block layer, driven over QMP:
  *
+ *   [object-add    tls-creds-x509 colo-nbd-tls, with --tls-creds' folder]
  *   blockdev-add   driver nbd, node colo-nbd-K, the export of --disk
  *   blockdev-mirror job colo-mirror-K: the VM's node -> colo-nbd-K,
  *                  sync full, copy-mode write-blocking (a guest write
@@ -39,8 +40,14 @@ typedef struct DiskTarget {
 bool disk_target_parse(const char *spec, DiskTarget *t, GError **errp);
 void disk_target_clear(DiskTarget *t);
 
-/* @specs: the --disk arguments. */
-DiskMirror *disk_mirror_new(QmpClient *qmp, char **specs, GError **errp);
+/* @specs: the --disk arguments.  With @tls_dir (a tls-creds-x509 folder
+ * with client credentials, colo-primary's own --tls-creds), QEMU gets a
+ * tls-creds-x509 object of its own on that folder and the NBD
+ * connections use TLS, the server's certificate checked against
+ * @tls_hostname (default: the URI's host, or localhost). */
+DiskMirror *disk_mirror_new(QmpClient *qmp, char **specs,
+                            const char *tls_dir, const char *tls_hostname,
+                            GError **errp);
 void disk_mirror_free(DiskMirror *dm);
 
 /* Mirrors every disk and waits (up to @timeout_ms) until each job is

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "crypto/tls-creds.h"
 #include "migration/colo-send.h"
 #include "migration/page-cache.h"
 #include "migration/ram-save.h"
@@ -709,14 +710,27 @@ static void session_net_stop(Session *s)
 }
 
 /* Mirrors the VM's disks to the secondary's exports (--disk). */
-static bool session_disks_start(Session *s, GError **errp)
+static bool session_disks_start(Session *s, const TlsParams *tls,
+                                GError **errp)
 {
     Agent *a = s->a;
+    const TlsCreds *creds = NULL;
 
     if (!a->cfg.disks || !a->cfg.disks[0]) {
         return true;
     }
-    s->disks = disk_mirror_new(vm_control_qmp(a->vm), a->cfg.disks, errp);
+    /* --tls-creds protects the disks too: QEMU gets the same folder */
+    if (tls->creds[0]) {
+        creds = tls_creds_find(tls->creds, errp);
+        if (!creds) {
+            agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+            return false;
+        }
+    }
+    s->disks = disk_mirror_new(vm_control_qmp(a->vm), a->cfg.disks,
+                               creds ? creds->dir : NULL,
+                               tls->hostname[0] ? tls->hostname : NULL,
+                               errp);
     if (!s->disks ||
         !disk_mirror_start(s->disks, DISK_SYNC_TIMEOUT_MS, a->cfg.quiet,
                            errp)) {
@@ -769,7 +783,7 @@ static gpointer session_thread(gpointer opaque)
         session_net_start(s, &err);
     }
     if (!err) {
-        session_disks_start(s, &err);
+        session_disks_start(s, &tls, &err);
     }
     if (!err && session_initial_sync(s, &err)) {
         g_mutex_lock(&a->lock);
