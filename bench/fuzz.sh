@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-120}
 shift || true
-fuzzers=${*:-fuzz-stream fuzz-colo fuzz-xbzrle fuzz-qmp}
+fuzzers=${*:-fuzz-stream fuzz-colo fuzz-xbzrle fuzz-qmp fuzz-nbd}
 if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dslow_tests=false >/dev/null
@@ -24,6 +24,7 @@ fuzz_flags() {
     case "$1" in
     fuzz-stream|fuzz-colo) echo "-max_len=1048576 -dict=tests/fuzz/stream.dict" ;;
     fuzz-qmp) echo "-max_len=131072 -dict=tests/fuzz/qmp.dict" ;;
+    fuzz-nbd) echo "-max_len=65536 -dict=tests/fuzz/nbd.dict" ;;
     *) echo "-max_len=16384" ;;
     esac
 }

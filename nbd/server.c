@@ -708,9 +708,8 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
     }
 }
 
-static gpointer nbd_conn_thread(gpointer opaque)
+static void nbd_conn_run(NbdConn *c)
 {
-    NbdConn *c = opaque;
     ChosenExport ce = { 0 };
     struct timeval tv = { .tv_sec = NBD_HANDSHAKE_TIMEOUT_S };
     struct timeval none = { 0 };
@@ -728,10 +727,27 @@ static gpointer nbd_conn_thread(gpointer opaque)
     }
     c->fd = -1;
     shutdown(c->sock, SHUT_RDWR);
+}
+
+static gpointer nbd_conn_thread(gpointer opaque)
+{
+    NbdConn *c = opaque;
+
+    nbd_conn_run(c);
     g_mutex_lock(&c->server->lock);
     c->done = true;
     g_mutex_unlock(&c->server->lock);
     return NULL;
+}
+
+void nbd_server_serve_fd(NbdServer *s, int fd)
+{
+    NbdConn c = { .server = s, .sock = fd, .fd = fd };
+
+    c.peer = g_strdup("fd");
+    nbd_conn_run(&c);
+    g_free(c.peer);
+    g_free(c.export);
 }
 
 /* --- the listener ------------------------------------------------------- */

@@ -153,4 +153,8 @@ void nbd_export_info_free(gpointer p);
 
 void nbd_listen_address_clear(NbdListenAddress *a);
 
+/* Serves one client on the connected socket @fd in the calling thread,
+ * until it disconnects (the fuzzer's way in; the caller closes @fd). */
+void nbd_server_serve_fd(NbdServer *s, int fd);
+
 #endif /* BLOCK_NBD_H */

@@ -3,7 +3,8 @@
 stream: the real QEMU streams of tests/data and the COLO captures' initial
 streams; colo: checkpoints for fuzz-colo's fixed initial stream (pc.ram
 1 MiB, /rom@etc/fuzz 64 KiB, RAM section id 1), plus real checkpoints cut
-from the captures; xbzrle: real and synthetic records; qmp: requests."""
+from the captures; xbzrle: real and synthetic records; qmp: requests;
+nbd: client sessions (handshake, options, requests)."""
 
 import os
 import struct
@@ -87,6 +88,30 @@ def main(outdir):
           b'{"x-checkpoint-delay":100}}\n'
           b'{"execute":"query-colo-status"}\n'
           b'{"execute":"query-migrate-parameters"}\n')
+
+
+    n = os.path.join(outdir, "fuzz-nbd")
+
+    def opt(code, data=b""):
+        return b"IHAVEOPT" + struct.pack(">II", code, len(data)) + data
+
+    def go(name):
+        return opt(7, struct.pack(">I", len(name)) + name + b"\0\1\0\3")
+
+    def req(typ, off, length, payload=b"", flags=0):
+        return struct.pack(">IHHQQI", 0x25609513, flags, typ, 1, off,
+                           length) + payload
+
+    flags = struct.pack(">I", 3)
+    io = (req(1, 4096, 8192, b"w" * 8192, flags=1) + req(0, 0, 12288) +
+          req(1, 100, 300, b"u" * 300) + req(3, 0, 0) + req(4, 0, 4096) +
+          req(6, 8192, 65536) + req(0, (1 << 20) - 512, 512) + req(2, 0, 0))
+    for name in (b"disk0", b"disk1", b"ro"):
+        write(n, "go-" + name.decode(), flags + opt(3) + opt(6, go(name)[16:])
+              + go(name) + io)
+    write(n, "export-name", flags + opt(1, b"disk1") + io)
+    write(n, "bad", flags + opt(8) + opt(5) + opt(99, b"x" * 10) +
+          go(b"nope") + go(b"disk1") + req(0, 1 << 30, 4096) + b"junk")
 
 
 if __name__ == "__main__":
