@@ -13,9 +13,10 @@
 #   make fuzz     each fuzzer for FUZZ_SECONDS (120)
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
 #   make soak     the fault tests at full count (20 random kills each):
-#                 failover-primary and net-buffer; `make check` runs
-#                 net-buffer's short version (3); colo-journal with 50
-#                 outside kills per capture and 7 failover points (8, 3)
+#                 failover-primary, net-buffer and disk-guest; `make
+#                 check` runs the short versions of net-buffer and
+#                 disk-guest (3); colo-journal with 50 outside kills per
+#                 capture and 7 failover points (8, 3)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -25,6 +26,11 @@ SOAK_RUNS ?= 20
 SOAK_JOURNAL_KILLS ?= 50
 SOAK_JOURNAL_POINTS ?= journal-tmp,journal,apply:0,apply:1,apply:200,applied,committed
 MESON_TEST_ARGS ?= --print-errorlogs
+# The sanitizer run repeats the suite on the same code; to fit CI's time it
+# takes every second cut point of colo-cuts and one failover run of
+# net-buffer (make check: all points, 3 runs).
+ASAN_CUTS_STRIDE ?= 2
+ASAN_NET_RUNS ?= 1
 
 .PHONY: all deps guest build check check-unit check-qtest check-asan lint fuzz demo \
         bench soak clean
@@ -74,6 +80,7 @@ check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	COLO_CUTS_STRIDE=$(ASAN_CUTS_STRIDE) COLO_NET_RUNS=$(ASAN_NET_RUNS) \
 	meson test -C $(ASAN_BUILD) --timeout-multiplier 3 $(MESON_TEST_ARGS); \
 	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
 
@@ -94,10 +101,11 @@ bench: build
 
 soak: build
 	@COLO_FAILOVER_RUNS=$(SOAK_RUNS) COLO_NET_RUNS=$(SOAK_RUNS) \
+	COLO_DISK_RUNS=$(SOAK_RUNS) \
 	COLO_JOURNAL_RANDOM_KILLS=$(SOAK_JOURNAL_KILLS) \
 	COLO_JOURNAL_FAILOVER_POINTS=$(SOAK_JOURNAL_POINTS) \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
-	    failover-primary net-buffer colo-journal; rc=$$?; \
+	    failover-primary net-buffer colo-journal disk-guest; rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
 
 clean:

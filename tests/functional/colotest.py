@@ -1220,6 +1220,13 @@ class ProtectedLinuxGuest:
                 self.agent.kill()
             self.agent.wait()
             self.agent_log.close()
+        if self.sec and not self.failover_pid:
+            # a failover nobody waited for (the heartbeat timed out)
+            try:
+                self.failover_pid = self.sec.qmp.cmd(
+                    "query-colo-status").get("x-failover-pid")
+            except Exception:
+                pass
         kill_pid(self.failover_pid)
         if self.vm:
             self.vm.qmp.close()

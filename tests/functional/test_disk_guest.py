@@ -117,7 +117,7 @@ class DiskGuestVerified(ct.TempDirTestCase):
         os.makedirs(d)
         g = ct.ProtectedLinuxGuest(
             d, self.netns(), disk_mb=DISK_MB, run="disk",
-            wait_checkpoint=False,
+            wait_checkpoint=False, heartbeat_ms=0,
             agent_args=extra + ["--checkpoints", str(checkpoints)])
         try:
             # with its monitor colo-primary stays up when the session ends
