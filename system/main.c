@@ -426,6 +426,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    m.disks = block_devices_new(ram_dir);
+    for (guint i = 0; i < blockdevs->len; i++) {
+        if (!block_devices_add_spec(m.disks, g_ptr_array_index(blockdevs, i),
+                                    &err)) {
+            fprintf(stderr, "colo-secondary: %s\n", err->message);
+            block_devices_free(m.disks);
+            g_ptr_array_free(globals, TRUE);
+            return 1;
+        }
+    }
+
     m.loop = g_main_loop_new(NULL, FALSE);
     m.mis = migration_incoming_new(ram_dir, &notifier);
     if (!migration_incoming_recover(m.mis, &err)) {
@@ -458,14 +469,6 @@ int main(int argc, char **argv)
     }
     g_ptr_array_free(globals, TRUE);
 
-    m.disks = block_devices_new(ram_dir);
-    for (guint i = 0; i < blockdevs->len; i++) {
-        if (!block_devices_add_spec(m.disks, g_ptr_array_index(blockdevs, i),
-                                    &err)) {
-            fprintf(stderr, "colo-secondary: %s\n", err->message);
-            return 1;
-        }
-    }
     block_devices_set_direct_write_hook(m.disks, on_disk_written, &m);
     migration_incoming_set_disks(m.mis, m.disks);
     m.nbd = nbd_server_new(m.disks);
