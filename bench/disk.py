@@ -81,13 +81,8 @@ def commit_vs_dirty(dirty):
     image = os.path.join(tmp, "disk.img")
     with open(image, "wb") as f:
         f.truncate(size)
-    sec = ct.ColoSecondary(tmp, extra=[
-        "-blockdev", "driver=file,node-name=disk0,filename=" + image])
-    nbd = os.path.join(tmp, "nbd.sock")
-    sec.qmp.cmd("nbd-server-start", addr={"type": "unix",
-                                          "data": {"path": nbd}})
-    sec.qmp.cmd("nbd-server-add", device="disk0", writable=True)
-    uri = "nbd+unix:///disk0?socket=" + nbd
+    sec = ct.DiskSecondary(tmp, image)
+    uri = sec.uri
     rng = random.Random(dirty)
     chunk = min(dirty, 64 << 10)
     disk_us, flush_us = [], []
@@ -135,18 +130,13 @@ def initial_sync(mb, full):
         "file.filename=" + disk, "-device", "virtio-blk-pci,drive=disk0"])
     sdir = os.path.join(tmp, "sec")
     os.makedirs(sdir)
-    sec = ct.ColoSecondary(sdir, extra=[
-        "-blockdev", "driver=file,node-name=disk0,filename=" + standby])
-    nbd = os.path.join(tmp, "nbd.sock")
-    sec.qmp.cmd("nbd-server-start", addr={"type": "unix",
-                                          "data": {"path": nbd}})
-    sec.qmp.cmd("nbd-server-add", device="disk0", writable=True)
+    sec = ct.DiskSecondary(sdir, standby)
     try:
         vm.qmp.close()
         r = subprocess.run([ct.PRIMARY_AGENT, "--qmp", vm.qmp_path,
                             "--ram-file", vm.ram_path, "--connect",
                             "tcp:127.0.0.1:%d" % sec.port, "--disk",
-                            "disk0=nbd+unix:///disk0?socket=" + nbd,
+                            "disk0=" + sec.uri,
                             "--checkpoints", "1", "--no-net-buffer"],
                            capture_output=True, text=True, timeout=900)
         line = [ln for ln in r.stdout.splitlines()

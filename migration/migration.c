@@ -405,7 +405,9 @@ void migration_incoming_set_disks(MigrationIncomingState *mis,
 void migration_incoming_disk_written(MigrationIncomingState *mis)
 {
     g_mutex_lock(&mis->lock);
-    if (!mis->started && mis->recovery.record) {
+    /* (a migration that has started but not yet sent a byte still has
+     * the record: the mirror's first copy comes before the stream) */
+    if (mis->recovery.record) {
         /* The images no longer are what the folder's record says. */
         fprintf(stderr, "colo-secondary: a disk was written before any "
                 "migration: the checkpoint %" PRIu64 " the RAM folder held "

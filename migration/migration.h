@@ -114,7 +114,7 @@ const ColoRecovery *migration_incoming_recovery(MigrationIncomingState *mis);
 void migration_incoming_set_disks(MigrationIncomingState *mis,
                                   BlockDevices *disks);
 /* A disk was written directly (no checkpoint running): a record the
- * folder held no longer describes the images. */
+ * folder held at start no longer describes the images. */
 void migration_incoming_disk_written(MigrationIncomingState *mis);
 
 /* x-colo-lost-heartbeat: take over from the primary (or, before any

@@ -715,6 +715,22 @@ class ColoSecondary(Secondary):
         return socket.create_connection(("127.0.0.1", self.port))
 
 
+class DiskSecondary(ColoSecondary):
+    """colo-secondary with the raw image @image as node @node, exported
+    writable over NBD on a UNIX socket (self.nbd_path, self.uri)."""
+
+    def __init__(self, workdir, image, node="disk0", extra=(), **kw):
+        super().__init__(workdir, extra=["-blockdev",
+                                         "driver=file,node-name=%s,"
+                                         "filename=%s" % (node, image)]
+                         + list(extra), **kw)
+        self.nbd_path = os.path.join(workdir, "nbd.sock")
+        self.qmp.cmd("nbd-server-start", addr={
+            "type": "unix", "data": {"path": self.nbd_path}})
+        self.qmp.cmd("nbd-server-add", device=node, writable=True)
+        self.uri = "nbd+unix:///%s?socket=%s" % (node, self.nbd_path)
+
+
 def make_colo_initial_stream(workdir, version="10.0", machine="pc",
                              mem_mb=64, bios=None):
     """A real initial COLO stream: stock QEMU, stopped, with x-colo on,
@@ -1121,9 +1137,6 @@ class ProtectedLinuxGuest:
             disk_vm = ["-blockdev", "driver=raw,node-name=disk0,file.driver="
                        "file,file.filename=" + self.disk_path]
             disk_dev = ["-device", "virtio-blk-pci,drive=disk0"]
-            self.nbd_path = os.path.join(workdir, "standby-nbd.sock")
-            disk_agent = ["--disk", "disk0=nbd+unix:///disk0?socket="
-                          + self.nbd_path]
         ns.add_tap("tap0", multi_queue=queues > 1)
         ns.add_tap("tap1")
         mq = ",queues=%d" % queues if queues > 1 else ""
@@ -1157,16 +1170,15 @@ class ProtectedLinuxGuest:
                 args += " " + " ".join(disk_dev)
             sdir = os.path.join(workdir, "sec")
             os.makedirs(sdir, exist_ok=True)
-            self.sec = ColoSecondary(sdir, prefix=ns.prefix(), extra=[
-                "-failover-args", args,
-                "-heartbeat-timeout", str(heartbeat_ms)] + ([
-                    "-blockdev", "driver=file,node-name=disk0,filename="
-                    + self.standby_disk_path] if disk_mb else []))
+            sec_extra = ["-failover-args", args,
+                         "-heartbeat-timeout", str(heartbeat_ms)]
             if disk_mb:
-                self.sec.qmp.cmd("nbd-server-start", addr={
-                    "type": "unix", "data": {"path": self.nbd_path}})
-                self.sec.qmp.cmd("nbd-server-add", device="disk0",
-                                 writable=True)
+                self.sec = DiskSecondary(sdir, self.standby_disk_path,
+                                         prefix=ns.prefix(), extra=sec_extra)
+                disk_agent = ["--disk", "disk0=" + self.sec.uri]
+            else:
+                self.sec = ColoSecondary(sdir, prefix=ns.prefix(),
+                                         extra=sec_extra)
             self.monitor_path = os.path.join(workdir, "colo-primary.qmp")
             self.agent_log_path = os.path.join(workdir, "colo-primary.log")
             self.agent_log = open(self.agent_log_path, "wb")

@@ -97,22 +97,6 @@ class Writer:
             qemu_io(self.uri, *cmds)
 
 
-class DiskSecondary(ct.ColoSecondary):
-    """colo-secondary with the raw image @image as node disk0, exported
-    writable over NBD on a UNIX socket."""
-
-    def __init__(self, workdir, image, extra=(), **kw):
-        super().__init__(workdir, extra=["-blockdev",
-                                         "driver=file,node-name=disk0,"
-                                         "filename=" + image] + list(extra),
-                         **kw)
-        self.nbd_path = os.path.join(workdir, "nbd.sock")
-        self.qmp.cmd("nbd-server-start", addr={
-            "type": "unix", "data": {"path": self.nbd_path}})
-        self.qmp.cmd("nbd-server-add", device="disk0", writable=True)
-        self.uri = "nbd+unix:///disk0?socket=" + self.nbd_path
-
-
 def load_capture():
     with open(os.path.join(ct.DATA, "colo72kvm.p2s.bin"), "rb") as f:
         return colodecode.Session(f.read())
@@ -155,7 +139,7 @@ class NbdClients(ct.TempDirTestCase):
     def test_qemu_tools(self):
         image = os.path.join(self.tmp, "disk.img")
         model = make_image(image, 1)
-        sec = DiskSecondary(self.tmp, image)
+        sec = ct.DiskSecondary(self.tmp, image)
         try:
             out = subprocess.run(["qemu-nbd", "--list", "-k", sec.nbd_path],
                                  capture_output=True, text=True, timeout=30)
@@ -289,7 +273,7 @@ class NbdBadInput(ct.TempDirTestCase):
         model = make_image(image, 3)
         before = sha(model)
         size = DISK_MB << 20
-        sec = DiskSecondary(self.tmp, image)
+        sec = ct.DiskSecondary(self.tmp, image)
         try:
             # unknown export: GO says so, EXPORT_NAME closes
             c = NbdClient(sec.nbd_path)
@@ -523,7 +507,7 @@ class DiskCheckpoints(ct.TempDirTestCase):
     def test_writes_land_with_their_checkpoint(self):
         image = os.path.join(self.tmp, "disk.img")
         model = make_image(image, 4)
-        sec = DiskSecondary(self.tmp, image)
+        sec = ct.DiskSecondary(self.tmp, image)
         try:
             Writer(sec.uri, model, 5).epoch(4)      # straight, before COLO
             committed = run_epochs(self, sec, image, model, 6, check=True)
@@ -556,7 +540,7 @@ class DiskCheckpoints(ct.TempDirTestCase):
         session = load_capture()
         image = os.path.join(self.tmp, "disk.img")
         model = make_image(image, 7)
-        sec = DiskSecondary(self.tmp, image)
+        sec = ct.DiskSecondary(self.tmp, image)
         try:
             # cut inside the RAM part of the fourth checkpoint
             start, end, _ = session.segments[8]
@@ -583,7 +567,7 @@ class DiskCommitCrash(ct.TempDirTestCase):
         image = os.path.join(self.tmp, "disk.img")
         model = make_image(image, 9)
         ram_dir = os.path.join(self.tmp, "ram")
-        sec = DiskSecondary(self.tmp, image, ram_dir=ram_dir,
+        sec = ct.DiskSecondary(self.tmp, image, ram_dir=ram_dir,
                             env={"COLO_TEST_CRASH": spec})
         committed = None
         try:
@@ -622,7 +606,7 @@ class DiskCommitCrash(ct.TempDirTestCase):
         model = make_image(image, 9)
         d = os.path.join(self.tmp, "probe")
         os.makedirs(d, exist_ok=True)
-        sec = DiskSecondary(d, image)
+        sec = ct.DiskSecondary(d, image)
         try:
             return run_epochs(self, sec, image, model, 10, check=True,
                               pages_at={3: self.PAGES})
@@ -654,7 +638,7 @@ class DiskFull(ct.TempDirTestCase):
         wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                 'mount -t tmpfs -o size=1m colo-test "$0" && '
                 'truncate -s %dM "$0/disk.img" && exec "$@"' % DISK_MB, small]
-        sec = DiskSecondary(self.tmp, image, prefix=wrap)
+        sec = ct.DiskSecondary(self.tmp, image, prefix=wrap)
         try:
             model = bytearray(DISK_MB << 20)
             w = Writer(sec.uri, model, 11)

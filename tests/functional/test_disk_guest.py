@@ -169,13 +169,7 @@ class DiskGuestVerified(ct.TempDirTestCase):
             image2 = os.path.join(d2, "disk.img")
             with open(image2, "wb") as f:
                 f.truncate(DISK_MB << 20)
-            sec2 = ct.ColoSecondary(d2, prefix=ns.prefix(), extra=[
-                "-blockdev", "driver=file,node-name=disk0,filename="
-                + image2])
-            nbd2 = os.path.join(d2, "nbd.sock")
-            sec2.qmp.cmd("nbd-server-start", addr={
-                "type": "unix", "data": {"path": nbd2}})
-            sec2.qmp.cmd("nbd-server-add", device="disk0", writable=True)
+            sec2 = ct.DiskSecondary(d2, image2, prefix=ns.prefix())
             log = open(os.path.join(d2, "agent.log"), "wb")
             agent2 = subprocess.Popen(
                 ns.prefix() + [ct.PRIMARY_AGENT, "--qmp", qmp,
@@ -183,8 +177,7 @@ class DiskGuestVerified(ct.TempDirTestCase):
                                         g.sec.ram_dir, "pc.ram"),
                                     "--connect", "tcp:127.0.0.1:%d"
                                     % sec2.port,
-                                    "--disk", "disk0=nbd+unix:///disk0?"
-                                    "socket=" + nbd2,
+                                    "--disk", "disk0=" + sec2.uri,
                                     "--verify-disk", "disk0=" + image2,
                                     "--checkpoints", "5"],
                 stdout=log, stderr=subprocess.STDOUT)
