@@ -443,6 +443,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "colo-secondary: -ram-dir %s: %s\n", ram_dir,
                 err->message);
         migration_incoming_free(m.mis);
+        block_devices_free(m.disks);
+        g_ptr_array_free(globals, TRUE);
         g_main_loop_unref(m.loop);
         return 1;
     } else {
@@ -464,6 +466,10 @@ int main(int argc, char **argv)
         if (!apply_global(migration_incoming_options(m.mis),
                           g_ptr_array_index(globals, i), &err)) {
             fprintf(stderr, "colo-secondary: %s\n", err->message);
+            migration_incoming_free(m.mis);
+            block_devices_free(m.disks);
+            g_ptr_array_free(globals, TRUE);
+            g_main_loop_unref(m.loop);
             return 1;
         }
     }
@@ -481,6 +487,10 @@ int main(int argc, char **argv)
         m.mon = monitor_new(qmp, &mctx, &err);
         if (!m.mon) {
             fprintf(stderr, "colo-secondary: %s\n", err->message);
+            nbd_server_free(m.nbd);
+            migration_incoming_free(m.mis);
+            block_devices_free(m.disks);
+            g_main_loop_unref(m.loop);
             return 1;
         }
     }
@@ -488,8 +498,10 @@ int main(int argc, char **argv)
         !migration_incoming_start(m.mis, incoming, &err)) {
         fprintf(stderr, "colo-secondary: -incoming %s: %s\n", incoming,
                 err->message);
-        migration_incoming_free(m.mis);
         monitor_free(m.mon);
+        nbd_server_free(m.nbd);
+        migration_incoming_free(m.mis);
+        block_devices_free(m.disks);
         g_main_loop_unref(m.loop);
         return 1;
     }
