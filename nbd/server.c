@@ -588,6 +588,13 @@ static const char *cmd_name(uint16_t type)
                                                      : "unknown";
 }
 
+/* Requests whose offset and length address the export. */
+static bool request_has_range(uint16_t type)
+{
+    return type == NBD_CMD_READ || type == NBD_CMD_WRITE ||
+           type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
+}
+
 static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
 {
     g_autofree uint8_t *buf = NULL;
@@ -641,8 +648,7 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
         } else if (flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE)) {
             conn_log(c, "%s with unknown flags %#x", cmd_name(type), flags);
             error = NBD_EINVAL;
-        } else if (type != NBD_CMD_FLUSH && type <= NBD_CMD_WRITE_ZEROES &&
-                   type != 5 && !in_range) {
+        } else if (request_has_range(type) && !in_range) {
             conn_log(c, "%s of %u bytes at %" PRIu64 " is beyond the end of "
                      "the export (%" PRIu64 " bytes)", cmd_name(type), len,
                      off, ce->size);

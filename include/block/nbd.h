@@ -74,19 +74,22 @@ enum {
     NBD_FLAG_CAN_MULTI_CONN = 1 << 8,
 };
 
-enum {
-    NBD_CMD_READ = 0,
-    NBD_CMD_WRITE = 1,
-    NBD_CMD_DISC = 2,
-    NBD_CMD_FLUSH = 3,
-    NBD_CMD_TRIM = 4,
-    NBD_CMD_WRITE_ZEROES = 6,
-};
+/* The request types the server knows (the "type" field of a request);
+ * 5 (CACHE) and 7 (BLOCK_STATUS) are neither offered nor taken. */
+typedef enum NbdRequestType {
+    NBD_CMD_READ,               /* 0: data in the reply */
+    NBD_CMD_WRITE,              /* 1: data follows the request */
+    NBD_CMD_DISC,               /* 2: the client is leaving */
+    NBD_CMD_FLUSH,              /* 3: no range */
+    NBD_CMD_TRIM,               /* 4: a range, no data */
+    NBD_CMD_CACHE,              /* 5: not offered */
+    NBD_CMD_WRITE_ZEROES,       /* 6: a range, no data */
+} NbdRequestType;
 
-enum {
-    NBD_CMD_FLAG_FUA = 1 << 0,
-    NBD_CMD_FLAG_NO_HOLE = 1 << 1,
-};
+/* Request flags taken: force unit access; NO_HOLE is accepted, since
+ * zeroes are always written (or punched) either way. */
+#define NBD_CMD_FLAG_FUA     0x1u
+#define NBD_CMD_FLAG_NO_HOLE 0x2u
 
 /* errors in replies (the protocol's own numbers) */
 enum {
