@@ -79,6 +79,9 @@ typedef struct AgentConfig {
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
     gboolean no_net_buffer;     /* let the VM's output go out at once */
+    gboolean keep_held_output;  /* --held-output keep: what never committed
+                                   stays held in QEMU when the session
+                                   ends (a cluster manager releases it) */
     char *dirty_tracking;       /* auto, digest, soft-dirty */
     int qemu_pid;               /* 0: the QMP socket's peer */
     char *tls_creds;            /* --tls-creds: a --object's id */

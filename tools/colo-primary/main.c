@@ -12,7 +12,8 @@
  *                [--no-net-buffer] [--verify-secondary RAM_DIR]
  *                [--dirty-tracking auto|digest|soft-dirty] [--qemu-pid N]
  *                [--disk NODE=nbd://HOST:PORT/EXPORT ...]
- *                [--quiet]
+ *                [--held-output release|keep] [--quiet]
+ *   colo-primary --qmp QEMU_QMP_SOCKET --release-held-output
  *
  * --connect starts protecting the VM at once (x-colo implied); with
  * --monitor a client does it with QEMU's commands (migrate-set-
@@ -29,6 +30,7 @@
 
 #include "crypto/tls-creds.h"
 #include "tools/colo-primary/agent.h"
+#include "tools/colo-primary/net-buffer.h"
 
 static int usage_error(const char *msg)
 {
@@ -36,10 +38,29 @@ static int usage_error(const char *msg)
     return AGENT_EXIT_USAGE;
 }
 
+/* --release-held-output: what a --held-output keep run left in QEMU. */
+static int release_held_output(const char *qmp_path)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(QmpClient) qmp = qmp_client_connect(qmp_path, 5000, &err);
+    guint n;
+
+    if (!qmp) {
+        fprintf(stderr, "colo-primary: releasing the VM's held output: %s\n",
+                err->message);
+        return AGENT_EXIT_QEMU;
+    }
+    n = net_buffer_release_leftovers(qmp);
+    printf("released %u output buffer(s) of the VM\n", n);
+    return AGENT_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     AgentConfig cfg = { .checkpoint_delay_ms = 100 }, *c = &cfg;
     g_auto(GStrv) objects = NULL;
+    g_autofree char *held_output = NULL;
+    gboolean release_held = FALSE;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &c->vm_qmp_path,
           "the VM's QMP socket (QEMU's -qmp unix:PATH)", "PATH" },
@@ -72,6 +93,15 @@ int main(int argc, char **argv)
         { "no-net-buffer", 0, 0, G_OPTION_ARG_NONE, &c->no_net_buffer,
           "let the VM's network output out at once (it is held until its "
           "checkpoint commits otherwise)", NULL },
+        { "held-output", 0, 0, G_OPTION_ARG_STRING, &held_output,
+          "when protection ends, the VM's output of checkpoints that "
+          "never committed is let out (release, the default) or stays "
+          "held in QEMU until --release-held-output (keep: for a cluster "
+          "manager, which must first make sure the standby cannot take "
+          "over)", "release|keep" },
+        { "release-held-output", 0, 0, G_OPTION_ARG_NONE, &release_held,
+          "let out what a colo-primary run with --held-output keep left "
+          "held in the VM of --qmp, oldest first, and exit", NULL },
         { "dirty-tracking", 0, 0, G_OPTION_ARG_STRING, &c->dirty_tracking,
           "how changed pages are found: auto (soft-dirty where it can be "
           "trusted), digest, soft-dirty", "MODE" },
@@ -106,6 +136,12 @@ int main(int argc, char **argv)
     cfg.guard_exe = g_file_read_link("/proc/self/exe", NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         usage_error(err->message);
+    } else if (release_held) {
+        status = cfg.vm_qmp_path ? release_held_output(cfg.vm_qmp_path) :
+                 usage_error("--release-held-output needs --qmp");
+    } else if (held_output && strcmp(held_output, "keep") != 0 &&
+               strcmp(held_output, "release") != 0) {
+        usage_error("--held-output takes release or keep");
     } else if (!cfg.vm_qmp_path || !cfg.ram_file ||
                (!cfg.connect && !cfg.monitor)) {
         usage_error("--qmp, --ram-file and one of --connect or --monitor "
@@ -114,6 +150,8 @@ int main(int argc, char **argv)
                cfg.scan_threads < 0) {
         usage_error("numbers must not be negative");
     } else {
+        cfg.keep_held_output = held_output &&
+                               strcmp(held_output, "keep") == 0;
         signal(SIGPIPE, SIG_IGN);
         for (int i = 0; objects && objects[i]; i++) {
             if (!user_object_add(objects[i], &err)) {

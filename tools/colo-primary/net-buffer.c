@@ -70,6 +70,7 @@ struct NetBuffer {
     int wake_fds[2];
     GPid guard_pid;
     int guard_fd;
+    bool keep_held;             /* freeing leaves the buffers in QEMU */
 };
 
 static void held_buffer_free(HeldBuffer *h)
@@ -542,6 +543,15 @@ static void remove_chardevs(QmpClient *qmp)
     }
 }
 
+guint net_buffer_release_leftovers(QmpClient *qmp)
+{
+    guint released = delete_objects(qmp, ID_BUFFER);
+
+    delete_objects(qmp, ID_MIRROR);
+    remove_chardevs(qmp);
+    return released;
+}
+
 int net_buffer_guard_main(const char *qmp_path)
 {
     g_autoptr(GError) err = NULL;
@@ -574,9 +584,7 @@ int net_buffer_guard_main(const char *qmp_path)
         /* QEMU went with it: nothing is held any more */
         return 0;
     }
-    released = delete_objects(qmp, ID_BUFFER);
-    delete_objects(qmp, ID_MIRROR);
-    remove_chardevs(qmp);
+    released = net_buffer_release_leftovers(qmp);
     fprintf(stderr, "colo-primary (release guard): colo-primary is gone; "
             "released %u output buffer(s) of the VM\n", released);
     return 0;
@@ -606,7 +614,7 @@ NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
     if (!nb->devs->len) {
         return nb;
     }
-    if (!guard_start(nb, guard_exe, qmp_path, errp)) {
+    if (guard_exe && !guard_start(nb, guard_exe, qmp_path, errp)) {
         goto fail;
     }
     for (guint i = 0; i < nb->devs->len; i++) {
@@ -641,7 +649,7 @@ void net_buffer_free(NetBuffer *nb)
      * not go (someone else deleted it, or QEMU is gone): the owner has
      * said what failed already; then take the mirrors away */
     g_mutex_lock(&nb->add_lock);
-    for (guint i = 0; i < nb->devs->len; i++) {
+    for (guint i = 0; i < nb->devs->len && !nb->keep_held; i++) {
         NetdevBuf *d = g_ptr_array_index(nb->devs, i);
 
         while (!g_queue_is_empty(&d->held)) {
@@ -700,6 +708,14 @@ void net_buffer_free(NetBuffer *nb)
     g_mutex_clear(&nb->lock);
     g_cond_clear(&nb->wake);
     g_free(nb);
+}
+
+void net_buffer_free_keeping_held(NetBuffer *nb)
+{
+    if (nb) {
+        nb->keep_held = true;
+        net_buffer_free(nb);
+    }
 }
 
 void net_buffer_stats(NetBuffer *nb, NetBufferStats *st)

@@ -60,7 +60,9 @@ typedef void (*NetBufferLimitFn)(void *opaque);
 
 /* Finds the VM's netdevs over @qmp and puts a mirror on each (nothing
  * is held yet); @work_dir holds the mirror sockets.  Starts the release
- * guard (@guard_exe --x-net-release-guard QMP_PATH).  A VM without a NIC
+ * guard (@guard_exe --x-net-release-guard QMP_PATH) unless @guard_exe is
+ * NULL (--held-output keep: nothing is released behind the owner's
+ * back).  A VM without a NIC
  * gets a NetBuffer with no netdevs.  On error (e.g. a vhost or multiqueue
  * netdev, which QEMU's filters refuse) nothing is left in QEMU. */
 NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
@@ -75,6 +77,15 @@ bool net_buffer_release(NetBuffer *nb, uint64_t epoch, GError **errp);
 /* Releases everything it can (past errors), removes the mirrors; the
  * guard goes. */
 void net_buffer_free(NetBuffer *nb);
+/* The same, except that what is held stays held in QEMU (buffers of
+ * epochs that never committed, and the newest one, which goes on
+ * catching): for a cluster manager that must first make sure the standby
+ * can no longer take over, then calls net_buffer_release_leftovers(). */
+void net_buffer_free_keeping_held(NetBuffer *nb);
+/* Deletes every buffer (oldest first), mirror and chardev a colo-primary
+ * left in QEMU: the VM's output flows again.  Returns the buffers
+ * deleted. */
+guint net_buffer_release_leftovers(QmpClient *qmp);
 void net_buffer_stats(NetBuffer *nb, NetBufferStats *st);
 /* "n0 (tap), n1 (user)" */
 char *net_buffer_describe(NetBuffer *nb);

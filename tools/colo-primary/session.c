@@ -667,8 +667,11 @@ static bool session_net_start(Session *s, GError **errp)
         }
         return true;
     }
+    /* --held-output keep: no guard releases anything behind the back of
+     * whoever decides (a cluster manager) */
     s->net = net_buffer_new(vm_control_qmp(a->vm), a->cfg.vm_qmp_path,
-                            a->work, a->cfg.guard_exe ? a->cfg.guard_exe :
+                            a->work, a->cfg.keep_held_output ? NULL :
+                            a->cfg.guard_exe ? a->cfg.guard_exe :
                             "colo-primary", net_limit_reached, a, errp);
     if (!s->net) {
         g_prefix_error(errp, "cannot hold the VM's network output (run with "
@@ -693,12 +696,27 @@ static bool session_net_start(Session *s, GError **errp)
 }
 
 /* Protection ends: whatever is held goes out (the VM goes on alone, or
- * under a new session). */
+ * under a new session), unless --held-output keep leaves it to the
+ * cluster manager. */
 static void session_net_stop(Session *s)
 {
     g_autoptr(GError) err = NULL;
 
     if (!s->net) {
+        return;
+    }
+    if (s->a->cfg.keep_held_output) {
+        NetBufferStats st;
+
+        net_buffer_stats(s->net, &st);
+        record_net_stats(s);
+        fprintf(stderr, "colo-primary: protection ended; the VM's output of "
+                "checkpoints that never committed stays held in QEMU (%"
+                PRIu64 " packets now; --held-output keep): release it with "
+                "colo-primary --qmp %s --release-held-output\n",
+                st.packets_held, s->a->cfg.vm_qmp_path);
+        net_buffer_free_keeping_held(s->net);
+        s->net = NULL;
         return;
     }
     if (!net_buffer_release(s->net, UINT64_MAX, &err)) {
