@@ -20,6 +20,6 @@ for f in $files; do
 done
 echo "== pyflakes"
 /usr/bin/python3 -m pyflakes tests/functional/*.py tests/fuzz/*.py bench/*.py \
-    scripts/*.py || status=1
+    scripts/*.py tools/ocf/colo || status=1
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status
