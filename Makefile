@@ -8,6 +8,8 @@
 #   make check-unit   the unit tests;  make check-qtest  the functional
 #                 tests (stock QEMU, real streams and captures)
 #   make check-asan   the whole suite once more under ASan + UBSan + LSan
+#   make check-cluster  a two-node Pacemaker cluster (corosync, pacemaker,
+#                 fencing) protecting the Linux guest, faults and all
 #   make demo     the main job: a protected VM, end to end
 #   make lint     cppcheck + clang-tidy, findings are errors
 #   make fuzz     each fuzzer for FUZZ_SECONDS (120)
@@ -32,7 +34,7 @@ MESON_TEST_ARGS ?= --print-errorlogs
 ASAN_CUTS_STRIDE ?= 2
 ASAN_NET_RUNS ?= 1
 
-.PHONY: all deps guest build check check-unit check-qtest check-asan lint fuzz demo \
+.PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo \
         bench soak clean
 
 all: build
@@ -56,8 +58,16 @@ build: deps $(BUILD)/build.ninja guest
 SUMMARY = python3 scripts/test-summary.py
 
 check: build
-	@meson test -C $(BUILD) $(MESON_TEST_ARGS); rc=$$?; \
+	@meson test -C $(BUILD) --no-suite cluster $(MESON_TEST_ARGS); rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
+
+# A real two-node Pacemaker cluster on this machine protects the Linux
+# guest; the primary's QEMU, colo-secondary, the link and a whole node
+# fail in turn (tests/functional/test_cluster.py, docs/cluster.rst).
+CLUSTER_LOG = $(BUILD)/meson-logs/testlog-cluster.json
+check-cluster: build
+	@meson test -C $(BUILD) --suite cluster --logbase testlog-cluster \
+	    $(MESON_TEST_ARGS); rc=$$?; $(SUMMARY) $(CLUSTER_LOG) && exit $$rc
 
 # QEMU's names: the unit tests, and the tests that run stock QEMU (and
 # the real streams and captures it made)
@@ -81,7 +91,8 @@ check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	COLO_CUTS_STRIDE=$(ASAN_CUTS_STRIDE) COLO_NET_RUNS=$(ASAN_NET_RUNS) \
-	meson test -C $(ASAN_BUILD) --timeout-multiplier 3 $(MESON_TEST_ARGS); \
+	meson test -C $(ASAN_BUILD) --no-suite cluster --timeout-multiplier 3 \
+	    $(MESON_TEST_ARGS); \
 	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
 
 lint: build

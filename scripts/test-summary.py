@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""test-summary.py BUILDDIR...: reads each build's meson-logs/testlog.json
+"""test-summary.py BUILDDIR|LOG.json...: reads each build's
+meson-logs/testlog.json (or the meson test log named)
 and prints one line per test that did not pass (with the reasons a skipped
 test gave), then 'N passed, N failed, N skipped'.  Exit status 1 if any
 test failed, was skipped or timed out, or a log is missing: a skip means
@@ -13,7 +14,9 @@ import sys
 def main(builds):
     ok = bad = skip = 0
     for build in builds:
-        log = os.path.join(build, "meson-logs", "testlog.json")
+        # a build folder, or one meson test log (make check-cluster's)
+        log = build if build.endswith(".json") else \
+            os.path.join(build, "meson-logs", "testlog.json")
         try:
             with open(log) as f:
                 results = [json.loads(line) for line in f if line.strip()]
