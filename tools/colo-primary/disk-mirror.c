@@ -181,6 +181,17 @@ static JsonNode *cmd(DiskMirror *dm, const char *name, JsonBuilder *b,
     return qmp_client_cmd(dm->qmp, name, args, errp);
 }
 
+/* A command whose failure is expected now and then (a leftover that is
+ * not there): its reply, if any, is dropped. */
+static void cmd_try(DiskMirror *dm, const char *name, JsonBuilder *b)
+{
+    JsonNode *r = cmd(dm, name, b, NULL);
+
+    if (r) {
+        json_node_unref(r);
+    }
+}
+
 static JsonBuilder *builder_with(const char *key, const char *value)
 {
     JsonBuilder *b = json_builder_new();
@@ -249,7 +260,7 @@ static void remove_one(DiskMirror *dm, MirroredDisk *d, bool leftovers)
         json_builder_set_member_name(b, "force");
         json_builder_add_boolean_value(b, TRUE);
         done(b);
-        json_node_unref(cmd(dm, "block-job-cancel", b, NULL));
+        cmd_try(dm, "block-job-cancel", b);
         /* a cancelled mirror concludes; auto-dismiss is off */
         for (;;) {
             g_autoptr(JsonObject) o = job_find(dm, d->job, NULL, &failed);
@@ -263,7 +274,7 @@ static void remove_one(DiskMirror *dm, MirroredDisk *d, bool leftovers)
         }
         g_object_unref(b);
         b = done(builder_with("id", d->job));
-        json_node_unref(cmd(dm, "job-dismiss", b, NULL));
+        cmd_try(dm, "job-dismiss", b);
         d->started = false;
     }
     if (d->added || leftovers) {
@@ -271,7 +282,7 @@ static void remove_one(DiskMirror *dm, MirroredDisk *d, bool leftovers)
             g_object_unref(b);
         }
         b = done(builder_with("node-name", d->nbd_node));
-        json_node_unref(cmd(dm, "blockdev-del", b, NULL));
+        cmd_try(dm, "blockdev-del", b);
         d->added = false;
     }
 }
@@ -371,7 +382,7 @@ static bool tls_object_add(DiskMirror *dm, GError **errp)
     g_autoptr(JsonNode) r = NULL;
 
     b = done(builder_with("id", TLS_OBJECT));
-    json_node_unref(cmd(dm, "object-del", b, NULL));    /* a leftover */
+    cmd_try(dm, "object-del", b);    /* a leftover */
     g_object_unref(b);
     b = builder_with("qom-type", "tls-creds-x509");
     json_builder_set_member_name(b, "id");
@@ -503,7 +514,7 @@ void disk_mirror_stop(DiskMirror *dm)
     if (dm && dm->tls_added) {
         g_autoptr(JsonBuilder) b = done(builder_with("id", TLS_OBJECT));
 
-        json_node_unref(cmd(dm, "object-del", b, NULL));
+        cmd_try(dm, "object-del", b);
         dm->tls_added = false;
     }
 }
