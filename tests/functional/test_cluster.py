@@ -350,8 +350,8 @@ class Cluster:
                       'timeout="%s"%s/>' % (RSC, name, i, name, interval,
                                            timeout, extra)
                       for i, (name, interval, timeout, extra) in enumerate([
-                          ("monitor", "3s", "30s", ' role="Promoted"'),
-                          ("monitor", "4s", "30s", ' role="Unpromoted"'),
+                          ("monitor", "3s", "60s", ' role="Promoted"'),
+                          ("monitor", "4s", "60s", ' role="Unpromoted"'),
                           ("start", "0", "120s", ""),
                           ("stop", "0", "60s", ""),
                           ("promote", "0", "180s", ""),
