@@ -44,7 +44,7 @@ q72="$top/build/qemu-7.2"
 if [ ! -x "$q72/usr/bin/qemu-system-x86_64" ]; then
     tmp=$(mktemp -d); chmod 1777 "$tmp"   # apt downloads as _apt
     for pkg in qemu-system-x86 qemu-system-data qemu-system-common; do
-        ver=$(apt-cache madison "$pkg" | awk '$3 ~ /^1:7\.2/ {print $3; exit}')
+        ver=$(apt-cache madison "$pkg" | awk '$3 ~ /^1:7\.2/ && !v {v = $3} END {print v}')
         if [ -z "$ver" ]; then
             echo "install-deps: no $pkg 7.2 in the apt sources" >&2
             exit 1
