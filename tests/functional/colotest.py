@@ -1339,9 +1339,11 @@ def _tls_ca(d, cn):
     return d
 
 
-def _tls_leaf(ca, out_cert, out_key, cn, server, dates=None):
+def _tls_leaf(ca, out_cert, out_key, cn, server, dates=None,
+              san="DNS:localhost,IP:127.0.0.1"):
     """A certificate for @cn signed by CA folder @ca; @dates (start, end as
-    YYYYMMDDHHMMSSZ) for one outside its validity."""
+    YYYYMMDDHHMMSSZ) for one outside its validity; a server's names are
+    @san."""
     work = tempfile.mkdtemp(prefix="tls-", dir=os.path.dirname(out_cert))
     ext = os.path.join(work, "ext.cnf")
     with open(ext, "w") as f:
@@ -1350,7 +1352,7 @@ def _tls_leaf(ca, out_cert, out_key, cn, server, dates=None):
                 "extendedKeyUsage=%s\n" % ("serverAuth" if server
                                            else "clientAuth"))
         if server:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+            f.write("subjectAltName=%s\n" % san)
     csr = os.path.join(work, "req.csr")
     _openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
              "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=" + cn,
@@ -1377,6 +1379,26 @@ def _tls_leaf(ca, out_cert, out_key, cn, server, dates=None):
                  "-startdate", dates[0], "-enddate", dates[1],
                  "-extfile", ext, "-in", csr, "-out", out_cert)
     shutil.rmtree(work)
+
+
+def make_tls_node_certs(root, addresses):
+    """One folder per node of @addresses ({name: IP}) under @root, in
+    QEMU's layout, from one CA: ca-cert.pem, a server certificate for the
+    node's IP (CN=name) and a client certificate (CN=name-client), as
+    tools/ocf/colo's tls_dir wants them.  {name: DIR}."""
+    ca = _tls_ca(os.path.join(root, "ca"), "colo-cluster-ca")
+    dirs = {}
+    for name, ip in addresses.items():
+        d = os.path.join(root, name)
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(os.path.join(ca, "ca-cert.pem"), d)
+        _tls_leaf(ca, os.path.join(d, "server-cert.pem"),
+                  os.path.join(d, "server-key.pem"), name, True,
+                  san="DNS:%s,IP:%s" % (name, ip))
+        _tls_leaf(ca, os.path.join(d, "client-cert.pem"),
+                  os.path.join(d, "client-key.pem"), name + "-client", False)
+        dirs[name] = d
+    return dirs
 
 
 def make_tls_certs(root):

@@ -228,6 +228,12 @@ class Cluster:
                             os.path.join(d, "log-pacemaker")], check=True)
             with open(os.path.join(d, "srv", "disk0.img"), "wb") as f:
                 f.truncate(DISK_MB << 20)
+        # the link runs over TLS, as docs/cluster.rst tells operators to
+        certs = colotest.make_tls_node_certs(
+            os.path.join(self.workdir, "tls"), LINK)
+        for n in NODES:
+            shutil.copytree(certs[n], os.path.join(self.node_dir(n), "srv",
+                                                   "tls"))
 
     def node_dir(self, n):
         return os.path.join(self.workdir, n)
@@ -339,7 +345,8 @@ class Cluster:
             "nics": "bridge=br0,mac=" + GUEST_MAC,
             "addresses": "n1=%s n2=%s" % (LINK["n1"], LINK["n2"]),
             "checkpoint_interval": "200", "stall_timeout": "4000",
-            "initial_node": "n1", "colo_secondary": SECONDARY,
+            "initial_node": "n1", "tls_dir": "/srv/tls",
+            "colo_secondary": SECONDARY,
             "colo_primary": PRIMARY_AGENT,
         }
         nv = "".join('<nvpair id="%s-%s" name="%s" value="%s"/>'
@@ -467,6 +474,28 @@ class ClusterTest(unittest.TestCase):
             return pid, st.get("mode"), st.get("x-checkpoints", 0)
         return None
 
+    def check_link_tls(self, primary, standby):
+        """The replication link is TLS: the standby's colo-secondary wants
+        it for checkpoints, and stock qemu-img, plain, from the primary
+        node, is refused the disk's export."""
+        ino = self.cluster.inode[standby]
+        pid = [p for p in pids_named("colo-secondary")
+               if netns_of(p) == ino][0]
+        q = colotest.QMP("/proc/%d/root/run/colo-standby/%s/secondary.qmp"
+                         % (pid, RSC), timeout=5)
+        try:
+            params = q.cmd("query-migrate-parameters")
+        finally:
+            q.close()
+        self.assertEqual(params.get("tls-creds"), "colo-tls", params)
+        p = subprocess.run(
+            ["ip", "netns", "exec", self.cluster.ns[primary], "qemu-img",
+             "info", "--image-opts", "driver=nbd,server.type=inet,"
+             "server.host=%s,server.port=10809,export=disk0" % LINK[standby]],
+            capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn("TLS", p.stderr)
+
     def wait_protected(self, primary, standby, old_pid=None, timeout=300):
         """The VM runs on @primary, protected into a colo-secondary on
         @standby (not the one of pid @old_pid) that has committed a
@@ -591,6 +620,7 @@ class ClusterTest(unittest.TestCase):
             self.assertTrue(self.stream.wait_lines(5, 60))
             _, sec = self.wait_protected("n1", "n2")
             self.assertEqual(self.watch.take_peak(), 1)
+            self.check_link_tls("n1", "n2")
 
             # 1. the primary's QEMU dies: the standby takes over; the old
             # primary's instance comes back as the standby

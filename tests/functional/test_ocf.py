@@ -88,6 +88,8 @@ class OcfAgentTest(colotest.TempDirTestCase):
             ({"disks": "disk0=/nonexistent.img"}, 6, "is not a file"),
             ({"nics": "mac=52:54:00:00:00:01"}, 6, "needs bridge="),
             ({"memory": "lots"}, 6, "must be numbers"),
+            ({"tls_dir": self.tmp}, 6, "has no ca-cert.pem"),
+            ({"tls_dir": "/srv/a,b"}, 6, "has a comma"),
         ]
         for params, rc, words in cases:
             p = self.agent("validate-all", **params)
