@@ -454,9 +454,10 @@ class ClusterTest(unittest.TestCase):
     def disk_ok_lines(self, n):
         return self.serial(n).count("DISK ok")
 
-    def standby_info(self, n):
-        """(pid, COLO mode, checkpoints) of node @n's colo-secondary, over
-        its QMP socket as seen from inside the node; None if none runs."""
+    def standby_query(self, n, command):
+        """(pid, reply to QMP @command) of node @n's colo-secondary, over
+        its QMP socket as seen from inside the node; None if none runs or
+        it does not answer."""
         ino = self.cluster.inode[n]
         for pid in pids_named("colo-secondary"):
             if netns_of(pid) != ino:
@@ -466,27 +467,29 @@ class ClusterTest(unittest.TestCase):
             try:
                 q = colotest.QMP(path, timeout=5)
                 try:
-                    st = q.cmd("query-colo-status")
+                    return pid, q.cmd(command)
                 finally:
                     q.close()
             except Exception:
                 return None
-            return pid, st.get("mode"), st.get("x-checkpoints", 0)
         return None
+
+    def standby_info(self, n):
+        """(pid, COLO mode, checkpoints) of node @n's colo-secondary; None
+        if none runs."""
+        r = self.standby_query(n, "query-colo-status")
+        if r is None:
+            return None
+        pid, st = r
+        return pid, st.get("mode"), st.get("x-checkpoints", 0)
 
     def check_link_tls(self, primary, standby):
         """The replication link is TLS: the standby's colo-secondary wants
         it for checkpoints, and stock qemu-img, plain, from the primary
         node, is refused the disk's export."""
-        ino = self.cluster.inode[standby]
-        pid = [p for p in pids_named("colo-secondary")
-               if netns_of(p) == ino][0]
-        q = colotest.QMP("/proc/%d/root/run/colo-standby/%s/secondary.qmp"
-                         % (pid, RSC), timeout=5)
-        try:
-            params = q.cmd("query-migrate-parameters")
-        finally:
-            q.close()
+        r = self.standby_query(standby, "query-migrate-parameters")
+        self.assertIsNotNone(r, "no colo-secondary answers on " + standby)
+        params = r[1]
         self.assertEqual(params.get("tls-creds"), "colo-tls", params)
         p = subprocess.run(
             ["ip", "netns", "exec", self.cluster.ns[primary], "qemu-img",
