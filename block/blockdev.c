@@ -7,6 +7,7 @@
 
 #include "block/blockdev.h"
 #include "migration/colo-journal.h"
+#include "qemu/json-input.h"
 
 struct BlockDevices {
     char *ram_dir;
@@ -55,20 +56,21 @@ static GHashTable *spec_parse(const char *spec, GError **errp)
                                                      g_free, g_free);
 
     if (spec[0] == '{') {
-        g_autoptr(JsonParser) p = json_parser_new();
+        g_autoptr(JsonNode) root = json_input_parse(spec, strlen(spec),
+                                                    JSON_INPUT_STRICT, errp);
         JsonObject *o;
         g_autoptr(GList) members = NULL;
 
-        if (!json_parser_load_from_data(p, spec, -1, errp)) {
+        if (!root) {
             g_prefix_error(errp, "-blockdev: ");
             return NULL;
         }
-        if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+        if (!JSON_NODE_HOLDS_OBJECT(root)) {
             g_set_error(errp, COLO_ERROR, EINVAL, "-blockdev: expected a "
                         "JSON object");
             return NULL;
         }
-        o = json_node_get_object(json_parser_get_root(p));
+        o = json_node_get_object(root);
         members = json_object_get_members(o);
         for (GList *l = members; l; l = l->next) {
             JsonNode *n = json_object_get_member(o, l->data);

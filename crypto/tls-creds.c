@@ -7,7 +7,7 @@
 #include <json-glib/json-glib.h>
 
 #include "crypto/tls-creds.h"
-#include "qemu/json-limits.h"
+#include "qemu/json-input.h"
 
 #define AUTHZ_FILE_MAX (1u << 20)
 
@@ -315,7 +315,7 @@ const TlsCreds *tls_creds_find(const char *id, GError **errp)
 static bool list_file_allows(const Authz *z, const char *identity,
                              GError **errp)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(JsonNode) doc = NULL;
     g_autofree char *text = NULL;
     gsize len;
     JsonObject *root;
@@ -326,16 +326,15 @@ static bool list_file_allows(const Authz *z, const char *identity,
         g_prefix_error(errp, "authz-list-file %s: ", z->id);
         return false;
     }
-    if (len > AUTHZ_FILE_MAX ||
-        !json_check_nesting(text, len, JSON_MAX_NESTING, errp) ||
-        !json_parser_load_from_data(parser, text, len, errp) ||
-        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-        g_clear_error(errp);
+    if (len <= AUTHZ_FILE_MAX) {
+        doc = json_input_parse(text, len, JSON_INPUT_STRICT, NULL);
+    }
+    if (!doc || !JSON_NODE_HOLDS_OBJECT(doc)) {
         g_set_error(errp, COLO_ERROR, EINVAL, "authz-list-file %s: %s is not "
                     "a JSON object of at most 1 MiB", z->id, z->filename);
         return false;
     }
-    root = json_node_get_object(json_parser_get_root(parser));
+    root = json_node_get_object(doc);
     policy = json_object_get_string_member_with_default(root, "policy",
                                                         "deny");
     rules = json_object_has_member(root, "rules") ?

@@ -21,7 +21,7 @@
 
 #include "migration/device-state.h"
 #include "migration/wire.h"
-#include "qemu/json-limits.h"
+#include "qemu/json-input.h"
 
 VMDeviceState *device_state_ref(VMDeviceState *ds)
 {
@@ -253,25 +253,21 @@ static bool device_state_walk(VMDeviceState *ds, const uint8_t *t, size_t eof,
 static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
                              uint32_t jlen, char **why)
 {
-    g_autoptr(JsonParser) parser = json_parser_new_immutable();
     g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) root = NULL;
     const char *json = (const char *)t + p + 6;
-    JsonNode *root;
 
     if (memchr(json, '\0', jlen)) {
         return false;   /* not JSON; any later candidate's header has one */
     }
-    if (!json_check_nesting(json, jlen, JSON_MAX_NESTING, &err)) {
-        /* never handed to the (recursive) parser */
+    root = json_input_parse(json, jlen, JSON_INPUT_STRICT, &err);
+    if (!root) {
+        /* not this candidate; the reason stays unless a later one fits */
         g_free(*why);
         *why = g_strdup_printf("VMDESCRIPTION: %s", err->message);
         return false;
     }
-    if (!json_parser_load_from_data(parser, json, jlen, NULL)) {
-        return false;
-    }
-    root = json_parser_get_root(parser);
-    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
         return false;
     }
     g_free(*why);

@@ -107,8 +107,8 @@ bool migration_parameter_check(MigrationParameter p, uint64_t v,
                                GError **errp)
 {
     if (v > parameter_info[p].max) {
-        g_set_error(errp, COLO_ERROR, ERANGE, "Parameter '%s' expects a "
-                    "value up to %" PRIu64, parameter_info[p].name,
+        g_set_error(errp, COLO_ERROR, ERANGE, "Parameter '%s' expects an "
+                    "integer from 0 to %" PRIu64, parameter_info[p].name,
                     parameter_info[p].max);
         return false;
     }

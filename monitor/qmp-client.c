@@ -8,7 +8,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "monitor/qmp-client.h"
-#include "qemu/json-limits.h"
+#include "qemu/json-input.h"
 
 struct QmpClient {
     GSocketConnection *conn;
@@ -38,7 +38,7 @@ void qmp_client_free(QmpClient *c)
 
 static JsonNode *qmp_client_read(QmpClient *c, GError **errp)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(JsonNode) root = NULL;
     g_autofree char *line = NULL;
     gsize len;
 
@@ -49,16 +49,16 @@ static JsonNode *qmp_client_read(QmpClient *c, GError **errp)
         }
         return NULL;
     }
-    if (!json_check_nesting(line, len, JSON_MAX_NESTING, errp) ||
-        !json_parser_load_from_data(parser, line, len, errp)) {
+    root = json_input_parse(line, len, JSON_INPUT_WIDE_INTEGERS, errp);
+    if (!root) {
         g_prefix_error(errp, "QMP: bad JSON from the server: ");
         return NULL;
     }
-    if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
         g_set_error(errp, COLO_ERROR, EPROTO, "QMP: not an object: %s", line);
         return NULL;
     }
-    return json_node_copy(json_parser_get_root(parser));
+    return g_steal_pointer(&root);
 }
 
 QmpClient *qmp_client_connect(const char *path, int timeout_ms,

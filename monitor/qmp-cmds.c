@@ -40,7 +40,8 @@ bool qmp_arg_uint(JsonObject *args, const char *name, uint64_t *out,
         json_node_get_value_type(n) != G_TYPE_INT64 ||
         json_node_get_int(n) < 0) {
         g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' expects "
-                    "uint64", name);
+                    "an integer from 0 to %" G_GINT64_FORMAT, name,
+                    G_MAXINT64);
         return false;
     }
     *out = json_node_get_int(n);

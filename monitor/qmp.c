@@ -12,7 +12,7 @@
 #include <glib/gstdio.h>
 
 #include "monitor/monitor.h"
-#include "qemu/json-limits.h"
+#include "qemu/json-input.h"
 
 /* A client that sends a line longer than this gets an error reply and is
  * cut off; we never hold more than this of its input. */
@@ -221,10 +221,10 @@ static void client_send_greeting(MonitorClient *c)
 JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
                                  const char *line)
 {
-    g_autoptr(JsonParser) parser = json_parser_new_immutable();
     g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) root = NULL;
     JsonNode *reply = NULL;
-    JsonNode *root, *id = NULL, *argsn;
+    JsonNode *id = NULL, *argsn;
     JsonObject *req, *args = NULL;
     const char *cmd;
     QmpCommandFn fn;
@@ -235,20 +235,16 @@ JsonNode *monitor_handle_request(const MonitorContext *ctx, bool *negotiated,
     if (!*line) {
         return NULL;
     }
-    if (!json_check_nesting(line, strlen(line), JSON_MAX_NESTING, &err)) {
+    /* QEMU's JSON: RFC 8259 plus its single-quoted strings */
+    root = json_input_parse(line, strlen(line), JSON_INPUT_SINGLE_QUOTES,
+                            &err);
+    if (!root) {
         g_autofree char *msg = g_strdup_printf("JSON parse error, %s",
                                                err->message);
         reply = make_error("GenericError", msg, NULL);
         goto send;
     }
-    if (!json_parser_load_from_data(parser, line, -1, &err)) {
-        g_autofree char *msg = g_strdup_printf("JSON parse error, %s",
-                                               err->message);
-        reply = make_error("GenericError", msg, NULL);
-        goto send;
-    }
-    root = json_parser_get_root(parser);
-    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
         reply = make_error("GenericError", "QMP input must be a JSON object",
                            NULL);
         goto send;
