@@ -12,7 +12,6 @@
 #include "crypto/tls-creds.h"
 #include "crypto/tls-session.h"
 
-#define HANDSHAKE_TIMEOUT_S 30
 #define PUMP_DRAIN_MS 2000
 #define PUMP_CHUNK (64 * 1024)
 
@@ -24,7 +23,79 @@ struct TlsPump {
     GMutex lock;
     GCond done_cond;
     bool done;
+    gint64 deadline_us;         /* of the handshake; 0 after it */
+    bool timed_out;             /* a read of the handshake hit it */
 };
+
+/*
+ * GnuTLS reads the network through this: during the handshake every read
+ * waits only until the handshake's deadline, so a peer that trickles a
+ * byte at a time gains nothing (GnuTLS's own handshake timeout is not
+ * kept by its default blocking reads).
+ */
+static int deadline_wait(TlsPump *p, int ms)
+{
+    struct pollfd fd = { .fd = p->net_fd, .events = POLLIN };
+    int rc;
+
+    if (p->deadline_us) {
+        gint64 left = (p->deadline_us - g_get_monotonic_time()) / 1000;
+
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return 0;
+        }
+        ms = ms < 0 ? (int)left : MIN(ms, (int)left);
+    }
+    do {
+        rc = poll(&fd, 1, ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+        errno = ETIMEDOUT;
+    }
+    return rc;
+}
+
+static ssize_t deadline_pull(gnutls_transport_ptr_t ptr, void *buf,
+                             size_t len)
+{
+    TlsPump *p = ptr;
+    ssize_t n;
+
+    if (p->deadline_us && deadline_wait(p, -1) <= 0) {
+        p->timed_out = errno == ETIMEDOUT;
+        gnutls_transport_set_errno(p->session, ETIMEDOUT);
+        return -1;
+    }
+    do {
+        n = recv(p->net_fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        gnutls_transport_set_errno(p->session, errno);
+    }
+    return n;
+}
+
+static int deadline_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+    return deadline_wait(ptr, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1
+                                                              : (int)ms);
+}
+
+static ssize_t plain_push(gnutls_transport_ptr_t ptr, const void *buf,
+                          size_t len)
+{
+    TlsPump *p = ptr;
+    ssize_t n;
+
+    do {
+        n = send(p->net_fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        gnutls_transport_set_errno(p->session, errno);
+    }
+    return n;
+}
 
 static void set_timeouts(int fd, int seconds)
 {
@@ -219,7 +290,7 @@ int tls_session_start(int fd, const TlsParams *params, const char *peer,
     const TlsCreds *c = tls_creds_find(params->creds, errp);
     TlsPump *p;
     int pair[2];
-    int rc;
+    int rc, handshake_ms;
 
     *pump = NULL;
     if (!c) {
@@ -248,14 +319,29 @@ int tls_session_start(int fd, const TlsParams *params, const char *peer,
     if (c->server && c->verify_peer) {
         gnutls_certificate_server_set_request(p->session, GNUTLS_CERT_REQUIRE);
     }
-    gnutls_transport_set_int(p->session, fd);
-    set_timeouts(fd, HANDSHAKE_TIMEOUT_S);
+    gnutls_transport_set_ptr(p->session, p);
+    gnutls_transport_set_pull_function(p->session, deadline_pull);
+    gnutls_transport_set_pull_timeout_function(p->session,
+                                               deadline_pull_timeout);
+    gnutls_transport_set_push_function(p->session, plain_push);
+    /* One deadline for the whole handshake (GnuTLS keeps it across its
+     * reads), so a peer that trickles bytes gains nothing; the socket
+     * timeouts catch a single read or write that hangs. */
+    /* a client may first wait in the server's queue for a while */
+    handshake_ms = params->handshake_ms > 0 ? params->handshake_ms :
+                   c->server ? TLS_HANDSHAKE_TIMEOUT_S * 1000 :
+                   TLS_CLIENT_HANDSHAKE_TIMEOUT_S * 1000;
+    p->deadline_us = g_get_monotonic_time() + handshake_ms * 1000ll;
+    set_timeouts(fd, (handshake_ms + 999) / 1000);
     do {
         rc = gnutls_handshake(p->session);
     } while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN);
     if (rc < 0) {
         g_set_error(errp, COLO_ERROR, EPROTO, "TLS handshake with %s failed: "
-                    "%s%s", peer, rc == GNUTLS_E_AGAIN ? "timed out" :
+                    "%s%s", peer,
+                    rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_TIMEDOUT ||
+                    p->timed_out ?
+                    "not finished within the deadline" :
                     gnutls_strerror(rc),
                     rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
                     rc == GNUTLS_E_UNEXPECTED_PACKET ||
@@ -268,6 +354,7 @@ int tls_session_start(int fd, const TlsParams *params, const char *peer,
         goto fail;
     }
     set_timeouts(fd, 0);
+    p->deadline_us = 0;
     if (!check_peer(p->session, c, params, peer, errp)) {
         goto fail;
     }

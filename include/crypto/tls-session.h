@@ -21,7 +21,14 @@ typedef struct TlsParams {
     const char *hostname;       /* client: the name the server's
                                    certificate must carry */
     const char *authz;          /* server: who may connect, or NULL */
+    int handshake_ms;           /* the whole handshake's deadline; 0:
+                                   TLS_HANDSHAKE_TIMEOUT_S */
 } TlsParams;
+
+/* How long a peer may take for the whole TLS handshake, by default; a
+ * client waits longer (the server may first make it queue). */
+#define TLS_HANDSHAKE_TIMEOUT_S 10
+#define TLS_CLIENT_HANDSHAKE_TIMEOUT_S 30
 
 /* Runs the TLS handshake on the connected socket @fd as @params->creds'
  * endpoint, checks the peer (certificate chain, dates, hostname or
