@@ -18,7 +18,16 @@
  * commands and flags.  A request that is merely wrong (out of range, not
  * allowed) gets an error reply; a stream that cannot be trusted any more
  * (bad magic, a write too large to read) closes the connection.  Either
- * way the reason goes to stderr with the client's address.
+ * way the reason goes to stderr with the client's address (log_peer:
+ * escaped, a bounded number of lines per client).
+ *
+ * What a client can make us hold and for how long (include/block/nbd.h):
+ * the whole handshake has one deadline; a WRITE's payload has one; its
+ * buffer is the client's own 1 MiB or, for larger ones, a share of one
+ * budget for all clients; READs go out in 1 MiB pieces.  An idle client
+ * in transmission keeps its slot (an idle mirror is not a dead one); a
+ * full server stops accepting until a slot is free, so a newcomer waits
+ * in the listen queue at most one handshake deadline.
  *
  * One thread per connection, blocking I/O on its socket.  The listener is
  * a GSocketService on the main context.
@@ -29,11 +38,16 @@
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "block/nbd.h"
 #include "crypto/tls-creds.h"
 #include "crypto/tls-session.h"
+#include "qemu/log.h"
 
 typedef struct NbdExport {
     char *name;
@@ -51,6 +65,8 @@ typedef struct NbdConn {
     GThread *thread;
     bool done;                  /* the thread has finished */
     char *export;               /* the export it uses, once chosen */
+    gint64 deadline_us;         /* reads fail past this; 0: none */
+    LogPeer log;
 } NbdConn;
 
 struct NbdServer {
@@ -62,6 +78,9 @@ struct NbdServer {
     char *tls_authz;
     GPtrArray *exports;         /* of NbdExport */
     GPtrArray *conns;           /* of NbdConn */
+    guint resume_timer;         /* while full: checks for a free slot */
+    size_t budget_used;         /* of NBD_SHARED_WRITE_BUDGET */
+    GCond budget_cond;
 };
 
 static void nbd_export_free(gpointer p)
@@ -97,6 +116,7 @@ NbdServer *nbd_server_new(BlockDevices *bd)
     g_mutex_init(&s->lock);
     s->exports = g_ptr_array_new_with_free_func(nbd_export_free);
     s->conns = g_ptr_array_new();
+    g_cond_init(&s->budget_cond);
     return s;
 }
 
@@ -108,21 +128,54 @@ void nbd_server_free(NbdServer *s)
     nbd_server_stop(s);
     g_ptr_array_unref(s->exports);
     g_ptr_array_unref(s->conns);
+    g_cond_clear(&s->budget_cond);
     g_mutex_clear(&s->lock);
     g_free(s);
 }
 
 /* --- I/O on one connection ---------------------------------------------- */
 
+/* Waits until @c->fd is readable or its deadline has passed. */
+static bool wait_readable(NbdConn *c)
+{
+    while (c->deadline_us) {
+        gint64 left = c->deadline_us - g_get_monotonic_time();
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        int rc;
+
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return false;
+        }
+        rc = poll(&p, 1, (int)MIN(left / 1000 + 1, G_MAXINT));
+        if (rc > 0) {
+            return true;
+        }
+        if (rc < 0 && errno != EINTR) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* False at EOF (errno 0), on an error, or past @c->deadline_us (errno
+ * ETIMEDOUT). */
 static bool read_full(NbdConn *c, void *buf, size_t len)
 {
     while (len) {
-        ssize_t n = read(c->fd, buf, len);
+        ssize_t n;
 
+        if (!wait_readable(c)) {
+            return false;
+        }
+        n = read(c->fd, buf, len);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
+            if (n == 0) {
+                errno = 0;
+            }
             return false;
         }
         buf = (char *)buf + n;
@@ -131,13 +184,16 @@ static bool read_full(NbdConn *c, void *buf, size_t len)
     return true;
 }
 
-static bool write_full(NbdConn *c, const void *buf, size_t len)
+/* Writes all of @iov (changing it) in as few calls as the socket takes:
+ * a reply's header and payload leave in one segment. */
+static bool write_iov(NbdConn *c, struct iovec *iov, int cnt)
 {
-    while (len) {
-        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    while (cnt > 0) {
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = cnt };
+        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 
         if (n < 0 && errno == ENOTSOCK) {
-            n = write(c->fd, buf, len);
+            n = writev(c->fd, iov, cnt);
         }
         if (n < 0 && errno == EINTR) {
             continue;
@@ -145,10 +201,24 @@ static bool write_full(NbdConn *c, const void *buf, size_t len)
         if (n <= 0) {
             return false;
         }
-        buf = (const char *)buf + n;
-        len -= n;
+        while (cnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= n;
+        }
     }
     return true;
+}
+
+static bool write_full(NbdConn *c, const void *buf, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return write_iov(c, &iov, 1);
 }
 
 /* Reads and drops @len bytes (the payload of a refused write). */
@@ -219,7 +289,14 @@ static void conn_log(NbdConn *c, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "colo-secondary: NBD client %s: %s\n", c->peer, msg);
+    log_peer(&c->log, "NBD client %s: %s", c->peer, msg);
+}
+
+/* Why a read of the handshake or a payload failed, for the log. */
+static const char *read_failure(void)
+{
+    return errno == ETIMEDOUT ? "deadline passed" :
+           errno == 0 ? "connection closed" : g_strerror(errno);
 }
 
 /* --- the handshake ------------------------------------------------------ */
@@ -228,12 +305,16 @@ static bool opt_reply(NbdConn *c, uint32_t opt, uint32_t type,
                       const void *data, uint32_t len)
 {
     uint8_t h[20];
+    struct iovec iov[2] = {
+        { .iov_base = h, .iov_len = sizeof(h) },
+        { .iov_base = (void *)data, .iov_len = len },
+    };
 
     put_be64(h, NBD_REP_MAGIC);
     put_be32(h + 8, opt);
     put_be32(h + 12, type);
     put_be32(h + 16, len);
-    return write_full(c, h, sizeof(h)) && (!len || write_full(c, data, len));
+    return write_iov(c, iov, len ? 2 : 1);
 }
 
 /* An error reply with a message for people. */
@@ -351,18 +432,23 @@ static bool opt_info_go(NbdConn *c, uint32_t opt, const uint8_t *data,
 
     if (len < 6 || (nl = get_be32(data)) > len - 6 ||
         (nreq = get_be16(data + 4 + nl)) * 2u != len - 6 - nl) {
+        conn_log(c, "malformed %s request of %u bytes",
+                 opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO", len);
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed %s request",
                          opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO");
     }
     name = g_strndup((const char *)data + 4, nl);
     if (strlen(name) != nl) {
+        conn_log(c, "export name with a NUL byte");
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "export name with a "
                          "NUL byte");
     }
     if (!export_choose(c, name, ce)) {
-        conn_log(c, "asked for unknown export '%s'", name);
+        g_autofree char *shown = qemu_escape(name, nl, 256);
+
+        conn_log(c, "asked for unknown export '%s'", shown);
         return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not "
-                         "present", name);
+                         "present", shown);
     }
     put_be16(info, NBD_INFO_EXPORT);
     put_be64(info + 2, ce->size);
@@ -412,6 +498,9 @@ static bool opt_starttls(NbdConn *c, uint32_t len)
     }
     tls.creds = creds;
     tls.authz = authz;
+    /* what is left of the handshake's deadline */
+    tls.handshake_ms = (int)MAX(1, (c->deadline_us - g_get_monotonic_time())
+                                   / 1000);
     fd = dup(c->sock);
     if (fd < 0) {
         conn_log(c, "TLS: %s", g_strerror(errno));
@@ -441,6 +530,8 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
     put_be64(hello + 8, NBD_OPTS_MAGIC);
     put_be16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     if (!write_full(c, hello, sizeof(hello)) || !read_full(c, h, 4)) {
+        conn_log(c, "handshake ended before the client's flags: %s",
+                 read_failure());
         return false;
     }
     cflags = get_be32(h);
@@ -454,6 +545,9 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
         bool go = false;
 
         if (!read_full(c, h, 16)) {
+            if (errno != 0) {   /* a client may just go after LIST, say */
+                conn_log(c, "handshake not finished: %s", read_failure());
+            }
             return false;
         }
         if (get_be64(h) != NBD_OPTS_MAGIC) {
@@ -476,6 +570,8 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
         }
         data = g_malloc(len + 1);
         if (!read_full(c, data, len)) {
+            conn_log(c, "option %u: %u bytes of data not received: %s", opt,
+                     len, read_failure());
             return false;
         }
         data[len] = 0;
@@ -497,7 +593,9 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
 
             if (strlen((char *)data) != len ||
                 !export_choose(c, (char *)data, ce)) {
-                conn_log(c, "asked for unknown export '%s'", (char *)data);
+                g_autofree char *shown = qemu_escape((char *)data, len, 256);
+
+                conn_log(c, "asked for unknown export '%s': closing", shown);
                 return false;
             }
             put_be64(r, ce->size);
@@ -569,11 +667,116 @@ static bool simple_reply(NbdConn *c, uint32_t error, uint64_t cookie,
                          const void *data, uint32_t len)
 {
     uint8_t r[16];
+    struct iovec iov[2] = {
+        { .iov_base = r, .iov_len = sizeof(r) },
+        { .iov_base = (void *)data, .iov_len = len },
+    };
 
     put_be32(r, NBD_SIMPLE_REPLY_MAGIC);
     put_be32(r + 4, error);
     put_be64(r + 8, cookie);
-    return write_full(c, r, sizeof(r)) && (!len || write_full(c, data, len));
+    return write_iov(c, iov, len ? 2 : 1);
+}
+
+/*
+ * A READ, in pieces of the client's buffer: the first piece is read
+ * before the reply's header goes out, so an error can still be replied;
+ * one later closes the connection (the header promised the data).
+ */
+static bool reply_read(NbdConn *c, ColoDisk *disk, uint8_t *buf,
+                       uint64_t cookie, uint64_t off, uint32_t len)
+{
+    uint32_t done = 0;
+
+    do {
+        g_autoptr(GError) err = NULL;
+        uint32_t n = MIN(len - done, NBD_CLIENT_BUFFER);
+
+        if (!colo_disk_read(disk, buf, off + done, n, &err)) {
+            conn_log(c, "%s%s", err->message, done ? ": closing" : "");
+            return !done && simple_reply(c, nbd_errno(err->code), cookie,
+                                         NULL, 0);
+        }
+        if (done == 0 ? !simple_reply(c, 0, cookie, buf, n)
+                      : !write_full(c, buf, n)) {
+            return false;
+        }
+        done += n;
+    } while (done < len);
+    return true;
+}
+
+/* Takes @len bytes of the shared WRITE budget, waiting for them until
+ * @deadline_us; false if they did not come free in time. */
+static bool budget_take(NbdServer *s, size_t len, gint64 deadline_us)
+{
+    bool ok;
+
+    g_mutex_lock(&s->lock);
+    while (s->budget_used + len > NBD_SHARED_WRITE_BUDGET &&
+           g_cond_wait_until(&s->budget_cond, &s->lock, deadline_us)) {
+    }
+    ok = s->budget_used + len <= NBD_SHARED_WRITE_BUDGET;
+    if (ok) {
+        s->budget_used += len;
+    }
+    g_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void budget_give(NbdServer *s, size_t len)
+{
+    g_mutex_lock(&s->lock);
+    s->budget_used -= len;
+    g_cond_broadcast(&s->budget_cond);
+    g_mutex_unlock(&s->lock);
+}
+
+/*
+ * Reads a WRITE's payload of @len bytes within NBD_PAYLOAD_TIMEOUT_S: into
+ * @own if it fits, else into *@borrowed, taken from the shared budget (the
+ * caller gives it back).  NULL: the connection must close (logged).
+ */
+static uint8_t *read_payload(NbdConn *c, uint8_t *own, uint32_t len,
+                             uint8_t **borrowed)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      NBD_PAYLOAD_TIMEOUT_S * G_USEC_PER_SEC;
+    uint8_t *buf = own;
+
+    *borrowed = NULL;
+    if (len > NBD_CLIENT_BUFFER) {
+        if (!budget_take(c->server, len, deadline)) {
+            conn_log(c, "WRITE of %u bytes: no room in the shared %u MiB "
+                     "within %d s: closing", len,
+                     NBD_SHARED_WRITE_BUDGET >> 20, NBD_PAYLOAD_TIMEOUT_S);
+            return NULL;
+        }
+        buf = *borrowed = g_try_malloc(len);
+        if (!buf) {
+            budget_give(c->server, len);
+            conn_log(c, "WRITE of %u bytes: out of memory: closing", len);
+            return NULL;
+        }
+    }
+    c->deadline_us = deadline;
+    if (!read_full(c, buf, len)) {
+        if (errno == 0) {
+            conn_log(c, "gone in the middle of a WRITE of %u bytes: nothing "
+                     "written", len);
+        } else {
+            conn_log(c, "WRITE of %u bytes: payload not received within %d s "
+                     "(%s): closing", len, NBD_PAYLOAD_TIMEOUT_S,
+                     read_failure());
+        }
+        buf = NULL;
+    }
+    c->deadline_us = 0;
+    if (!buf && *borrowed) {
+        g_clear_pointer(borrowed, g_free);
+        budget_give(c->server, len);
+    }
+    return buf;
 }
 
 static const char *cmd_name(uint16_t type)
@@ -595,20 +798,60 @@ static bool request_has_range(uint16_t type)
            type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
 }
 
+/* One request that passed the checks; false: close the connection. */
+static bool serve_request(NbdConn *c, const ChosenExport *ce, uint8_t *own,
+                          uint16_t type, uint16_t flags, uint64_t cookie,
+                          uint64_t off, uint32_t len, const uint8_t *payload)
+{
+    g_autoptr(GError) err = NULL;
+    uint32_t error = 0;
+
+    switch (type) {
+    case NBD_CMD_READ:
+        return reply_read(c, ce->disk, own, cookie, off, len);
+    case NBD_CMD_WRITE:
+    case NBD_CMD_TRIM:
+    case NBD_CMD_WRITE_ZEROES:
+        if (type == NBD_CMD_WRITE
+            ? !colo_disk_write(ce->disk, payload, off, len, &err)
+            : !colo_disk_write_zeroes(ce->disk, off, len, &err)) {
+            conn_log(c, "%s", err->message);
+            error = nbd_errno(err->code);
+        } else if ((flags & NBD_CMD_FLAG_FUA) &&
+                   !colo_disk_flush(ce->disk, &err)) {
+            conn_log(c, "%s", err->message);
+            error = nbd_errno(err->code);
+        }
+        return simple_reply(c, error, cookie, NULL, 0);
+    case NBD_CMD_FLUSH:
+        if (!colo_disk_flush(ce->disk, &err)) {
+            conn_log(c, "%s", err->message);
+            error = nbd_errno(err->code);
+        }
+        return simple_reply(c, error, cookie, NULL, 0);
+    default:
+        conn_log(c, "unknown command %u", type);
+        return simple_reply(c, NBD_EINVAL, cookie, NULL, 0);
+    }
+}
+
 static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
 {
-    g_autofree uint8_t *buf = NULL;
-    size_t buf_len = 0;
+    g_autofree uint8_t *own = g_malloc(NBD_CLIENT_BUFFER);
 
     for (;;) {
-        g_autoptr(GError) err = NULL;
+        g_autofree uint8_t *borrowed = NULL;
+        const uint8_t *payload = NULL;
         uint8_t h[28];
         uint16_t flags, type;
         uint64_t cookie, off;
         uint32_t len, error = 0;
-        bool in_range, ok = true;
+        bool in_range, ok;
 
         if (!read_full(c, h, sizeof(h))) {
+            if (errno != 0) {
+                conn_log(c, "%s", read_failure());
+            }
             return;
         }
         if (get_be32(h) != NBD_REQUEST_MAGIC) {
@@ -621,7 +864,6 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
         off = get_be64(h + 16);
         len = get_be32(h + 24);
         in_range = off <= ce->size && len <= ce->size - off;
-
         if (type == NBD_CMD_DISC) {
             return;
         }
@@ -632,13 +874,8 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
                 simple_reply(c, NBD_EOVERFLOW, cookie, NULL, 0);
                 return;
             }
-            if (len > buf_len) {
-                g_free(buf);
-                buf = g_malloc(len);
-                buf_len = len;
-            }
-            if (!read_full(c, buf, len)) {
-                conn_log(c, "gone in the middle of a WRITE of %u bytes", len);
+            payload = read_payload(c, own, len, &borrowed);
+            if (!payload) {
                 return;
             }
         }
@@ -657,59 +894,15 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
                    !ce->writable) {
             error = NBD_EPERM;
         }
-        if (error) {
-            if (!simple_reply(c, error, cookie, NULL, 0)) {
-                return;
-            }
-            continue;
-        }
-        switch (type) {
-        case NBD_CMD_READ:
-            if (len > buf_len) {
-                g_free(buf);
-                buf = g_malloc(len);
-                buf_len = len;
-            }
-            if (!colo_disk_read(ce->disk, buf, off, len, &err)) {
-                conn_log(c, "%s", err->message);
-                ok = simple_reply(c, nbd_errno(err->code), cookie, NULL, 0);
-            } else {
-                ok = simple_reply(c, 0, cookie, buf, len);
-            }
-            break;
-        case NBD_CMD_WRITE:
-        case NBD_CMD_TRIM:
-        case NBD_CMD_WRITE_ZEROES:
-            if (type == NBD_CMD_WRITE
-                ? !colo_disk_write(ce->disk, buf, off, len, &err)
-                : !colo_disk_write_zeroes(ce->disk, off, len, &err)) {
-                conn_log(c, "%s", err->message);
-                error = nbd_errno(err->code);
-            } else if ((flags & NBD_CMD_FLAG_FUA) &&
-                       !colo_disk_flush(ce->disk, &err)) {
-                conn_log(c, "%s", err->message);
-                error = nbd_errno(err->code);
-            }
-            ok = simple_reply(c, error, cookie, NULL, 0);
-            break;
-        case NBD_CMD_FLUSH:
-            if (!colo_disk_flush(ce->disk, &err)) {
-                conn_log(c, "%s", err->message);
-                error = nbd_errno(err->code);
-            }
-            ok = simple_reply(c, error, cookie, NULL, 0);
-            break;
-        default:
-            conn_log(c, "unknown command %u", type);
-            ok = simple_reply(c, NBD_EINVAL, cookie, NULL, 0);
+        ok = error ? simple_reply(c, error, cookie, NULL, 0)
+                   : serve_request(c, ce, own, type, flags, cookie, off, len,
+                                   payload);
+        if (borrowed) {
+            g_clear_pointer(&borrowed, g_free);
+            budget_give(c->server, len);
         }
         if (!ok) {
             return;
-        }
-        /* a big buffer is not kept for a client that went back to 4 KiB */
-        if (buf_len > (1u << 20) && len <= (1u << 20)) {
-            g_clear_pointer(&buf, g_free);
-            buf_len = 0;
         }
     }
 }
@@ -719,11 +912,18 @@ static void nbd_conn_run(NbdConn *c)
     ChosenExport ce = { 0 };
     struct timeval tv = { .tv_sec = NBD_HANDSHAKE_TIMEOUT_S };
     struct timeval none = { 0 };
+    int one = 1;
 
-    setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /* small replies go out at once, not after the peer's delayed ACK */
+    setsockopt(c->sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* a client that does not read our handshake replies holds nothing */
+    setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    c->deadline_us = g_get_monotonic_time() +
+                     NBD_HANDSHAKE_TIMEOUT_S * G_USEC_PER_SEC;
     if (nbd_handshake(c, &ce)) {
-        /* an idle mirror is not a dead one: no timeout from here on */
-        setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+        /* an idle mirror is not a dead one: no deadline from here on */
+        c->deadline_us = 0;
+        setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
         nbd_transmission(c, &ce);
     }
     if (c->pump) {
@@ -808,12 +1008,10 @@ static char *peer_name(GSocketConnection *sc)
     return g_strdup("unix socket");
 }
 
-static gboolean nbd_incoming(GSocketService *service, GSocketConnection *sc,
-                             GObject *source, gpointer opaque)
+/* Frees finished connections; the number still running. */
+static guint conns_reap(NbdServer *s)
 {
-    NbdServer *s = opaque;
     GPtrArray *done;
-    NbdConn *c;
     guint n;
 
     g_mutex_lock(&s->lock);
@@ -821,11 +1019,37 @@ static gboolean nbd_incoming(GSocketService *service, GSocketConnection *sc,
     n = s->conns->len;
     g_mutex_unlock(&s->lock);
     conns_free(done);
+    return n;
+}
+
+#define NBD_RESUME_CHECK_MS 100
+
+/* While the server is full: accepts again once a slot is free. */
+static gboolean nbd_resume_check(gpointer opaque)
+{
+    NbdServer *s = opaque;
+
+    if (conns_reap(s) >= NBD_MAX_CLIENTS) {
+        return G_SOURCE_CONTINUE;
+    }
+    s->resume_timer = 0;
+    g_socket_service_start(s->service);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean nbd_incoming(GSocketService *service, GSocketConnection *sc,
+                             GObject *source, gpointer opaque)
+{
+    NbdServer *s = opaque;
+    NbdConn *c;
+    guint n = conns_reap(s);
+
     if (n >= NBD_MAX_CLIENTS) {
+        /* accepted while the service was stopping: not served */
         g_autofree char *peer = peer_name(sc);
 
-        fprintf(stderr, "colo-secondary: NBD client %s refused: %d clients "
-                "already\n", peer, NBD_MAX_CLIENTS);
+        log_peer(NULL, "NBD client %s refused: %d clients already", peer,
+                 NBD_MAX_CLIENTS);
         return TRUE;        /* closes it */
     }
     c = g_new0(NbdConn, 1);
@@ -840,6 +1064,12 @@ static gboolean nbd_incoming(GSocketService *service, GSocketConnection *sc,
     g_ptr_array_add(s->conns, c);
     g_mutex_unlock(&s->lock);
     c->thread = g_thread_new("nbd/conn", nbd_conn_thread, c);
+    if (n + 1 >= NBD_MAX_CLIENTS && !s->resume_timer) {
+        /* full: newcomers wait in the listen queue, not refused */
+        g_socket_service_stop(s->service);
+        s->resume_timer = g_timeout_add(NBD_RESUME_CHECK_MS, nbd_resume_check,
+                                        s);
+    }
     return TRUE;
 }
 
@@ -1035,6 +1265,10 @@ void nbd_server_stop(NbdServer *s)
 {
     GPtrArray *all;
 
+    if (s->resume_timer) {
+        g_source_remove(s->resume_timer);
+        s->resume_timer = 0;
+    }
     if (s->service) {
         g_socket_service_stop(s->service);
         g_socket_listener_close(G_SOCKET_LISTENER(s->service));

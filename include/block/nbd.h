@@ -107,11 +107,22 @@ enum {
 #define NBD_MAX_REQUEST         (32u << 20)
 /* Option data we read; larger options are refused. */
 #define NBD_MAX_OPTION          4096u
-/* Clients at once, and options one client may send. */
+/* Clients at once (more wait in the listen queue), and options one
+ * client may send. */
 #define NBD_MAX_CLIENTS         16
 #define NBD_MAX_OPTIONS         64
-/* Seconds a client may take between bytes of its handshake. */
+/* Seconds a client has for its whole handshake, TLS included, from the
+ * moment it is accepted until transmission begins. */
 #define NBD_HANDSHAKE_TIMEOUT_S 10
+/* Seconds a client has to send the whole payload of one WRITE. */
+#define NBD_PAYLOAD_TIMEOUT_S   30
+/* Each client's own buffer: READs are sent in pieces of this size, WRITEs
+ * up to it are read into it. */
+#define NBD_CLIENT_BUFFER       (1u << 20)
+/* Larger WRITEs borrow their buffer from one budget shared by all
+ * clients; a WRITE that cannot get it within NBD_PAYLOAD_TIMEOUT_S closes
+ * its connection. */
+#define NBD_SHARED_WRITE_BUDGET (64u << 20)
 
 typedef struct NbdServer NbdServer;
 
