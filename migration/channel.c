@@ -44,6 +44,7 @@ static IncomingChannel *channel_new(ChannelKind kind, const char *uri)
     ch->uri = g_strdup(uri);
     ch->listen_fd = -1;
     ch->fd = -1;
+    g_mutex_init(&ch->refusal_lock);
     return ch;
 }
 
@@ -116,7 +117,7 @@ static bool channel_listen_tcp(IncomingChannel *ch, const char *addr,
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, 1) == 0) {
+            listen(fd, MIG_MAX_CANDIDATES) == 0) {
             break;
         }
         close(fd);
@@ -281,46 +282,6 @@ int migration_channel_connect(const char *uri, GError **errp)
     return fd;
 }
 
-bool migration_channel_accept(IncomingChannel *ch, GError **errp)
-{
-    int fd;
-
-    if (ch->listen_fd < 0) {
-        return ch->fd >= 0;
-    }
-    do {
-        fd = accept4(ch->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "accept on %s: %s", ch->uri,
-                    g_strerror(errno));
-        return false;
-    }
-    close(ch->listen_fd);
-    ch->listen_fd = -1;
-    socket_set_nodelay(fd);
-    ch->fd = fd;
-    ch->is_socket = true;
-    if (ch->tls_creds) {
-        TlsParams tls = { .creds = ch->tls_creds, .authz = ch->tls_authz };
-        g_autofree char *peer = ch->kind == CHANNEL_TCP ?
-            g_strdup_printf("the source on tcp:%s%s%s:%d", ch->ipv6 ? "[" : "",
-                            ch->host, ch->ipv6 ? "]" : "", ch->port) :
-            g_strdup_printf("the source on %s", ch->uri);
-        TlsPump *pump = NULL;
-
-        /* a shutdown meanwhile wakes the handshake through ch->fd */
-        fd = tls_session_start(fd, &tls, peer, &pump, errp);
-        if (fd < 0) {
-            ch->fd = -1;
-            return false;
-        }
-        ch->tls = pump;
-        ch->fd = fd;
-    }
-    return true;
-}
-
 bool migration_channel_set_tls(IncomingChannel *ch, const char *creds,
                                const char *authz, GError **errp)
 {
@@ -387,5 +348,7 @@ void migration_channel_free(IncomingChannel *ch)
     g_free(ch->unix_path);
     g_free(ch->host);
     g_free(ch->uri);
+    g_free(ch->last_refusal);
+    g_mutex_clear(&ch->refusal_lock);
     g_free(ch);
 }

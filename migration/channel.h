@@ -34,7 +34,20 @@ typedef struct IncomingChannel {
     char *tls_creds;        /* TLS server: migrate-set-parameters' */
     char *tls_authz;
     TlsPump *tls;           /* after the handshake; @fd is its plaintext */
+    GMutex refusal_lock;    /* for the two below */
+    uint64_t refused;       /* connections that did not earn the port */
+    char *last_refusal;     /* why the last one did not */
 } IncomingChannel;
+
+/* A connection to the incoming port has this long to finish its TLS
+ * handshake (if any) and send the stream header; this many try at once
+ * (channel-accept.c). */
+#define MIG_PREAMBLE_TIMEOUT_S  10
+#define MIG_MAX_CANDIDATES      16
+/* After that, in the middle of the stream (not between COLO checkpoints),
+ * a source must send this much in every window or the stream ends. */
+#define MIG_PROGRESS_FLOOR_BYTES (64 * 1024)
+#define MIG_PROGRESS_WINDOW_S    60
 
 /* Parses @uri and makes it ready: listening, the file opened, or the
  * command started. */
@@ -47,9 +60,15 @@ int migration_channel_connect(const char *uri, GError **errp);
  * NULL or "".  Sockets only. */
 bool migration_channel_set_tls(IncomingChannel *ch, const char *creds,
                                const char *authz, GError **errp);
-/* Waits for the source to connect (sockets), then runs the TLS handshake
- * if set; no-op otherwise. */
+/* Sockets: waits for a connection that completes the TLS handshake (if
+ * set) and sends a QEMU stream header in time; refused ones are logged
+ * and counted, and the port stays open (channel-accept.c).  Other
+ * transports: no-op. */
 bool migration_channel_accept(IncomingChannel *ch, GError **errp);
+/* How many connections were refused so far, and why the last one was
+ * (NULL if none; the caller frees it). */
+void migration_channel_refusals(IncomingChannel *ch, uint64_t *count,
+                                char **last);
 /* Wakes a thread blocked in accept() or read(). */
 /* The one way to wake the incoming migration thread, whatever it waits
  * for: accept (the listening socket), the stream (the connection, shut

@@ -215,10 +215,15 @@ static bool colo_incoming_loop(ColoIncoming *ci, GError **errp)
                         "requested");
             return false;
         }
+        /* between checkpoints the primary may be silent for as long as
+         * it likes; inside one, the progress floor holds */
+        qemu_file_set_idle(ci->lv->f, true);
         if (!colo_receive_check_message(ci, COLO_MESSAGE_CHECKPOINT_REQUEST,
                                         errp)) {
+            qemu_file_set_idle(ci->lv->f, false);
             return false;
         }
+        qemu_file_set_idle(ci->lv->f, false);
         t_request = g_get_monotonic_time();
         if (ci->hooks.checkpoint_begin) {
             ci->hooks.checkpoint_begin(ci->hooks.opaque,

@@ -31,6 +31,8 @@ struct MigrationIncomingState {
     /* Under @lock. */
     MigrationStatus status;
     char *error_desc;
+    uint64_t refused;               /* of the channel, once it is gone */
+    char *last_refusal;
     RAMLoadStats stats;
     uint64_t transferred;
     uint64_t total;
@@ -60,6 +62,7 @@ struct MigrationIncomingState {
     BlockDevices *disks;
 
     /* The migration thread's own. */
+    bool state_committed;           /* this stream's state is in the folder */
     GThread *thread;
     QEMUFile *file;
     RAMList *ram_list;
@@ -71,6 +74,7 @@ void migration_info_clear(MigrationInfo *info)
     g_free(info->error_desc);
     g_free(info->socket_host);
     g_free(info->socket_path);
+    g_free(info->last_refusal);
     memset(info, 0, sizeof(*info));
 }
 
@@ -95,6 +99,7 @@ void migration_incoming_free(MigrationIncomingState *mis)
     migration_incoming_cancel(mis);
     migration_channel_free(mis->channel);
     g_free(mis->error_desc);
+    g_free(mis->last_refusal);
     g_free(mis->ram_dir);
     colo_recovery_clear(&mis->recovery);
     g_cond_clear(&mis->colo_cond);
@@ -199,7 +204,13 @@ static void migration_fail(MigrationIncomingState *mis, GError *err)
 {
     g_mutex_lock(&mis->lock);
     g_free(mis->error_desc);
-    mis->error_desc = g_strdup(err->message);
+    /* it may quote the peer: printable and UTF-8 for QMP and the log */
+    mis->error_desc = g_utf8_make_valid(err->message, -1);
+    for (char *p = mis->error_desc; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
     g_mutex_unlock(&mis->lock);
     migration_set_status(mis, MIGRATION_STATUS_FAILED);
 }
@@ -234,6 +245,11 @@ static bool migration_commit_loaded(MigrationIncomingState *mis,
 {
     g_autoptr(ColoRecord) rec = NULL;
 
+    /* the files got storage page by page while the stream wrote them;
+     * committed state gets all of it (a failover QEMU must not fault) */
+    if (!ram_list_reserve_all(mis->ram_list, errp)) {
+        return false;
+    }
     for (guint i = 0; i < mis->ram_list->blocks->len; i++) {
         ram_block_sync(g_ptr_array_index(mis->ram_list->blocks, i));
     }
@@ -247,6 +263,7 @@ static bool migration_commit_loaded(MigrationIncomingState *mis,
     if (!colo_record_save(mis->ram_dir, rec, errp)) {
         return false;
     }
+    mis->state_committed = true;
     /* Checkpoint 0 holds the disks as they are now: from here on their
      * writes wait for the checkpoint they belong to. */
     if (mis->lv.colo_requested && mis->disks) {
@@ -513,6 +530,14 @@ static gpointer migration_incoming_thread(gpointer opaque)
         goto fail;
     }
     mis->file = qemu_file_new_input_fd(ch->fd, false);
+    if (ch->is_socket) {
+        /* tests shorten the window (a minute is long for a test) */
+        const char *w = g_getenv("COLO_TEST_PROGRESS_WINDOW_S");
+
+        qemu_file_set_progress_floor(mis->file, MIG_PROGRESS_FLOOR_BYTES,
+                                     w ? MAX(1, atoi(w))
+                                       : MIG_PROGRESS_WINDOW_S);
+    }
     mis->ram_list = ram_list_new(mis->ram_dir);
     loadvm_init(&mis->lv, mis->file, mis->ram_list);
     mis->lv.cap_ignore_shared =
@@ -564,6 +589,11 @@ static gpointer migration_incoming_thread(gpointer opaque)
 
 fail:
     g_prefix_error(&err, "incoming migration failed: ");
+    if (mis->ram_list && !mis->state_committed) {
+        /* nothing of it became state: the files it made go (on tmpfs
+         * they are memory) */
+        ram_list_remove_created(mis->ram_list);
+    }
     migration_fail(mis, err);
     g_error_free(err);
 out:
@@ -617,6 +647,11 @@ void migration_incoming_join(MigrationIncomingState *mis)
     ram_list_free(mis->ram_list);
     mis->ram_list = NULL;
     if (mis->channel) {
+        g_mutex_lock(&mis->lock);
+        g_free(mis->last_refusal);
+        migration_channel_refusals(mis->channel, &mis->refused,
+                                   &mis->last_refusal);
+        g_mutex_unlock(&mis->lock);
         migration_channel_free(mis->channel);
         mis->channel = NULL;
     }
@@ -665,6 +700,13 @@ void migration_incoming_query(MigrationIncomingState *mis,
         info->socket_ipv6 = mis->channel->ipv6;
     } else if (mis->channel && mis->channel->kind == CHANNEL_UNIX) {
         info->socket_path = g_strdup(mis->channel->unix_path);
+    }
+    if (mis->channel) {
+        migration_channel_refusals(mis->channel, &info->refused,
+                                   &info->last_refusal);
+    } else {
+        info->refused = mis->refused;
+        info->last_refusal = g_strdup(mis->last_refusal);
     }
     g_mutex_unlock(&mis->lock);
 }

@@ -74,6 +74,8 @@ typedef struct MigrationInfo {
     int socket_port;
     bool socket_ipv6;
     char *socket_path;
+    uint64_t refused;           /* connections that did not earn the port */
+    char *last_refusal;
 } MigrationInfo;
 
 void migration_info_clear(MigrationInfo *info);

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "migration/qemu-file.h"
@@ -38,6 +39,11 @@ struct QEMUFile {
     GByteArray *out;        /* memory output */
 
     uint64_t base;          /* stream offset of buf[0] (input) / bytes flushed */
+    size_t floor_bytes;     /* input: progress floor, 0: none */
+    int floor_window_s;
+    bool idle;              /* input: waiting at a message boundary */
+    int64_t window_start_us;
+    size_t window_bytes;
     int last_error;
     GError *error;
 };
@@ -65,6 +71,61 @@ void qemu_file_set_quickack(QEMUFile *f, bool on)
     if (f->quickack) {
         qemu_file_ack_now(f);
     }
+}
+
+void qemu_file_set_progress_floor(QEMUFile *f, size_t min_bytes,
+                                  int window_s)
+{
+    f->floor_bytes = min_bytes;
+    f->floor_window_s = window_s;
+    f->window_start_us = g_get_monotonic_time();
+    f->window_bytes = 0;
+}
+
+void qemu_file_set_idle(QEMUFile *f, bool idle)
+{
+    if (f->idle && !idle) {
+        /* the message began: a fresh window for it */
+        f->window_start_us = g_get_monotonic_time();
+        f->window_bytes = 0;
+    }
+    f->idle = idle;
+}
+
+/*
+ * Before a blocking read: waits for input, and fails (error set) if the
+ * progress floor was not met over a whole window.
+ */
+static bool qemu_file_wait_input(QEMUFile *f)
+{
+    while (f->floor_bytes && !f->idle) {
+        int64_t now = g_get_monotonic_time();
+        int64_t left = f->window_start_us +
+                       f->floor_window_s * G_USEC_PER_SEC - now;
+        struct pollfd p = { .fd = f->fd, .events = POLLIN };
+        int rc;
+
+        if (left <= 0) {
+            if (f->window_bytes < f->floor_bytes) {
+                qemu_file_set_error(f, -ETIMEDOUT, "the source sent %zu "
+                                    "bytes in %d s in the middle of the "
+                                    "stream (at least %zu wanted) at byte "
+                                    "offset %" PRIu64 ": stalled or too "
+                                    "slow", f->window_bytes,
+                                    f->floor_window_s, f->floor_bytes,
+                                    f->base + f->len);
+                return false;
+            }
+            f->window_start_us = now;
+            f->window_bytes = 0;
+            continue;
+        }
+        rc = poll(&p, 1, (int)(left / 1000 + 1));
+        if (rc > 0 || (rc < 0 && errno != EINTR)) {
+            return true;        /* read() tells what it is */
+        }
+    }
+    return true;
 }
 
 static QEMUFile *qemu_file_alloc(bool writable, int fd, bool close_fd)
@@ -229,7 +290,12 @@ static size_t qemu_file_ensure(QEMUFile *f, size_t want)
         f->buf = g_realloc(f->buf, f->cap);
     }
     while (f->len < want) {
-        ssize_t n = read(f->fd, f->buf + f->len, f->cap - f->len);
+        ssize_t n;
+
+        if (!qemu_file_wait_input(f)) {
+            break;
+        }
+        n = read(f->fd, f->buf + f->len, f->cap - f->len);
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -245,6 +311,7 @@ static size_t qemu_file_ensure(QEMUFile *f, size_t want)
             break;
         }
         f->len += n;
+        f->window_bytes += n;
         if (f->quickack) {
             qemu_file_ack_now(f);
         }
@@ -373,8 +440,12 @@ bool qemu_get_buffer(QEMUFile *f, void *buf, size_t size)
     dst += avail;
     size -= avail;
     while (size > 0) {
-        ssize_t n = read(f->fd, dst, size);
+        ssize_t n;
 
+        if (!qemu_file_wait_input(f)) {
+            return false;
+        }
+        n = read(f->fd, dst, size);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -394,6 +465,7 @@ bool qemu_get_buffer(QEMUFile *f, void *buf, size_t size)
         dst += n;
         size -= n;
         f->base += n;
+        f->window_bytes += n;
     }
     return true;
 }

@@ -124,6 +124,14 @@ static inline void ram_page_done(RAMLoadState *rs, RAMBlock *rb,
     set_bit(offset >> TARGET_PAGE_BITS, rb->receivedmap);
 }
 
+/* Before a write through the mapping: the RAM file's page gets storage
+ * (the COLO cache takes care of its own). */
+static inline bool ram_page_reserve(RAMLoadState *rs, RAMBlock *rb,
+                                    uint64_t offset, GError **errp)
+{
+    return rs->sink || ram_block_reserve(rb, offset, TARGET_PAGE_SIZE, errp);
+}
+
 /* True if the page certainly reads as zero without looking at it. */
 static inline bool ram_page_known_zero(RAMLoadState *rs, RAMBlock *rb,
                                        uint64_t offset)
@@ -253,9 +261,13 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
                             fill);
         }
         if (fill != 0) {
+            if (!ram_page_reserve(rs, rb, offset, errp)) {
+                return false;
+            }
             memset(dst, fill, TARGET_PAGE_SIZE);
         } else if (!ram_page_known_zero(rs, rb, offset) &&
                    !buffer_is_zero(dst, TARGET_PAGE_SIZE)) {
+            /* a page with storage: reading it did not allocate */
             memset(dst, 0, TARGET_PAGE_SIZE);
         }
         ram_page_done(rs, rb, offset);
@@ -312,6 +324,9 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
                           &why) < 0) {
             return ram_fail(errp, at, "XBZRLE page", "%s", why);
         }
+        if (!ram_page_reserve(rs, rb, offset, errp)) {
+            return false;
+        }
         memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
         ram_page_done(rs, rb, offset);
         rs->stats.xbzrle++;
@@ -338,6 +353,9 @@ static bool ram_load_page_record(RAMLoadState *rs, QEMUFile *f, RAMBlock *rb,
         }
         if (!ram_load_zlib(rs, data, len, &why)) {
             return ram_fail(errp, at, "compressed page", "%s", why);
+        }
+        if (!ram_page_reserve(rs, rb, offset, errp)) {
+            return false;
         }
         memcpy(dst, rs->scratch, TARGET_PAGE_SIZE);
         ram_page_done(rs, rb, offset);

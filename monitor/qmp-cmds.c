@@ -159,6 +159,10 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
     if (info.error_desc) {
         json_object_set_string_member(o, "error-desc", info.error_desc);
     }
+    if (info.refused) {
+        json_object_set_int_member(o, "x-refused-connections", info.refused);
+        json_object_set_string_member(o, "x-last-refusal", info.last_refusal);
+    }
     if (info.socket_host) {
         JsonArray *a = json_array_new();
         JsonObject *s = json_object_new();

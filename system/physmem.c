@@ -17,6 +17,9 @@
 #include "qemu/bitmap.h"
 
 #define RAM_GUARD_BYTES   4096
+/* the unit a RAM file gets storage in: a guest page */
+#define RAM_PAGE_BITS     12
+#define RAM_PAGE_SIZE     (1ull << RAM_PAGE_BITS)
 
 RAMList *ram_list_new(const char *dir)
 {
@@ -38,6 +41,7 @@ static void ram_block_free(RAMBlock *rb)
         close(rb->fd);
     }
     g_free(rb->receivedmap);
+    g_free(rb->allocmap);
     g_free(rb->path);
     g_free(rb);
 }
@@ -213,16 +217,13 @@ RAMBlock *ram_list_add(RAMList *rl, const char *idstr, uint64_t length,
                     rb->path, g_strerror(errno));
         goto fail;
     }
-    /* Every page of a file of ours gets its storage now: a write through
-     * the mapping into a hole of a full filesystem would be a SIGBUS, here
-     * it is an error.  A file that was there (x-ignore-shared: QEMU's own
-     * RAM, never written by us) keeps its allocation as it is. */
-    if (!rb->preexisting && fallocate(fd, 0, 0, length) < 0 &&
-        errno != EOPNOTSUPP) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot allocate %" PRIu64
-                    " bytes for RAM file %s: %s", length, rb->path,
-                    g_strerror(errno));
-        goto fail;
+    /* A file of ours gets its storage page by page as the stream writes
+     * (ram_block_reserve), all of it once the state is committed.  A file
+     * that was there (x-ignore-shared: QEMU's own RAM, never written by
+     * us) keeps its allocation as it is. */
+    if (!rb->preexisting) {
+        rb->allocmap = g_new0(unsigned long,
+                              BITS_TO_LONGS(length >> RAM_PAGE_BITS));
     }
     /*
      * The file is mapped between two inaccessible guard pages, so a write
@@ -261,6 +262,85 @@ fail:
     }
     ram_block_free(rb);
     return NULL;
+}
+
+static bool ram_block_fallocate(RAMBlock *rb, uint64_t off, uint64_t len,
+                                GError **errp)
+{
+    if (fallocate(rb->fd, 0, off, len) < 0 && errno != EOPNOTSUPP) {
+        g_set_error(errp, COLO_ERROR, errno, "no room for %" PRIu64 " bytes "
+                    "of RAM file %s at 0x%" PRIx64 ": %s", len, rb->path,
+                    off, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool ram_block_reserve(RAMBlock *rb, uint64_t offset, uint64_t len,
+                       GError **errp)
+{
+    uint64_t first = offset >> RAM_PAGE_BITS;
+    uint64_t end = (offset + len + RAM_PAGE_SIZE - 1) >> RAM_PAGE_BITS;
+
+    if (!rb->allocmap) {
+        return true;
+    }
+    for (uint64_t p = first; p < end;) {
+        uint64_t q = p;
+
+        if (test_bit(p, rb->allocmap)) {
+            p++;
+            continue;
+        }
+        while (q < end && !test_bit(q, rb->allocmap)) {
+            q++;
+        }
+        if (!ram_block_fallocate(rb, p << RAM_PAGE_BITS,
+                                 (q - p) << RAM_PAGE_BITS, errp)) {
+            return false;
+        }
+        for (; p < q; p++) {
+            set_bit(p, rb->allocmap);
+        }
+    }
+    return true;
+}
+
+bool ram_list_reserve_all(RAMList *rl, GError **errp)
+{
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
+
+        if (rb->allocmap) {
+            if (!ram_block_fallocate(rb, 0, rb->used_length, errp)) {
+                return false;
+            }
+            g_clear_pointer(&rb->allocmap, g_free);
+        }
+    }
+    return true;
+}
+
+void ram_list_remove_created(RAMList *rl)
+{
+    for (guint i = 0; i < rl->blocks->len; i++) {
+        RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
+        g_autofree char *dir = NULL;
+
+        if (rb->preexisting || !rb->path) {
+            continue;
+        }
+        g_unlink(rb->path);
+        /* and the folders its name made, while they are empty */
+        dir = g_path_get_dirname(rb->path);
+        while (strlen(dir) > strlen(rl->dir) &&
+               g_str_has_prefix(dir, rl->dir) && g_rmdir(dir) == 0) {
+            char *up = g_path_get_dirname(dir);
+
+            g_free(dir);
+            dir = up;
+        }
+    }
 }
 
 void ram_block_sync(RAMBlock *rb)

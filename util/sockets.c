@@ -26,7 +26,7 @@ int unix_listen(const char *path, GError **errp)
     }
     unlink(path);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(fd, 1) < 0) {
+        listen(fd, 16) < 0) {
         g_set_error(errp, COLO_ERROR, errno, "cannot listen on unix:%s: %s",
                     path, g_strerror(errno));
         close(fd);

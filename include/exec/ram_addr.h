@@ -37,6 +37,8 @@ typedef struct RAMBlock {
     bool preexisting;           /* the file was there before we started */
     bool ignored;               /* skipped by x-ignore-shared: never written */
     unsigned long *receivedmap; /* pages written during this migration */
+    unsigned long *allocmap;    /* files of ours: pages with storage; NULL
+                                   once all have it (or not our file) */
 
     /*
      * COLO (docs/colo.rst): checkpoint pages land here first and reach
@@ -86,5 +88,22 @@ static inline uint64_t ram_block_pages(const RAMBlock *rb)
 
 /* Msync and drop nothing: the files are the state. */
 void ram_block_sync(RAMBlock *rb);
+
+/*
+ * A file of ours gets storage as pages are written, not when the stream
+ * announces the block (a peer's announcement costs no memory).  Before a
+ * write through @host (a fault there on a full filesystem would be a
+ * SIGBUS), the pages of [@offset, @offset + @len) get theirs with
+ * fallocate(); false (error set) if there is no room.
+ */
+bool ram_block_reserve(RAMBlock *rb, uint64_t offset, uint64_t len,
+                       GError **errp);
+/* Every page of every block, once the state they hold is committed (a
+ * failover QEMU must never fault on a full filesystem). */
+bool ram_list_reserve_all(RAMList *rl, GError **errp);
+/* Removes the files this list created (not the ones that were there), and
+ * the folders made for them: what a stream that failed before anything
+ * was committed leaves behind. */
+void ram_list_remove_created(RAMList *rl);
 
 #endif /* EXEC_RAM_ADDR_H */

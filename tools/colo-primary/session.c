@@ -65,6 +65,8 @@ typedef struct Session {
     int capture_no;
     char *ram_sum;              /* --verify-secondary: SHA-256 of RAM at
                                    the last pause */
+    const char *uri;            /* the secondary, and how to reach it */
+    const TlsParams *tls;
 } Session;
 
 /* Reports to whoever owns the agent (agent.c), through its notifier. */
@@ -409,6 +411,23 @@ static bool session_choose_tracking(Session *s, GError **errp)
     return true;
 }
 
+/* Connects to the secondary right before the stream head goes out. */
+static bool session_connect(Session *s, GError **errp)
+{
+    Agent *a = s->a;
+
+    s->peer = colo_peer_connect(s->uri, s->tls, errp);
+    if (!s->peer) {
+        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        return false;
+    }
+    g_mutex_lock(&a->lock);
+    a->peer = s->peer;
+    g_mutex_unlock(&a->lock);
+    set_status(a, MIGRATION_STATUS_ACTIVE);
+    return true;
+}
+
 static bool session_initial_sync(Session *s, GError **errp)
 {
     Agent *a = s->a;
@@ -443,7 +462,7 @@ static bool session_initial_sync(Session *s, GError **errp)
 
     /* 2. All of main RAM while the VM runs; from here on soft-dirty bits
      * (where used) mark what QEMU writes. */
-    if (!session_choose_tracking(s, errp)) {
+    if (!session_choose_tracking(s, errp) || !session_connect(s, errp)) {
         return false;
     }
     t0 = g_get_monotonic_time();
@@ -787,21 +806,17 @@ static gpointer session_thread(gpointer opaque)
         s->xbzrle = page_cache_new(cache_size, &err);
         agent_error_tag(&err, AGENT_ERROR_SECONDARY);
     }
+    /* The disks' first copy (minutes for a large one) and everything else
+     * that takes time comes before the migration connection: the
+     * secondary gives a connection MIG_PREAMBLE_TIMEOUT_S to send the
+     * stream header (session_initial_sync connects). */
+    s->uri = uri;
+    s->tls = &tls;
     if (!err) {
-        s->peer = colo_peer_connect(uri, &tls, &err);
-        agent_error_tag(&err, AGENT_ERROR_SECONDARY);
-    }
-    if (!err) {
-        g_mutex_lock(&a->lock);
-        a->peer = s->peer;
-        g_mutex_unlock(&a->lock);
-        set_status(a, MIGRATION_STATUS_ACTIVE);
+        session_disks_start(s, &tls, &err);
     }
     if (!err) {
         session_net_start(s, &err);
-    }
-    if (!err) {
-        session_disks_start(s, &tls, &err);
     }
     if (!err && session_initial_sync(s, &err)) {
         g_mutex_lock(&a->lock);
