@@ -54,6 +54,17 @@ def main(outdir):
         colo = os.path.join(outdir, "fuzz-colo")
         for i, lay in enumerate(s.layouts[:3]):
             write(colo, "%s-ckpt%d" % (n, i), s.data[lay["request"]:lay["end"]])
+    # VMDESCRIPTIONs in the syntaxes json-glib accepts beyond JSON (the
+    # security review's crash: a '"' inside '...' hid the brackets)
+    with open(os.path.join(DATA, "pc64.mig"), "rb") as f:
+        pc64 = f.read()
+    eof = 0x0997ba
+    for name, js in (("vmdesc-squote", b"{'a':'\"','b':" + b"[" * 3000),
+                     ("vmdesc-comment", b"/* \" */ {\"a\":" + b"[" * 3000),
+                     ("vmdesc-both", b"{'x':'\"','y':/* ' */" +
+                      b"{\"a\":" * 2000),
+                     ("vmdesc-hex", b'{"page_size":0x1000,"devices":[]}')):
+        write(stream, name, pc64[:eof + 1] + b"\x06" + sg.be32(len(js)) + js)
     s = sg.Stream(blocks=(("pc.ram", 1 << 20), ("/rom@etc/x", 4096)))
     s.part().page("pc.ram", 0, bytes(range(256)) * 16).zero("pc.ram", 4096)
     s.xbzrle("pc.ram", 0, b"\x00\x01\xaa").compressed(
@@ -88,6 +99,15 @@ def main(outdir):
           b'{"x-checkpoint-delay":100}}\n'
           b'{"execute":"query-colo-status"}\n'
           b'{"execute":"query-migrate-parameters"}\n')
+    write(q, "quotes", b"{'execute':'qmp_capabilities'}\n"
+          b"{'execute':'query-status','id':'a\"b\\'c'}\n"
+          b"/* \" */ {\"execute\":\"query-status\"}\n"
+          b"{'x':'\"','y':" + b"[" * 1200 + b"\n"
+          b'{"execute":"query-status","execute":"query-version"}\n'
+          b'{"execute":"migrate-set-parameters","arguments":'
+          b'{"downtime-limit":18446744073709551616}}\n'
+          b'{"execute":"query-status","id":1e999}\n'
+          b'{"execute":"query-status","id":"\\ud800"}\n')
 
 
     n = os.path.join(outdir, "fuzz-nbd")
