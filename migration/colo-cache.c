@@ -38,9 +38,10 @@
  *   an untouched page finds it all zero (trimmed) and writes nothing.
  * - The flush writes the journal, then copies each run of marked pages
  *   with memcpy() from the cache mapping into the RAM file's mapping (the
- *   RAM files are fully allocated when created, so this cannot fault on
- *   a full filesystem; their pages are touched and locked when COLO
- *   starts, see colo_prepare_ram), then retires the journal.
+ *   RAM files are fully allocated once checkpoint 0 is committed, see
+ *   physmem.c, so this cannot fault on a full filesystem; their pages
+ *   are touched and locked when COLO starts, see colo_prepare_ram), then
+ *   retires the journal.
  *
  * The price is a page fault (and an fallocate) per cache page per
  * checkpoint; it is paid while the RAM part streams in, not between
