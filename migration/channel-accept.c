@@ -269,7 +269,7 @@ bool migration_channel_accept(IncomingChannel *ch, GError **errp)
         }
         if (!winner && room && (p[1].revents & (POLLIN | POLLERR |
                                                 POLLHUP | POLLNVAL))) {
-            struct sockaddr_storage ss;
+            struct sockaddr_storage ss = { 0 };
             socklen_t len = sizeof(ss);
             int fd = accept4(ch->listen_fd, (struct sockaddr *)&ss, &len,
                              SOCK_CLOEXEC);
