@@ -30,11 +30,8 @@
 #include "qemu/osdep.h"
 
 #include "block/colo-disk.h"
+#include "exec/ram-dir.h"
 #include "exec/ram_addr.h"
-
-#define COLO_CHECKPOINT_FILE  "colo-checkpoint"
-#define COLO_JOURNAL_FILE     "colo-journal"
-#define COLO_CACHE_DIR        "colo-cache"
 
 /* A disk image that belongs to the checkpoint (block/colo-disk.h). */
 typedef struct ColoRecordDisk {

@@ -15,6 +15,8 @@
 
 #include "qemu/osdep.h"
 
+#include "exec/ram-dir.h"
+
 #include "migration/qemu-file.h"
 
 typedef struct DeviceSection {
@@ -55,9 +57,8 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp);
  * it must end with the EOF byte. */
 VMDeviceState *device_state_from_blob(GBytes *blob, GError **errp);
 
-/* The files device_state_save() writes into a RAM folder. */
-#define DEVICE_STATE_FILE   "device-state.bin"
-#define VMDESC_FILE         "vmdesc.json"
+/* The files device_state_save() writes into a RAM folder:
+ * DEVICE_STATE_FILE and VMDESC_FILE (exec/ram-dir.h). */
 
 /* Writes <dir>/device-state.bin (and vmdesc.json) atomically. */
 bool device_state_save(VMDeviceState *ds, const char *dir, GError **errp);

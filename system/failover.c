@@ -146,7 +146,8 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
                           GError **errp)
 {
     int64_t t0 = g_get_monotonic_time();
-    g_autofree char *stream = g_build_filename(ram_dir, "failover.mig", NULL);
+    g_autofree char *stream = g_build_filename(ram_dir, FAILOVER_STREAM_FILE,
+                                              NULL);
     g_autofree char *incoming = NULL;
     g_autofree char *mopt = NULL, *obj = NULL, *mem = NULL, *qmp = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
@@ -168,8 +169,8 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
                     "'%s' is not a memory backend name", main_ram->idstr);
         return false;
     }
-    res->qmp_path = g_build_filename(ram_dir, "failover-qemu.qmp", NULL);
-    res->log_path = g_build_filename(ram_dir, "failover-qemu.log", NULL);
+    res->qmp_path = g_build_filename(ram_dir, FAILOVER_QMP_FILE, NULL);
+    res->log_path = g_build_filename(ram_dir, FAILOVER_LOG_FILE, NULL);
     mopt = g_strdup_printf("%s,memory-backend=%s", m, main_ram->idstr);
     obj = g_strdup_printf("memory-backend-file,id=%s,size=%" PRIu64
                           ",mem-path=%s/%s,share=on", main_ram->idstr,

@@ -11,9 +11,8 @@
 
 #include <glib/gstdio.h>
 
+#include "exec/ram-dir.h"
 #include "exec/ram_addr.h"
-#include "migration/colo-journal.h"
-#include "migration/device-state.h"
 #include "qemu/bitmap.h"
 
 #define RAM_GUARD_BYTES   4096
@@ -84,11 +83,7 @@ uint64_t ram_list_total(RAMList *rl)
 bool ram_dir_name_reserved(const char *name)
 {
     /* What colo-secondary itself keeps in a RAM folder. */
-    static const char *const own[] = {
-        COLO_CHECKPOINT_FILE, COLO_JOURNAL_FILE, COLO_CACHE_DIR,
-        DEVICE_STATE_FILE, VMDESC_FILE, "failover.mig", "failover-qemu.qmp",
-        "failover-qemu.log", NULL,
-    };
+    static const char *const own[] = { RAM_DIR_OWN_NAMES, NULL };
     size_t len = strlen(name);
 
     /* ... and their ".tmp" while they are written */

@@ -26,8 +26,9 @@
 
 #include "qemu/osdep.h"
 
+#include "exec/ram-dir.h"
+
 #define COLO_DISK_PAGE          4096
-#define COLO_DISK_CACHE_DIR     "colo-disk-cache"
 /* Default bound of one disk's cache (both epochs), bytes. */
 #define COLO_DISK_CACHE_DEFAULT (1024ull << 20)
 

@@ -189,10 +189,14 @@ class BadInput(ct.TempDirTestCase):
         self.run_bad(s.finish(), "not usable as a file name")
 
     def test_idstr_naming_our_own_files(self):
-        # A block may not be stored over the folder's checkpoint record,
-        # journal or cache (colo-journal.h).
-        for name in ("colo-checkpoint", "/colo-cache/pc.ram",
-                     "device-state.bin", "colo-journal.tmp"):
+        # A block may not be stored over any file or folder of the RAM
+        # folder's own (include/exec/ram-dir.h), nor one being written.
+        for name in ("colo-checkpoint", "colo-journal", "colo-cache",
+                     "/colo-cache/pc.ram", "colo-disk-cache",
+                     "colo-disk-cache/disk0", "device-state.bin",
+                     "vmdesc.json", "failover.mig", "failover-qemu.qmp",
+                     "failover-qemu.log", "colo-journal.tmp",
+                     "vmdesc.json.tmp"):
             with self.subTest(name=name):
                 s = sg.Stream(blocks=((name, 1 << 20),))
                 self.run_bad(s.finish(), "would overwrite colo-secondary's "
