@@ -34,6 +34,7 @@
 
 #include "migration/channel.h"
 #include "migration/wire.h"
+#include "qemu/bswap.h"
 #include "qemu/log.h"
 
 typedef struct Candidate {
@@ -86,7 +87,6 @@ static char *sockaddr_name(const struct sockaddr_storage *ss, socklen_t len)
 static bool candidate_peek_header(Candidate *c)
 {
     uint8_t head[8];
-    uint32_t magic, version;
 
     for (;;) {
         gint64 left = c->deadline_us - g_get_monotonic_time();
@@ -117,10 +117,8 @@ static bool candidate_peek_header(Candidate *c)
             g_usleep(10000);
         }
     }
-    memcpy(&magic, head, 4);
-    memcpy(&version, head + 4, 4);
-    if (GUINT32_FROM_BE(magic) != QEMU_VM_FILE_MAGIC ||
-        GUINT32_FROM_BE(version) != QEMU_VM_FILE_VERSION) {
+    if (ldl_be_p(head) != QEMU_VM_FILE_MAGIC ||
+        ldl_be_p(head + 4) != QEMU_VM_FILE_VERSION) {
         g_autofree char *shown = qemu_escape((const char *)head, 8, 8);
 
         c->why = g_strdup_printf("not a QEMU migration stream (it begins "

@@ -21,6 +21,7 @@
 
 #include "migration/device-state.h"
 #include "migration/wire.h"
+#include "qemu/bswap.h"
 #include "qemu/json-input.h"
 
 VMDeviceState *device_state_ref(VMDeviceState *ds)
@@ -47,12 +48,6 @@ static VMDeviceState *device_state_new(void)
     ds->refcount = 1;
     ds->sections = g_array_new(FALSE, TRUE, sizeof(DeviceSection));
     return ds;
-}
-
-static uint32_t be32_at(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | p[3];
 }
 
 /* Sum of a JSON integer member, refusing anything but 0..limit. */
@@ -144,7 +139,7 @@ static void device_state_note_runstate(VMDeviceState *ds, const uint8_t *body,
     if (len < 4 + 1) {
         return;
     }
-    n = MIN(be32_at(body), len - 4);
+    n = MIN(ldl_be_p(body), len - 4);
     n = MIN(n, sizeof(ds->runstate) - 1);
     for (size_t i = 0; i < n; i++) {
         uint8_t c = body[4 + i];
@@ -211,9 +206,9 @@ static bool device_state_walk(VMDeviceState *ds, const uint8_t *t, size_t eof,
         }
         memcpy(s.idstr, t + pos + 6, nlen);
         s.idstr[nlen] = '\0';
-        s.section_id = be32_at(t + pos + 1);
-        s.instance_id = be32_at(t + pos + 6 + nlen);
-        s.version_id = be32_at(t + pos + 10 + nlen);
+        s.section_id = ldl_be_p(t + pos + 1);
+        s.instance_id = ldl_be_p(t + pos + 6 + nlen);
+        s.version_id = ldl_be_p(t + pos + 10 + nlen);
         if (strcmp(s.idstr, name) != 0 || s.instance_id != inst) {
             *why = g_strdup_printf("section '%s' instance %u does not match "
                                    "VMDESCRIPTION entry '%s' instance %"
@@ -229,7 +224,7 @@ static bool device_state_walk(VMDeviceState *ds, const uint8_t *t, size_t eof,
         s.offset = pos;
         s.length = hdr + body + 5;
         if (t[pos + hdr + body] != QEMU_VM_SECTION_FOOTER ||
-            be32_at(t + pos + hdr + body + 1) != s.section_id) {
+            ldl_be_p(t + pos + hdr + body + 1) != s.section_id) {
             *why = g_strdup_printf("section '%s' (id %u) has no matching "
                                    "footer at +%zu", name, s.section_id,
                                    (size_t)(pos + hdr + body));
@@ -295,7 +290,7 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp)
             if (t[scanned] == QEMU_VM_EOF &&
                 t[scanned + 1] == QEMU_VM_VMDESCRIPTION &&
                 t[scanned + 6] == '{') {
-                uint32_t jlen = be32_at(t + scanned + 2);
+                uint32_t jlen = ldl_be_p(t + scanned + 2);
 
                 if (jlen > 0 && jlen <= VMDESC_MAX_BYTES) {
                     g_array_append_val(cands, scanned);
@@ -305,7 +300,7 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp)
         /* Try every candidate whose JSON is complete, in order. */
         for (guint i = tried; i < cands->len; i++) {
             size_t p = g_array_index(cands, size_t, i);
-            uint32_t jlen = be32_at(t + p + 2);
+            uint32_t jlen = ldl_be_p(t + p + 2);
 
             if (p + 6 + jlen > avail) {
                 continue;

@@ -47,6 +47,7 @@
 #include "block/nbd.h"
 #include "crypto/tls-creds.h"
 #include "crypto/tls-session.h"
+#include "qemu/bswap.h"
 #include "qemu/log.h"
 
 typedef struct NbdExport {
@@ -237,48 +238,6 @@ static bool skip_full(NbdConn *c, uint64_t len)
     return true;
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    v = GUINT16_TO_BE(v);
-    memcpy(p, &v, 2);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    v = GUINT32_TO_BE(v);
-    memcpy(p, &v, 4);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    v = GUINT64_TO_BE(v);
-    memcpy(p, &v, 8);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-    uint16_t v;
-
-    memcpy(&v, p, 2);
-    return GUINT16_FROM_BE(v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_BE(v);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_BE(v);
-}
-
 static void conn_log(NbdConn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static void conn_log(NbdConn *c, const char *fmt, ...)
@@ -304,16 +263,13 @@ static const char *read_failure(void)
 static bool opt_reply(NbdConn *c, uint32_t opt, uint32_t type,
                       const void *data, uint32_t len)
 {
-    uint8_t h[20];
+    uint8_t h[NBD_OPTION_REPLY_LEN];
     struct iovec iov[2] = {
         { .iov_base = h, .iov_len = sizeof(h) },
         { .iov_base = (void *)data, .iov_len = len },
     };
 
-    put_be64(h, NBD_REP_MAGIC);
-    put_be32(h + 8, opt);
-    put_be32(h + 12, type);
-    put_be32(h + 16, len);
+    nbd_put_option_reply(h, opt, type, len);
     return write_iov(c, iov, len ? 2 : 1);
 }
 
@@ -412,7 +368,7 @@ static bool opt_list(NbdConn *c, uint32_t len)
         size_t nl = strlen(n);
         g_autofree uint8_t *d = g_malloc(4 + nl);
 
-        put_be32(d, nl);
+        stl_be_p(d, nl);
         memcpy(d + 4, n, nl);
         if (!opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, d, 4 + nl)) {
             return false;
@@ -425,13 +381,11 @@ static bool opt_list(NbdConn *c, uint32_t len)
 static bool opt_info_go(NbdConn *c, uint32_t opt, const uint8_t *data,
                         uint32_t len, ChosenExport *ce, bool *go)
 {
-    uint8_t info[18];
+    uint8_t info[NBD_INFO_BLOCK_SIZE_LEN];
     uint32_t nl;
-    uint16_t nreq;
     g_autofree char *name = NULL;
 
-    if (len < 6 || (nl = get_be32(data)) > len - 6 ||
-        (nreq = get_be16(data + 4 + nl)) * 2u != len - 6 - nl) {
+    if (!nbd_get_info_request(data, len, &nl)) {
         conn_log(c, "malformed %s request of %u bytes",
                  opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO", len);
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed %s request",
@@ -450,18 +404,13 @@ static bool opt_info_go(NbdConn *c, uint32_t opt, const uint8_t *data,
         return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not "
                          "present", shown);
     }
-    put_be16(info, NBD_INFO_EXPORT);
-    put_be64(info + 2, ce->size);
-    put_be16(info + 10, ce->flags);
-    if (!opt_reply(c, opt, NBD_REP_INFO, info, 12)) {
+    nbd_put_info_export(info, ce->size, ce->flags);
+    if (!opt_reply(c, opt, NBD_REP_INFO, info, NBD_INFO_EXPORT_LEN)) {
         return false;
     }
     /* Any alignment is fine; 4 KiB is what the cache works in. */
-    put_be16(info, NBD_INFO_BLOCK_SIZE);
-    put_be32(info + 2, 1);
-    put_be32(info + 6, COLO_DISK_PAGE);
-    put_be32(info + 10, NBD_MAX_REQUEST);
-    if (!opt_reply(c, opt, NBD_REP_INFO, info, 14) ||
+    nbd_put_info_block_size(info, 1, COLO_DISK_PAGE, NBD_MAX_REQUEST);
+    if (!opt_reply(c, opt, NBD_REP_INFO, info, NBD_INFO_BLOCK_SIZE_LEN) ||
         !opt_reply(c, opt, NBD_REP_ACK, NULL, 0)) {
         return false;
     }
@@ -518,7 +467,7 @@ static bool opt_starttls(NbdConn *c, uint32_t len)
 /* The option haggling; true with *@ce set when transmission begins. */
 static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
 {
-    uint8_t hello[18], h[16];
+    uint8_t hello[NBD_HELLO_LEN], h[NBD_OPTION_LEN];
     uint32_t cflags;
     bool tls_required;
 
@@ -526,36 +475,35 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
     tls_required = c->server->tls_creds != NULL;
     g_mutex_unlock(&c->server->lock);
 
-    put_be64(hello, NBD_INIT_MAGIC);
-    put_be64(hello + 8, NBD_OPTS_MAGIC);
-    put_be16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    nbd_put_hello(hello);
     if (!write_full(c, hello, sizeof(hello)) || !read_full(c, h, 4)) {
         conn_log(c, "handshake ended before the client's flags: %s",
                  read_failure());
         return false;
     }
-    cflags = get_be32(h);
+    cflags = ldl_be_p(h);
     if (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
         conn_log(c, "unknown client flags %#x", cflags);
         return false;
     }
     for (int n = 0; n < NBD_MAX_OPTIONS; n++) {
         g_autofree uint8_t *data = NULL;
+        NbdOption o;
         uint32_t opt, len;
         bool go = false;
 
-        if (!read_full(c, h, 16)) {
+        if (!read_full(c, h, sizeof(h))) {
             if (errno != 0) {   /* a client may just go after LIST, say */
                 conn_log(c, "handshake not finished: %s", read_failure());
             }
             return false;
         }
-        if (get_be64(h) != NBD_OPTS_MAGIC) {
-            conn_log(c, "bad option magic %#" PRIx64, get_be64(h));
+        if (!nbd_get_option(h, &o)) {
+            conn_log(c, "bad option magic %#" PRIx64, o.magic);
             return false;
         }
-        opt = get_be32(h + 8);
-        len = get_be32(h + 12);
+        opt = o.opt;
+        len = o.len;
         if (len > NBD_MAX_OPTION) {
             conn_log(c, "option %u with %u bytes of data (limit %u)", opt,
                      len, NBD_MAX_OPTION);
@@ -589,7 +537,7 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
         }
         switch (opt) {
         case NBD_OPT_EXPORT_NAME: {
-            uint8_t r[10 + 124] = { 0 };
+            uint8_t r[NBD_EXPORT_NAME_REPLY_LEN];
 
             if (strlen((char *)data) != len ||
                 !export_choose(c, (char *)data, ce)) {
@@ -598,8 +546,7 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
                 conn_log(c, "asked for unknown export '%s': closing", shown);
                 return false;
             }
-            put_be64(r, ce->size);
-            put_be16(r + 8, ce->flags);
+            nbd_put_export_name_reply(r, ce->size, ce->flags);
             return write_full(c, r, cflags & NBD_FLAG_C_NO_ZEROES ? 10
                                                                   : sizeof(r));
         }
@@ -638,43 +585,16 @@ static bool nbd_handshake(NbdConn *c, ChosenExport *ce)
 
 /* --- transmission ------------------------------------------------------- */
 
-static uint32_t nbd_errno(int err)
-{
-    switch (err) {
-    case EPERM:
-    case EROFS:
-        return NBD_EPERM;
-    case ENOMEM:
-        return NBD_ENOMEM;
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-        return NBD_ENOSPC;
-    case EINVAL:
-        return NBD_EINVAL;
-    case EOVERFLOW:
-        return NBD_EOVERFLOW;
-    case ENOTSUP:
-        return NBD_ENOTSUP;
-    case ESHUTDOWN:
-        return NBD_ESHUTDOWN;
-    default:
-        return NBD_EIO;
-    }
-}
-
 static bool simple_reply(NbdConn *c, uint32_t error, uint64_t cookie,
                          const void *data, uint32_t len)
 {
-    uint8_t r[16];
+    uint8_t r[NBD_SIMPLE_REPLY_LEN];
     struct iovec iov[2] = {
         { .iov_base = r, .iov_len = sizeof(r) },
         { .iov_base = (void *)data, .iov_len = len },
     };
 
-    put_be32(r, NBD_SIMPLE_REPLY_MAGIC);
-    put_be32(r + 4, error);
-    put_be64(r + 8, cookie);
+    nbd_put_simple_reply(r, error, cookie);
     return write_iov(c, iov, len ? 2 : 1);
 }
 
@@ -694,7 +614,7 @@ static bool reply_read(NbdConn *c, ColoDisk *disk, uint8_t *buf,
 
         if (!colo_disk_read(disk, buf, off + done, n, &err)) {
             conn_log(c, "%s%s", err->message, done ? ": closing" : "");
-            return !done && simple_reply(c, nbd_errno(err->code), cookie,
+            return !done && simple_reply(c, nbd_errno_to_wire(err->code), cookie,
                                          NULL, 0);
         }
         if (done == 0 ? !simple_reply(c, 0, cookie, buf, n)
@@ -779,25 +699,6 @@ static uint8_t *read_payload(NbdConn *c, uint8_t *own, uint32_t len,
     return buf;
 }
 
-static const char *cmd_name(uint16_t type)
-{
-    static const char *const names[] = {
-        [NBD_CMD_READ] = "READ", [NBD_CMD_WRITE] = "WRITE",
-        [NBD_CMD_DISC] = "DISC", [NBD_CMD_FLUSH] = "FLUSH",
-        [NBD_CMD_TRIM] = "TRIM", [NBD_CMD_WRITE_ZEROES] = "WRITE_ZEROES",
-    };
-
-    return type < G_N_ELEMENTS(names) && names[type] ? names[type]
-                                                     : "unknown";
-}
-
-/* Requests whose offset and length address the export. */
-static bool request_has_range(uint16_t type)
-{
-    return type == NBD_CMD_READ || type == NBD_CMD_WRITE ||
-           type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
-}
-
 /* One request that passed the checks; false: close the connection. */
 static bool serve_request(NbdConn *c, const ChosenExport *ce, uint8_t *own,
                           uint16_t type, uint16_t flags, uint64_t cookie,
@@ -816,17 +717,17 @@ static bool serve_request(NbdConn *c, const ChosenExport *ce, uint8_t *own,
             ? !colo_disk_write(ce->disk, payload, off, len, &err)
             : !colo_disk_write_zeroes(ce->disk, off, len, &err)) {
             conn_log(c, "%s", err->message);
-            error = nbd_errno(err->code);
+            error = nbd_errno_to_wire(err->code);
         } else if ((flags & NBD_CMD_FLAG_FUA) &&
                    !colo_disk_flush(ce->disk, &err)) {
             conn_log(c, "%s", err->message);
-            error = nbd_errno(err->code);
+            error = nbd_errno_to_wire(err->code);
         }
         return simple_reply(c, error, cookie, NULL, 0);
     case NBD_CMD_FLUSH:
         if (!colo_disk_flush(ce->disk, &err)) {
             conn_log(c, "%s", err->message);
-            error = nbd_errno(err->code);
+            error = nbd_errno_to_wire(err->code);
         }
         return simple_reply(c, error, cookie, NULL, 0);
     default:
@@ -842,7 +743,8 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
     for (;;) {
         g_autofree uint8_t *borrowed = NULL;
         const uint8_t *payload = NULL;
-        uint8_t h[28];
+        uint8_t h[NBD_REQUEST_LEN];
+        NbdRequest r;
         uint16_t flags, type;
         uint64_t cookie, off;
         uint32_t len, error = 0;
@@ -854,15 +756,15 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
             }
             return;
         }
-        if (get_be32(h) != NBD_REQUEST_MAGIC) {
-            conn_log(c, "bad request magic %#x: closing", get_be32(h));
+        if (!nbd_get_request(h, &r)) {
+            conn_log(c, "bad request magic %#x: closing", r.magic);
             return;
         }
-        flags = get_be16(h + 4);
-        type = get_be16(h + 6);
-        cookie = get_be64(h + 8);
-        off = get_be64(h + 16);
-        len = get_be32(h + 24);
+        flags = r.flags;
+        type = r.type;
+        cookie = r.cookie;
+        off = r.offset;
+        len = r.len;
         in_range = off <= ce->size && len <= ce->size - off;
         if (type == NBD_CMD_DISC) {
             return;
@@ -883,11 +785,12 @@ static void nbd_transmission(NbdConn *c, const ChosenExport *ce)
             conn_log(c, "READ of %u bytes (limit %u)", len, NBD_MAX_REQUEST);
             error = NBD_EOVERFLOW;
         } else if (flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE)) {
-            conn_log(c, "%s with unknown flags %#x", cmd_name(type), flags);
+            conn_log(c, "%s with unknown flags %#x", nbd_cmd_name(type),
+                     flags);
             error = NBD_EINVAL;
-        } else if (request_has_range(type) && !in_range) {
+        } else if (nbd_request_has_range(type) && !in_range) {
             conn_log(c, "%s of %u bytes at %" PRIu64 " is beyond the end of "
-                     "the export (%" PRIu64 " bytes)", cmd_name(type), len,
+                     "the export (%" PRIu64 " bytes)", nbd_cmd_name(type), len,
                      off, ce->size);
             error = type == NBD_CMD_READ ? NBD_EINVAL : NBD_ENOSPC;
         } else if (type != NBD_CMD_READ && type != NBD_CMD_FLUSH &&

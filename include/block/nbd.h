@@ -124,6 +124,60 @@ enum {
  * its connection. */
 #define NBD_SHARED_WRITE_BUDGET (64u << 20)
 
+/* --- the wire format (nbd/protocol.c): pure functions on buffers ----- */
+
+#define NBD_HELLO_LEN               18  /* magic, IHAVEOPT, flags */
+#define NBD_OPTION_LEN              16  /* IHAVEOPT, option, length */
+#define NBD_OPTION_REPLY_LEN        20
+#define NBD_INFO_EXPORT_LEN         12
+#define NBD_INFO_BLOCK_SIZE_LEN     14
+#define NBD_EXPORT_NAME_REPLY_LEN   (10 + 124)  /* 10 with NO_ZEROES */
+#define NBD_REQUEST_LEN             28
+#define NBD_SIMPLE_REPLY_LEN        16
+
+typedef struct NbdOption {
+    uint64_t magic;
+    uint32_t opt;
+    uint32_t len;               /* of the data that follows */
+} NbdOption;
+
+typedef struct NbdRequest {
+    uint32_t magic;
+    uint16_t flags;
+    uint16_t type;
+    uint64_t cookie;
+    uint64_t offset;
+    uint32_t len;
+} NbdRequest;
+
+void nbd_put_hello(uint8_t out[NBD_HELLO_LEN]);
+/* False if the magic is not IHAVEOPT (the fields are filled anyway). */
+bool nbd_get_option(const uint8_t in[NBD_OPTION_LEN], NbdOption *o);
+void nbd_put_option_reply(uint8_t out[NBD_OPTION_REPLY_LEN], uint32_t opt,
+                          uint32_t type, uint32_t len);
+/* NBD_OPT_INFO / NBD_OPT_GO data: a u32-counted name at @data + 4 and a
+ * u16-counted list of information requests, filling @len exactly; false
+ * if malformed. */
+bool nbd_get_info_request(const uint8_t *data, uint32_t len,
+                          uint32_t *name_len);
+void nbd_put_info_export(uint8_t out[NBD_INFO_EXPORT_LEN], uint64_t size,
+                         uint16_t flags);
+void nbd_put_info_block_size(uint8_t out[NBD_INFO_BLOCK_SIZE_LEN],
+                             uint32_t min, uint32_t preferred, uint32_t max);
+void nbd_put_export_name_reply(uint8_t out[NBD_EXPORT_NAME_REPLY_LEN],
+                               uint64_t size, uint16_t flags);
+/* False if the magic is not the request magic. */
+bool nbd_get_request(const uint8_t in[NBD_REQUEST_LEN], NbdRequest *r);
+void nbd_put_simple_reply(uint8_t out[NBD_SIMPLE_REPLY_LEN], uint32_t error,
+                          uint64_t cookie);
+/* The protocol's error number for an errno. */
+uint32_t nbd_errno_to_wire(int err);
+const char *nbd_cmd_name(uint16_t type);
+/* Requests whose offset and length address the export. */
+bool nbd_request_has_range(uint16_t type);
+
+/* --- the server (nbd/server.c) ------------------------------------- */
+
 typedef struct NbdServer NbdServer;
 
 typedef struct NbdListenAddress {
