@@ -6,7 +6,6 @@
 #include <json-glib/json-glib.h>
 
 #include "block/blockdev.h"
-#include "migration/colo-journal.h"
 #include "qemu/json-input.h"
 
 struct BlockDevices {
@@ -306,25 +305,5 @@ void block_devices_discard(BlockDevices *bd)
 {
     for (guint i = 0; i < block_devices_count(bd); i++) {
         colo_disk_discard(block_devices_nth(bd, i));
-    }
-}
-
-static char *qemu_opt_escape(const char *s)
-{
-    g_auto(GStrv) parts = g_strsplit(s, ",", -1);
-
-    return g_strjoinv(",,", parts);
-}
-
-void block_devices_qemu_args(GPtrArray *argv, const GPtrArray *record_disks)
-{
-    for (guint i = 0; record_disks && i < record_disks->len; i++) {
-        const ColoRecordDisk *d = g_ptr_array_index(record_disks, i);
-        g_autofree char *file = qemu_opt_escape(d->filename);
-
-        g_ptr_array_add(argv, g_strdup("-blockdev"));
-        g_ptr_array_add(argv, g_strdup_printf(
-            "driver=raw,node-name=%s,file.driver=file,file.filename=%s",
-            d->node, file));
     }
 }

@@ -19,7 +19,7 @@
 #include <glib/gstdio.h>
 
 #include "block/colo-disk.h"
-#include "migration/colo-journal.h"
+#include "qemu/crash-test.h"
 
 G_STATIC_ASSERT(sizeof(gpointer) >= sizeof(uint64_t));
 

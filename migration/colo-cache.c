@@ -59,6 +59,7 @@
 #include "migration/colo-journal.h"
 #include "migration/wire.h"
 #include "qemu/bitmap.h"
+#include "qemu/crash-test.h"
 
 static void colo_cache_free_block(RAMBlock *rb)
 {

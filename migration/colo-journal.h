@@ -105,14 +105,4 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ColoRecovery, colo_recovery_clear)
 bool colo_journal_recover(const char *ram_dir, ColoRecovery *r,
                           GError **errp);
 
-/*
- * Test hook (tests/functional/test_colo_journal.py): with
- * COLO_TEST_CRASH=N:PHASE[:K] in the environment, colo-secondary kills
- * itself with SIGKILL when the commit of checkpoint N reaches PHASE
- * ("journal-tmp", "journal", "apply" after K pages, "applied",
- * "committed").  Costs one branch when unset.
- */
-void colo_test_crash_point(uint64_t number, const char *phase, uint64_t k);
-bool colo_test_crash_armed(uint64_t number, const char *phase);
-
 #endif /* MIGRATION_COLO_JOURNAL_H */

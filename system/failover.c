@@ -18,6 +18,7 @@
 #include <fcntl.h>
 
 #include "block/blockdev.h"
+#include "migration/colo-journal.h"
 #include "migration/qemu-file.h"
 #include "migration/ram-save.h"
 #include "migration/savevm-put.h"
@@ -139,6 +140,30 @@ static bool failover_wait_migration(QmpClient *c, GError **errp)
     }
 }
 
+static char *qemu_opt_escape(const char *s)
+{
+    g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+
+    return g_strjoinv(",,", parts);
+}
+
+/* The -blockdev arguments a stock QEMU needs to open the record's images
+ * as the same nodes (raw format over file protocol). */
+static void failover_blockdev_args(GPtrArray *argv,
+                                   const GPtrArray *record_disks)
+{
+    for (guint i = 0; record_disks && i < record_disks->len; i++) {
+        const ColoRecordDisk *d = g_ptr_array_index(record_disks, i);
+        g_autofree char *file = qemu_opt_escape(d->filename);
+
+        g_ptr_array_add(argv, g_strdup("-blockdev"));
+        g_ptr_array_add(argv, g_strdup_printf(
+            "driver=raw,node-name=%s,file.driver=file,file.filename=%s",
+            d->node, file));
+    }
+}
+
+
 bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
                           GArray *blocks, const GPtrArray *disks,
                           VMDeviceState *ds, const char *machine,
@@ -189,7 +214,7 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     g_ptr_array_add(argv, "-incoming");
     g_ptr_array_add(argv, "defer");
     /* the disks as the same nodes: -failover-args only names devices */
-    block_devices_qemu_args(disk_args, disks);
+    failover_blockdev_args(disk_args, disks);
     for (guint i = 0; i < disk_args->len; i++) {
         g_ptr_array_add(argv, g_ptr_array_index(disk_args, i));
     }

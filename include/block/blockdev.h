@@ -44,8 +44,4 @@ void block_devices_start_caching(BlockDevices *bd);
 void block_devices_seal(BlockDevices *bd, uint64_t number);
 void block_devices_discard(BlockDevices *bd);
 
-/* The -blockdev arguments a stock QEMU needs to open the images as the
- * same nodes (raw format over file protocol). */
-void block_devices_qemu_args(GPtrArray *argv, const GPtrArray *record_disks);
-
 #endif /* BLOCK_BLOCKDEV_H */
