@@ -1,13 +1,7 @@
 /*
  * main.c: colo-secondary, the receiving side of a QEMU migration and COLO
- * session, with QEMU's command line conventions (one or two dashes).
- *
- *   colo-secondary [-name NAME] [-ram-dir DIR] [-qmp unix:PATH,server=on,wait=off]
- *                  [-blockdev driver=file,node-name=N,filename=IMG ...]
- *                  [-global migration.CAPABILITY=on|off]
- *                  [-global migration.PARAMETER=N]
- *                  -incoming tcp:HOST:PORT|unix:PATH|exec:CMD|file:PATH|defer
- *                  [--once]
+ * session.  Its options are system/cmdline.c's table; main() parses them,
+ * builds the daemon (secondary_build), runs it and frees it.
  *
  * Threads: main runs the GMainLoop (QMP, signals); the incoming migration
  * has its own thread (migration/migration.c).
@@ -22,6 +16,7 @@
 #include "crypto/tls-creds.h"
 #include "migration/migration.h"
 #include "monitor/monitor.h"
+#include "system/cmdline.h"
 #include "system/failover.h"
 
 typedef struct SecondaryMain {
@@ -39,47 +34,6 @@ typedef struct SecondaryMain {
     FailoverConfig failover;
     FailoverJob *failover_job;      /* NULL until one starts */
 } SecondaryMain;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-"usage: colo-secondary [options] -incoming URI\n"
-"\n"
-"  -incoming URI       tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH[,offset=N]\n"
-"                      or defer (then QMP migrate-incoming)\n"
-"  -ram-dir DIR        where the RAM block files live (default: a new\n"
-"                      folder under /dev/shm)\n"
-"  -qmp unix:PATH,server=on,wait=off\n"
-"                      QMP monitor socket\n"
-"  -name NAME          a name for this instance (query-name)\n"
-"  -blockdev driver=file,node-name=NAME,filename=IMAGE[,read-only=on]\n"
-"             [,x-cache-size=MIB]\n"
-"                      a raw disk image of the protected VM, replicated\n"
-"                      per checkpoint (QMP nbd-server-start, nbd-server-add;\n"
-"                      driver=raw,file.filename=IMAGE and JSON work too)\n"
-"  -global migration.CAP=on|off    set a migration capability (x-colo,\n"
-"                      x-ignore-shared, events, ...)\n"
-"  -global migration.PARAM=N       set a migration parameter (also\n"
-"                      tls-creds=ID, tls-authz=ID)\n"
-"  -object tls-creds-x509,id=ID,dir=DIR,endpoint=server[,verify-peer=on]\n"
-"  -object authz-simple,id=ID,identity=DN\n"
-"  -object authz-list-file,id=ID,filename=PATH\n"
-"                      TLS for the incoming migration, as QEMU's\n"
-"                      (then migrate-set-parameters tls-creds, tls-authz)\n"
-"  -failover on|off    after x-colo-lost-heartbeat, resume the VM from the\n"
-"                      committed state in a stock QEMU (default off)\n"
-"  -failover-qemu PATH the QEMU binary for that (qemu-system-x86_64)\n"
-"  -failover-args ARGS its extra arguments: devices, -bios, -serial ...\n"
-"                      (the same devices as the primary's; shell quoting;\n"
-"                      with -S the resumed VM waits for cont)\n"
-"  -failover-machine M machine type (default: the one in the stream)\n"
-"  -heartbeat-timeout MS  fail over on its own MS ms after the primary's\n"
-"                      stream broke (0, the default: wait for\n"
-"                      x-colo-lost-heartbeat; QMP x-heartbeat-timeout)\n"
-"  --once              exit when the incoming migration ends: 0 if it\n"
-"                      completed, 1 (with the error on stderr) if not\n"
-"  -version, -h\n");
-}
 
 static void main_quit(void *opaque)
 {
@@ -244,18 +198,6 @@ static void on_thread_done(void *opaque)
     g_idle_add(on_thread_done_main, opaque);
 }
 
-static bool parse_bool(const char *v, bool *out)
-{
-    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes")) {
-        *out = true;
-    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")) {
-        *out = false;
-    } else {
-        return false;
-    }
-    return true;
-}
-
 /* -global migration.NAME=VALUE */
 static bool apply_global(MigrationOptions *opts, const char *spec,
                          GError **errp)
@@ -305,243 +247,169 @@ static bool apply_global(MigrationOptions *opts, const char *spec,
     return false;
 }
 
-int main(int argc, char **argv)
+/* Says what the RAM folder held when we started (recovery). */
+static void report_recovery(SecondaryMain *m, const char *ram_dir)
 {
-    SecondaryMain m = { .exit_status = 0 };
-    g_autofree char *ram_dir = NULL;
-    g_autoptr(GError) err = NULL;
-    GPtrArray *globals = g_ptr_array_new();
-    g_autoptr(GPtrArray) blockdevs = g_ptr_array_new();
-    const char *incoming = NULL, *qmp = NULL, *name = NULL;
-    const char *failover_qemu = NULL, *failover_machine = NULL;
-    const char *failover_args = NULL;
-    g_autofree char *heartbeat = NULL;
+    const ColoRecovery *r = migration_incoming_recovery(m->mis);
+
+    if (r->discarded) {
+        fprintf(stderr, "colo-secondary: %s: dropped an unfinished "
+                "checkpoint journal\n", ram_dir);
+    }
+    if (r->record) {
+        fprintf(stderr, "colo-secondary: %s holds checkpoint %" PRIu64
+                "%s (%" PRIu64 " pages replayed); x-colo-lost-heartbeat "
+                "resumes it unless a migration starts\n", ram_dir,
+                r->record->number, r->replayed ? ", replayed from its "
+                "journal" : "", r->replayed_pages);
+    }
+}
+
+/* The RAM folder, created if needed (a new one under /dev/shm if none
+ * was named). */
+static bool ram_dir_prepare(SecondaryOptions *o, GError **errp)
+{
+    if (!o->ram_dir) {
+        o->ram_dir = g_strdup("/dev/shm/colo-secondary-XXXXXX");
+        if (g_mkdtemp(o->ram_dir)) {
+            return true;
+        }
+    } else if (g_mkdir_with_parents(o->ram_dir, 0700) == 0) {
+        return true;
+    }
+    g_set_error(errp, COLO_ERROR, errno, "cannot create %s: %s", o->ram_dir,
+                g_strerror(errno));
+    return false;
+}
+
+/* Everything colo-secondary runs with, from its options; false (error
+ * set) if it cannot start.  secondary_free() frees what was made. */
+static bool secondary_build(SecondaryMain *m, SecondaryOptions *o,
+                            GError **errp)
+{
     MigrationNotifier notifier = {
         .event = on_event,
         .thread_done = on_thread_done,
         .colo_exit = on_colo_exit,
-        .opaque = &m,
+        .opaque = m,
     };
     MonitorContext mctx;
 
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-        if (opt[0] == '-' && opt[1] == '-') {
-            opt++;
-        }
-        if (!strcmp(opt, "-once")) {
-            m.once = true;
-            continue;
-        }
-        if (!strcmp(opt, "-h") || !strcmp(opt, "-help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(opt, "-version")) {
-            printf("colo-secondary %s\n", COLO_VERSION_STRING);
-            return 0;
-        }
-        if (!strcmp(opt, "-incoming") || !strcmp(opt, "-qmp") ||
-            !strcmp(opt, "-ram-dir") || !strcmp(opt, "-name") ||
-            !strcmp(opt, "-global") || !strcmp(opt, "-failover") ||
-            !strcmp(opt, "-failover-qemu") ||
-            !strcmp(opt, "-failover-args") ||
-            !strcmp(opt, "-failover-machine") ||
-            !strcmp(opt, "-heartbeat-timeout") || !strcmp(opt, "-object") ||
-            !strcmp(opt, "-blockdev")) {
-            if (!val) {
-                fprintf(stderr, "colo-secondary: %s needs an argument\n",
-                        argv[i]);
-                return 1;
-            }
-            i++;
-            if (!strcmp(opt, "-incoming")) {
-                incoming = val;
-            } else if (!strcmp(opt, "-qmp")) {
-                qmp = val;
-            } else if (!strcmp(opt, "-ram-dir")) {
-                g_free(ram_dir);
-                ram_dir = g_strdup(val);
-            } else if (!strcmp(opt, "-name")) {
-                name = g_str_has_prefix(val, "guest=") ? val + 6 : val;
-            } else if (!strcmp(opt, "-failover")) {
-                if (!parse_bool(val, &m.failover_enabled)) {
-                    fprintf(stderr, "colo-secondary: -failover on|off\n");
-                    return 1;
-                }
-            } else if (!strcmp(opt, "-failover-qemu")) {
-                failover_qemu = val;
-                m.failover_enabled = true;
-            } else if (!strcmp(opt, "-failover-machine")) {
-                failover_machine = val;
-            } else if (!strcmp(opt, "-heartbeat-timeout")) {
-                heartbeat = g_strdup_printf("migration.x-heartbeat-timeout=%s",
-                                            val);
-                g_ptr_array_add(globals, heartbeat);
-            } else if (!strcmp(opt, "-failover-args")) {
-                failover_args = val;
-                m.failover_enabled = true;
-            } else if (!strcmp(opt, "-blockdev")) {
-                g_ptr_array_add(blockdevs, (gpointer)val);
-            } else if (!strcmp(opt, "-object")) {
-                if (!user_object_add(val, &err)) {
-                    fprintf(stderr, "colo-secondary: %s\n", err->message);
-                    return 1;
-                }
-            } else {
-                g_ptr_array_add(globals, (gpointer)val);
-            }
-            continue;
-        }
-        fprintf(stderr, "colo-secondary: unknown option %s\n", argv[i]);
-        usage(stderr);
-        return 1;
+    m->once = o->once;
+    m->failover_enabled = o->failover_enabled;
+    if (!ram_dir_prepare(o, errp)) {
+        return false;
     }
-    if (failover_args) {
-        g_auto(GStrv) check = NULL;
-
-        if (!g_shell_parse_argv(failover_args, NULL, &check, &err)) {
-            fprintf(stderr, "colo-secondary: -failover-args: %s\n",
-                    err->message);
-            return 1;
+    m->disks = block_devices_new(o->ram_dir);
+    for (guint i = 0; i < o->blockdevs->len; i++) {
+        if (!block_devices_add_spec(m->disks,
+                                    g_ptr_array_index(o->blockdevs, i),
+                                    errp)) {
+            return false;
         }
     }
-    if (!incoming) {
-        fprintf(stderr, "colo-secondary: -incoming is required\n");
-        usage(stderr);
-        return 1;
+    m->loop = g_main_loop_new(NULL, FALSE);
+    m->mis = migration_incoming_new(o->ram_dir, &notifier);
+    if (!migration_incoming_recover(m->mis, errp)) {
+        g_prefix_error(errp, "-ram-dir %s: ", o->ram_dir);
+        return false;
     }
-    if (!ram_dir) {
-        ram_dir = g_strdup("/dev/shm/colo-secondary-XXXXXX");
-        if (!g_mkdtemp(ram_dir)) {
-            fprintf(stderr, "colo-secondary: cannot create %s: %s\n", ram_dir,
-                    g_strerror(errno));
-            return 1;
-        }
-    } else if (g_mkdir_with_parents(ram_dir, 0700) < 0) {
-        fprintf(stderr, "colo-secondary: cannot create %s: %s\n", ram_dir,
-                g_strerror(errno));
-        return 1;
-    }
-
-    m.disks = block_devices_new(ram_dir);
-    for (guint i = 0; i < blockdevs->len; i++) {
-        if (!block_devices_add_spec(m.disks, g_ptr_array_index(blockdevs, i),
-                                    &err)) {
-            fprintf(stderr, "colo-secondary: %s\n", err->message);
-            block_devices_free(m.disks);
-            g_ptr_array_free(globals, TRUE);
-            return 1;
+    report_recovery(m, o->ram_dir);
+    for (guint i = 0; i < o->globals->len; i++) {
+        if (!apply_global(migration_incoming_options(m->mis),
+                          g_ptr_array_index(o->globals, i), errp)) {
+            return false;
         }
     }
-
-    m.loop = g_main_loop_new(NULL, FALSE);
-    m.mis = migration_incoming_new(ram_dir, &notifier);
-    if (!migration_incoming_recover(m.mis, &err)) {
-        fprintf(stderr, "colo-secondary: -ram-dir %s: %s\n", ram_dir,
-                err->message);
-        migration_incoming_free(m.mis);
-        block_devices_free(m.disks);
-        g_ptr_array_free(globals, TRUE);
-        g_main_loop_unref(m.loop);
-        return 1;
-    } else {
-        const ColoRecovery *r = migration_incoming_recovery(m.mis);
-
-        if (r->discarded) {
-            fprintf(stderr, "colo-secondary: %s: dropped an unfinished "
-                    "checkpoint journal\n", ram_dir);
-        }
-        if (r->record) {
-            fprintf(stderr, "colo-secondary: %s holds checkpoint %" PRIu64
-                    "%s (%" PRIu64 " pages replayed); x-colo-lost-heartbeat "
-                    "resumes it unless a migration starts\n", ram_dir,
-                    r->record->number, r->replayed ? ", replayed from its "
-                    "journal" : "", r->replayed_pages);
-        }
-    }
-    for (guint i = 0; i < globals->len; i++) {
-        if (!apply_global(migration_incoming_options(m.mis),
-                          g_ptr_array_index(globals, i), &err)) {
-            fprintf(stderr, "colo-secondary: %s\n", err->message);
-            migration_incoming_free(m.mis);
-            block_devices_free(m.disks);
-            g_ptr_array_free(globals, TRUE);
-            g_main_loop_unref(m.loop);
-            return 1;
-        }
-    }
-    g_ptr_array_free(globals, TRUE);
-
-    block_devices_set_direct_write_hook(m.disks, on_disk_written, &m);
-    migration_incoming_set_disks(m.mis, m.disks);
-    m.nbd = nbd_server_new(m.disks);
-
+    block_devices_set_direct_write_hook(m->disks, on_disk_written, m);
+    migration_incoming_set_disks(m->mis, m->disks);
+    m->nbd = nbd_server_new(m->disks);
     mctx = (MonitorContext) {
-        .mis = m.mis, .disks = m.disks, .nbd = m.nbd, .name = name,
-        .quit = main_quit, .colo_status = on_colo_status, .opaque = &m,
+        .mis = m->mis, .disks = m->disks, .nbd = m->nbd, .name = o->name,
+        .quit = main_quit, .colo_status = on_colo_status, .opaque = m,
     };
-    if (qmp) {
-        m.mon = monitor_new(qmp, &mctx, &err);
-        if (!m.mon) {
-            fprintf(stderr, "colo-secondary: %s\n", err->message);
-            nbd_server_free(m.nbd);
-            migration_incoming_free(m.mis);
-            block_devices_free(m.disks);
-            g_main_loop_unref(m.loop);
-            return 1;
+    if (o->qmp) {
+        m->mon = monitor_new(o->qmp, &mctx, errp);
+        if (!m->mon) {
+            return false;
         }
     }
-    if (strcmp(incoming, "defer") != 0 &&
-        !migration_incoming_start(m.mis, incoming, &err)) {
-        fprintf(stderr, "colo-secondary: -incoming %s: %s\n", incoming,
-                err->message);
-        monitor_free(m.mon);
-        nbd_server_free(m.nbd);
-        migration_incoming_free(m.mis);
-        block_devices_free(m.disks);
-        g_main_loop_unref(m.loop);
-        return 1;
+    if (strcmp(o->incoming, "defer") != 0 &&
+        !migration_incoming_start(m->mis, o->incoming, errp)) {
+        g_prefix_error(errp, "-incoming %s: ", o->incoming);
+        return false;
     }
-    if (failover_args) {
-        g_shell_parse_argv(failover_args, NULL, &m.failover.args, NULL);
-    }
-    m.failover.qemu = g_strdup(failover_qemu);
-    m.failover.machine = g_strdup(failover_machine);
-    g_unix_signal_add(SIGINT, on_signal, &m);
-    g_unix_signal_add(SIGTERM, on_signal, &m);
-    g_unix_signal_add(SIGHUP, on_signal, &m);
+    m->failover.args = g_steal_pointer(&o->failover_args);
+    m->failover.qemu = g_strdup(o->failover_qemu);
+    m->failover.machine = g_strdup(o->failover_machine);
+    g_unix_signal_add(SIGINT, on_signal, m);
+    g_unix_signal_add(SIGTERM, on_signal, m);
+    g_unix_signal_add(SIGHUP, on_signal, m);
+    return true;
+}
 
-    g_main_loop_run(m.loop);
-
-    migration_incoming_cancel(m.mis);
-    failover_job_join(m.failover_job);
-    if (m.quitting && m.once &&
-        migration_incoming_status(m.mis) != MIGRATION_STATUS_COMPLETED &&
-        m.exit_status == 0) {
+/* Runs until quit (QMP, a signal, --once's end); the exit status. */
+static int secondary_run(SecondaryMain *m)
+{
+    g_main_loop_run(m->loop);
+    migration_incoming_cancel(m->mis);
+    failover_job_join(m->failover_job);
+    if (m->quitting && m->once &&
+        migration_incoming_status(m->mis) != MIGRATION_STATUS_COMPLETED &&
+        m->exit_status == 0) {
         MigrationInfo info;
 
-        migration_incoming_query(m.mis, &info);
+        migration_incoming_query(m->mis, &info);
         if (info.status != MIGRATION_STATUS_FAILED) {
             fprintf(stderr, "colo-secondary: interrupted before the "
                     "migration completed\n");
         }
         migration_info_clear(&info);
-        m.exit_status = 1;
+        m->exit_status = 1;
     }
     /* Deliver what the migration thread queued before the monitor goes. */
     while (g_main_context_iteration(NULL, FALSE)) {
     }
-    failover_job_free(m.failover_job);
-    monitor_free(m.mon);
-    nbd_server_free(m.nbd);
-    migration_incoming_free(m.mis);
-    block_devices_free(m.disks);
-    g_main_loop_unref(m.loop);
-    g_free(m.failover.qemu);
-    g_free(m.failover.machine);
-    g_strfreev(m.failover.args);
-    return m.exit_status;
+    return m->exit_status;
+}
+
+static void secondary_free(SecondaryMain *m)
+{
+    failover_job_free(m->failover_job);
+    monitor_free(m->mon);
+    nbd_server_free(m->nbd);
+    migration_incoming_free(m->mis);
+    block_devices_free(m->disks);
+    if (m->loop) {
+        g_main_loop_unref(m->loop);
+    }
+    g_free(m->failover.qemu);
+    g_free(m->failover.machine);
+    g_strfreev(m->failover.args);
+}
+
+int main(int argc, char **argv)
+{
+    SecondaryMain m = { .exit_status = 0 };
+    SecondaryOptions o = { 0 };
+    g_autoptr(GError) err = NULL;
+    int rc = 1;
+
+    if (!secondary_options_parse(&o, argc, argv, &err)) {
+        fprintf(stderr, "colo-secondary: %s\n", err->message);
+        secondary_usage(stderr);
+    } else if (o.help) {
+        secondary_usage(stdout);
+        rc = 0;
+    } else if (o.version) {
+        printf("colo-secondary %s\n", COLO_VERSION_STRING);
+        rc = 0;
+    } else if (secondary_build(&m, &o, &err)) {
+        rc = secondary_run(&m);
+    } else {
+        fprintf(stderr, "colo-secondary: %s\n", err->message);
+    }
+    secondary_free(&m);
+    secondary_options_clear(&o);
+    return rc;
 }
