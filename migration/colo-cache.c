@@ -5,7 +5,8 @@
  * Every page record of a checkpoint is decoded into block->colo_cache at
  * the page's own offset and marks the page in block->bmap; the RAM files
  * (block->host) are not touched.  Only after the device state has arrived
- * too does colo_flush_ram_cache() copy the marked pages into the files.
+ * too does the commit (colo-commit.c, with this file's colo_cache_commit
+ * as its RAM participant) copy the marked pages into the files.
  * A checkpoint cut off half way is simply never flushed.
  *
  *    RAM file (MAP_SHARED, the committed VM)      colo_cache (reserved)
@@ -56,7 +57,7 @@
 #include <glib/gstdio.h>
 
 #include "migration/colo-cache.h"
-#include "migration/colo-journal.h"
+#include "migration/colo-commit.h"
 #include "migration/wire.h"
 #include "qemu/bitmap.h"
 #include "qemu/crash-test.h"
@@ -244,78 +245,30 @@ static void colo_apply_run(RAMBlock *rb, uint64_t off, uint64_t len,
     }
 }
 
-/* The sealed pages of every disk into @rec's journal entries, with room
- * for them made in the images: all of it before the commit point. */
-static bool colo_disks_prepare(ColoRecord *rec, BlockDevices *disks,
-                               GError **errp)
+/* The journal's RAM part: each block's bitmap of cached pages, as it is
+ * (the bits stay until done). */
+static bool cache_prepare(void *opaque, ColoCommit *c, GError **errp)
 {
-    g_assert(rec->disks->len == block_devices_count(disks));
-    for (guint i = 0; i < rec->disks->len; i++) {
-        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
-        ColoDisk *d = block_devices_nth(disks, i);
+    RAMList *rl = opaque;
 
-        if (rd->extents) {
-            g_array_unref(rd->extents);
-        }
-        rd->extents = colo_disk_sealed_extents(d);
-        g_free(rd->cache);
-        rd->cache = g_strdup(colo_disk_cache_path(d));
-        if (!colo_disk_reserve(d, rd->extents, rec->number, errp)) {
-            return false;
-        }
+    for (guint i = 0; i < c->rec->blocks->len; i++) {
+        const RAMBlockSummary *b = &g_array_index(c->rec->blocks,
+                                                  RAMBlockSummary, i);
+        RAMBlock *rb = ram_list_find(rl, b->idstr);
+
+        g_ptr_array_add(c->ram_bitmaps, rb && rb->bmap ?
+                        g_bytes_new_static(rb->bmap,
+                                           BITS_TO_LONGS(ram_block_pages(rb))
+                                           * sizeof(unsigned long)) : NULL);
     }
     return true;
 }
 
-static bool colo_disks_apply(ColoRecord *rec, BlockDevices *disks,
-                             ColoFlushStats *s, GError **errp)
+/* Exactly the pages whose bit is set, from the cache into the RAM files. */
+static bool cache_apply(void *opaque, ColoCommit *c, GError **errp)
 {
-    int64_t t0 = g_get_monotonic_time();
+    RAMList *rl = opaque;
 
-    for (guint i = 0; i < rec->disks->len; i++) {
-        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
-
-        if (!colo_disk_apply(block_devices_nth(disks, i), rd->extents,
-                             rec->number, errp)) {
-            return false;
-        }
-        s->disk_pages += rd->extents->len;
-    }
-    s->disk_us = g_get_monotonic_time() - t0;
-    return true;
-}
-
-static void colo_disks_done(ColoRecord *rec, BlockDevices *disks,
-                            int64_t apply_us)
-{
-    for (guint i = 0; i < rec->disks->len; i++) {
-        ColoRecordDisk *rd = g_ptr_array_index(rec->disks, i);
-
-        colo_disk_release_sealed(block_devices_nth(disks, i), apply_us);
-        g_array_unref(rd->extents);
-        rd->extents = NULL;
-        g_free(rd->cache);
-        rd->cache = NULL;
-    }
-}
-
-bool colo_flush_ram_cache(RAMList *rl, ColoRecord *rec, BlockDevices *disks,
-                          ColoFlushStats *stats, GError **errp)
-{
-    ColoFlushStats s = { 0 };
-    int64_t t0 = g_get_monotonic_time();
-
-    if (disks && !colo_disks_prepare(rec, disks, errp)) {
-        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
-        return false;
-    }
-    /* The commit point: from here on a restart replays this checkpoint. */
-    if (!colo_journal_write(rl->dir, rec, rl, errp)) {
-        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": journal: ",
-                       rec->number);
-        return false;
-    }
-    s.journal_us = g_get_monotonic_time() - t0;
     for (guint i = 0; i < rl->blocks->len; i++) {
         RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
         uint64_t npages = rb->used_length >> TARGET_PAGE_BITS;
@@ -333,25 +286,19 @@ bool colo_flush_ram_cache(RAMList *rl, ColoRecord *rec, BlockDevices *disks,
             }
             end = find_next_zero_bit(rb->bmap, npages, start);
             colo_apply_run(rb, start << TARGET_PAGE_BITS,
-                           (end - start) << TARGET_PAGE_BITS, rec->number,
-                           &s.pages);
-            s.runs++;
+                           (end - start) << TARGET_PAGE_BITS, c->rec->number,
+                           &c->stats.pages);
+            c->stats.runs++;
             start = end;
         }
     }
-    if (disks && !colo_disks_apply(rec, disks, &s, errp)) {
-        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
-        return false;
-    }
-    colo_test_crash_point(rec->number, "applied", 0);
-    if (!colo_journal_finish(rl->dir, errp)) {
-        g_prefix_error(errp, "COLO checkpoint %" PRIu64 ": ", rec->number);
-        return false;
-    }
-    colo_test_crash_point(rec->number, "committed", 0);
-    if (disks) {
-        colo_disks_done(rec, disks, s.disk_us);
-    }
+    return true;
+}
+
+static void cache_done(void *opaque, ColoCommit *c)
+{
+    RAMList *rl = opaque;
+
     for (guint i = 0; i < rl->blocks->len; i++) {
         RAMBlock *rb = g_ptr_array_index(rl->blocks, i);
 
@@ -360,12 +307,14 @@ bool colo_flush_ram_cache(RAMList *rl, ColoRecord *rec, BlockDevices *disks,
                    sizeof(unsigned long));
         }
     }
-    s.total_us = g_get_monotonic_time() - t0;
-    if (stats) {
-        *stats = s;
-    }
-    return true;
 }
+
+const ColoCommitParticipant colo_cache_commit = {
+    .name = "RAM cache",
+    .prepare = cache_prepare,
+    .apply = cache_apply,
+    .done = cache_done,
+};
 
 void colo_trim_ram_cache(RAMList *rl)
 {

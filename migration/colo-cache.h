@@ -10,19 +10,8 @@
 
 #include "qemu/osdep.h"
 
-#include "block/blockdev.h"
 #include "exec/ram_addr.h"
-#include "migration/colo-journal.h"
 #include "migration/ram.h"
-
-typedef struct ColoFlushStats {
-    uint64_t pages;         /* pages copied into the RAM files */
-    uint64_t runs;          /* contiguous runs written */
-    int64_t journal_us;     /* writing the journal (the commit point) */
-    int64_t total_us;       /* journal, copy and retiring the journal */
-    uint64_t disk_pages;    /* disk pages copied into the images */
-    int64_t disk_us;        /* of total_us: that copy */
-} ColoFlushStats;
 
 /* The loader's page sink while a checkpoint's RAM part streams in: pages
  * land in colo_cache and are marked in bmap (the route, see the top of
@@ -32,14 +21,9 @@ extern const RAMPageSink colo_cache_sink;
 /* Gives every migrated block a colo_cache and an empty bmap.  On failure
  * nothing stays allocated and the error names the block and its size. */
 bool colo_init_ram_cache(RAMList *rl, GError **errp);
-/* Commits checkpoint @rec: makes room in the disk images for the sealed
- * disk pages of @disks (NULL: none), writes the journal (colo-journal.h),
- * copies exactly the pages whose bmap bit is set from the cache into the
- * RAM files and the sealed disk pages into the images, makes @rec the
- * folder's record and clears the bits.  @rec->disks lists @disks' disks in
- * the same order. */
-bool colo_flush_ram_cache(RAMList *rl, ColoRecord *rec, BlockDevices *disks,
-                          ColoFlushStats *stats, GError **errp);
+/* Its part in a commit (colo-commit.h: colo_cache_commit): the bitmaps
+ * into the journal, the marked pages into the RAM files, the bits
+ * cleared. */
 /* Gives the memory of flushed cache pages back to the kernel; the cache
  * keeps its addresses and reads as zero until written again. */
 void colo_trim_ram_cache(RAMList *rl);

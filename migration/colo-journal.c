@@ -103,7 +103,8 @@ GArray *colo_record_blocks_of(RAMList *rl)
 
 /* --- writing ------------------------------------------------------------ */
 
-static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
+static GBytes *record_encode(const ColoRecord *rec,
+                            const GPtrArray *ram_bitmaps)
 {
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     gsize dlen = 0;
@@ -114,7 +115,7 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
 
     qemu_put_buffer(f, RECORD_MAGIC, 8);
     qemu_put_be32(f, rec->disks->len ? RECORD_VERSION_DISKS : RECORD_VERSION);
-    qemu_put_be32(f, rl ? RECORD_HAS_BITMAP : 0);
+    qemu_put_be32(f, ram_bitmaps ? RECORD_HAS_BITMAP : 0);
     qemu_put_be64(f, rec->number);
     qemu_put_str8(f, rec->machine);
     qemu_put_be32(f, rec->ram_section_id);
@@ -126,14 +127,15 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
         qemu_put_str8(f, b->idstr);
         qemu_put_be64(f, b->used_length);
         qemu_put_be64(f, b->mr_addr);
-        if (rl) {
-            RAMBlock *rb = ram_list_find(rl, b->idstr);
-            size_t bytes = BITS_TO_LONGS(ram_block_pages(rb)) *
-                           sizeof(unsigned long);
+        if (ram_bitmaps) {
+            GBytes *bm = i < ram_bitmaps->len ?
+                         g_ptr_array_index(ram_bitmaps, i) : NULL;
+            gsize bytes = 0;
+            const void *bits = bm ? g_bytes_get_data(bm, &bytes) : NULL;
 
-            qemu_put_be64(f, rb->bmap ? bytes : 0);
-            if (rb->bmap) {
-                qemu_put_buffer(f, rb->bmap, bytes);
+            qemu_put_be64(f, bytes);
+            if (bytes) {
+                qemu_put_buffer(f, bits, bytes);
             }
         }
     }
@@ -150,7 +152,7 @@ static GBytes *record_encode(const ColoRecord *rec, RAMList *rl)
             qemu_put_be32(f, strlen(d->filename));
             qemu_put_buffer(f, d->filename, strlen(d->filename));
             qemu_put_be64(f, d->size);
-            if (rl) {
+            if (ram_bitmaps) {
                 const char *cache = d->cache ? d->cache : "";
                 guint n = d->extents ? d->extents->len : 0;
 
@@ -215,9 +217,9 @@ bool colo_record_export_devices(const char *ram_dir, const ColoRecord *rec,
 }
 
 bool colo_journal_write(const char *ram_dir, const ColoRecord *rec,
-                        RAMList *rl, GError **errp)
+                        const GPtrArray *ram_bitmaps, GError **errp)
 {
-    g_autoptr(GBytes) bytes = record_encode(rec, rl);
+    g_autoptr(GBytes) bytes = record_encode(rec, ram_bitmaps);
 
     return record_write(ram_dir, COLO_JOURNAL_FILE, bytes, rec->number,
                         "journal", errp);

@@ -74,11 +74,13 @@ bool colo_record_export_devices(const char *ram_dir, const ColoRecord *rec,
 ColoRecord *colo_record_load(const char *path, GPtrArray **bitmaps,
                              GError **errp);
 
-/* The commit of checkpoint rec->number: the journal (with the pages
- * marked in each block's bmap) first, then the caller copies the pages,
- * then colo_journal_finish() makes the record the committed one. */
+/* The commit of checkpoint rec->number (colo-commit.c): the journal
+ * first, with @ram_bitmaps (one GBytes, or NULL for none, per
+ * rec->blocks entry: the pages the commit copies), then the commit copies
+ * the pages, then colo_journal_finish() makes the record the committed
+ * one. */
 bool colo_journal_write(const char *ram_dir, const ColoRecord *rec,
-                        RAMList *rl, GError **errp);
+                        const GPtrArray *ram_bitmaps, GError **errp);
 bool colo_journal_finish(const char *ram_dir, GError **errp);
 
 /* Removes the cache files. */

@@ -36,6 +36,7 @@
 #include "qemu/osdep.h"
 
 #include "migration/colo.h"
+#include "migration/colo-commit.h"
 
 static bool colo_send_message(ColoIncoming *ci, COLOMessage msg,
                               GError **errp)
@@ -80,7 +81,7 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
     RAMLoadStats before = lv->ram.stats;
     g_autoptr(GBytes) blob = NULL;
     g_autoptr(VMDeviceState) ds = NULL;
-    ColoFlushStats flushed;
+    ColoCommitStats flushed;
     uint64_t ram_start, at, size;
     uint8_t *buf;
     int64_t t_received;
@@ -158,8 +159,7 @@ static bool colo_incoming_checkpoint(ColoIncoming *ci, int64_t t_request,
         g_bytes_unref(ci->record->devices);
     }
     ci->record->devices = g_bytes_ref(blob);
-    if (!colo_flush_ram_cache(ci->ram_list, ci->record, ci->disks, &flushed,
-                              errp)) {
+    if (!colo_commit(ci->record, ci->ram_list, ci->disks, &flushed, errp)) {
         return false;
     }
     st.flushed_pages = flushed.pages;

@@ -9,7 +9,9 @@
 
 #include "qemu/osdep.h"
 
+#include "block/blockdev.h"
 #include "migration/colo-cache.h"
+#include "migration/colo-journal.h"
 #include "migration/savevm.h"
 #include "migration/wire.h"
 

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "migration/colo.h"
+#include "migration/colo-commit.h"
 #include "migration/migration.h"
 #include "migration/wire.h"
 
@@ -243,25 +244,15 @@ static ColoRecord *migration_record_new(MigrationIncomingState *mis)
 static bool migration_commit_loaded(MigrationIncomingState *mis,
                                     GError **errp)
 {
-    g_autoptr(ColoRecord) rec = NULL;
+    /* a stream without devices makes no checkpoint of the folder */
+    g_autoptr(ColoRecord) rec = mis->lv.devices ? migration_record_new(mis)
+                                                : NULL;
 
-    /* the files got storage page by page while the stream wrote them;
-     * committed state gets all of it (a failover QEMU must not fault) */
-    if (!ram_list_reserve_all(mis->ram_list, errp)) {
+    if (!colo_commit_initial(mis->ram_list, mis->lv.devices, rec, errp)) {
         return false;
     }
-    for (guint i = 0; i < mis->ram_list->blocks->len; i++) {
-        ram_block_sync(g_ptr_array_index(mis->ram_list->blocks, i));
-    }
-    if (!mis->lv.devices) {
+    if (!rec) {
         return true;
-    }
-    if (!device_state_save(mis->lv.devices, mis->ram_dir, errp)) {
-        return false;
-    }
-    rec = migration_record_new(mis);
-    if (!colo_record_save(mis->ram_dir, rec, errp)) {
-        return false;
     }
     mis->state_committed = true;
     /* Checkpoint 0 holds the disks as they are now: from here on their
