@@ -356,6 +356,13 @@ class NbdBadInput(ct.TempDirTestCase):
             ct.wait_for(lambda: idle.recv(1) == b"", 20,
                         "the idle client to be dropped")
             idle.close()
+            # every close says why: the malformed GO and the idle client's
+            # handshake deadline too
+            log = sec.stderr()
+            for want in ("malformed NBD_OPT_GO request",
+                         "handshake ended before the client's flags: "
+                         "deadline passed"):
+                self.assertIn(want, log)
             self.assertIsNone(sec.proc.poll())
         finally:
             self.assertEqual(sec.quit(), 0, sec.stderr())
