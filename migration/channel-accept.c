@@ -258,12 +258,20 @@ bool migration_channel_accept(IncomingChannel *ch, GError **errp)
         bool room = running->len < MIG_MAX_CANDIDATES;
         uint64_t v;
 
-        if (poll(p, room ? 2 : 1, -1) < 0 && errno != EINTR) {
+        /* full: the listener is watched only for a shutdown (no POLLIN,
+         * or waiting connections would wake us without end) */
+        p[1].events = room ? POLLIN : 0;
+        if (poll(p, 2, -1) < 0 && errno != EINTR) {
             accept_err = errno;
             break;
         }
         if (read(wake_fd, &v, sizeof(v)) > 0) {
             winner = candidates_collect(ch, running, results, false);
+        }
+        if (!winner && !room &&
+            (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+            accept_err = ECANCELED;     /* the listener was shut down */
+            break;
         }
         if (!winner && room && (p[1].revents & (POLLIN | POLLERR |
                                                 POLLHUP | POLLNVAL))) {
