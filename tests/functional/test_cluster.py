@@ -131,26 +131,45 @@ def vm_processes():
     return found
 
 
+def process_state(pid):
+    """pid, state, netns and elapsed time of a process, for a message."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ns = os.readlink("/proc/%d/ns/net" % pid)
+        return "pid %d state %s %s started at tick %s" % (
+            pid, fields[0], ns, fields[19])
+    except (OSError, IndexError):
+        return "pid %d (gone)" % pid
+
+
 class CopyWatch:
     """Counts the VM's QEMU processes every 0.1 s; remembers the most."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.peak = 0
+        self.detail = []
+        self.last_detail = []
         self.stop = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while not self.stop:
-            n = len(vm_processes())
+            found = vm_processes()
             with self.lock:
-                self.peak = max(self.peak, n)
+                if len(found) > self.peak:
+                    # which processes, in which state: if two copies are
+                    # ever seen, the failure says what they were
+                    self.detail = [process_state(p) for p in found]
+                self.peak = max(self.peak, len(found))
             time.sleep(0.1)
 
     def take_peak(self):
         with self.lock:
             p, self.peak = self.peak, len(vm_processes())
+            self.last_detail, self.detail = self.detail, []
         return p
 
     def close(self):
@@ -259,6 +278,10 @@ class Cluster:
                 except ProcessLookupError:
                     pass
             time.sleep(0.05)
+        else:
+            print("cluster: %s: processes still there after 5 s of SIGKILL: "
+                  "%s" % (n, [process_state(p) for p in
+                              pids_in_netns(self.inode[n])]), flush=True)
         if n in self.procs:
             self.procs.pop(n).wait()
             self.logs.pop(n).close()
@@ -568,8 +591,8 @@ class ClusterTest(unittest.TestCase):
         print("cluster: %-32s client's longest silence %5.1f s; VM on %s "
               "after %4.1f s; live VM copies at most %d"
               % (name, outage, new_primary, moved, peak), flush=True)
-        self.assertEqual(peak, 1, "%s: %d live copies of the VM" % (name,
-                                                                     peak))
+        self.assertEqual(peak, 1, "%s: %d live copies of the VM: %s" % (
+            name, peak, self.watch.last_detail))
 
     def reprotected(self, name, primary, standby, old_pid):
         took, pid = self.wait_protected(primary, standby, old_pid)
