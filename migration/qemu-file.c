@@ -128,6 +128,31 @@ static bool qemu_file_wait_input(QEMUFile *f)
     return true;
 }
 
+/*
+ * One read of up to @len bytes from the fd, as read() returns it.  With a
+ * progress floor the data that is already there is taken without waiting
+ * (no poll per read on a busy stream); only an empty socket waits, until
+ * the floor's window says the source is too slow (-1, error set).
+ */
+static ssize_t qemu_file_read_some(QEMUFile *f, void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (!f->floor_bytes || f->idle) {
+        return read(f->fd, buf, len);
+    }
+    for (;;) {
+        n = recv(f->fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            return n;
+        }
+        if (!qemu_file_wait_input(f)) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+}
+
 static QEMUFile *qemu_file_alloc(bool writable, int fd, bool close_fd)
 {
     QEMUFile *f = g_new0(QEMUFile, 1);
@@ -292,11 +317,10 @@ static size_t qemu_file_ensure(QEMUFile *f, size_t want)
     while (f->len < want) {
         ssize_t n;
 
-        if (!qemu_file_wait_input(f)) {
-            break;
+        n = qemu_file_read_some(f, f->buf + f->len, f->cap - f->len);
+        if (n < 0 && f->last_error) {
+            break;              /* the progress floor said why */
         }
-        n = read(f->fd, f->buf + f->len, f->cap - f->len);
-
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -442,10 +466,10 @@ bool qemu_get_buffer(QEMUFile *f, void *buf, size_t size)
     while (size > 0) {
         ssize_t n;
 
-        if (!qemu_file_wait_input(f)) {
+        n = qemu_file_read_some(f, dst, size);
+        if (n < 0 && f->last_error) {
             return false;
         }
-        n = read(f->fd, dst, size);
         if (n < 0 && errno == EINTR) {
             continue;
         }
