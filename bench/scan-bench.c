@@ -17,6 +17,7 @@
 
 #include "migration/wire.h"
 #include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/soft-dirty.h"
 
 G_DEFINE_QUARK(colo-error-quark, colo_error)
 
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
     dirties = g_strsplit(argv[2], ",", -1);
     rounds = atoi(argv[3]);
     printf("soft-dirty in this kernel: %s\n",
-           dirty_scan_soft_dirty_works() ? "yes" : "no");
+           soft_dirty_works() ? "yes" : "no");
     for (int i = 0; rams[i]; i++) {
         uint64_t size = g_ascii_strtoull(rams[i], NULL, 10) << 20;
         uint64_t npages = size / TARGET_PAGE_SIZE;
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
             uint64_t dirty = (g_ascii_strtoull(dirties[j], NULL, 10) << 20) /
                              TARGET_PAGE_SIZE;
             g_autoptr(GError) err = NULL;
+            WriteTracker *tracker;
             DirtyScan *ds = dirty_scan_new(mem, size, 2, &err);
             int64_t digest_us, sd_us;
 
@@ -100,11 +102,13 @@ int main(int argc, char **argv)
                     ds, mem + p * TARGET_PAGE_SIZE));
             }
             digest_us = bench(ds, mem, npages, dirty, rounds, r);
-            if (!dirty_scan_attach_soft_dirty(ds, getpid(), (uintptr_t)mem,
-                                              &err)) {
+            tracker = soft_dirty_attach(getpid(), (uintptr_t)mem,
+                                        npages * TARGET_PAGE_SIZE, &err);
+            if (!tracker) {
                 fprintf(stderr, "soft-dirty: %s\n", err->message);
                 return 1;
             }
+            dirty_scan_set_tracker(ds, tracker);
             sd_us = bench(ds, mem, npages, dirty, rounds, r);
             printf("scan ram %s MiB dirty %s MiB: digest %.2f ms  "
                    "soft-dirty %.2f ms  (%s)\n", rams[i], dirties[j],

@@ -3,9 +3,10 @@
 This host's kernel has no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off),
 Debian's own kernels have them.  So the test boots the Linux guest's
 Debian cloud kernel under TCG (stock QEMU 10.0) with tests/unit/
-test-soft-dirty (static: colo-primary's real dirty-scan.c) added to its
+test-write-tracker (static: colo-primary's real dirty-scan.c and
+soft-dirty.c; only its soft-dirty cases) added to its
 initramfs, runs it there and reads its TAP output from the serial port.
-Every test must pass there; none may be skipped."""
+Every soft-dirty test must pass there; none may be skipped."""
 
 import os
 import re
@@ -15,12 +16,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
 
 TEST_BINARY = os.environ.get("COLO_TEST_SOFT_DIRTY", os.path.join(
-    ct.BUILD_ROOT, "tests", "test-soft-dirty"))
+    ct.BUILD_ROOT, "tests", "test-write-tracker-static"))
 EXPECTED_TESTS = 5
 
 RUNNER = b"""#!/bin/sh
 echo "soft-dirty-vm: kernel $(uname -r)"
-/bin/test-soft-dirty --tap
+COLO_TEST_REQUIRE_TRACKER=soft-dirty /bin/test-write-tracker --tap \\
+    -p /write-tracker/soft-dirty
 echo "soft-dirty-vm: exit $?"
 poweroff -f
 """
@@ -32,7 +34,7 @@ class SoftDirtyInGuest(ct.TempDirTestCase):
         with open(TEST_BINARY, "rb") as f:
             binary = f.read()
         p, out = ct.run_in_linux_guest(self.tmp, {
-            "bin/test-soft-dirty": binary, "guest/soft-dirty": RUNNER},
+            "bin/test-write-tracker": binary, "guest/soft-dirty": RUNNER},
             "soft-dirty", timeout=540)
         self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
         self.assertIn("soft-dirty-vm: exit 0", out, out[-3000:])

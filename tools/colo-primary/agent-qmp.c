@@ -249,6 +249,10 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
         if (info.tracking_why) {
             json_object_set_string_member(t, "reason", info.tracking_why);
         }
+        if (info.tracking_fallback) {
+            json_object_set_string_member(t, "fallback",
+                                          info.tracking_fallback);
+        }
         json_object_set_object_member(o, "x-colo-dirty-tracking", t);
     }
     if (info.have_pauses) {

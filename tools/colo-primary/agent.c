@@ -227,7 +227,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
                               "auto", &a->tracking_mode)) {
         *exit_status = AGENT_EXIT_USAGE;
         g_set_error(errp, COLO_ERROR, EINVAL, "--dirty-tracking %s: expected "
-                    "auto, digest or soft-dirty", cfg->dirty_tracking);
+                    "auto, digest, uffd-wp or soft-dirty", cfg->dirty_tracking);
         goto fail;
     }
     if (cfg->monitor) {
@@ -311,6 +311,7 @@ void agent_free(Agent *a)
     g_free(a->error_desc);
     g_free(a->net_netdevs);
     g_free(a->tracking_why);
+    g_free(a->tracking_fallback);
     g_free(a);
 }
 
@@ -336,8 +337,9 @@ void agent_query(Agent *a, AgentInfo *info)
     info->xbzrle_pages = a->xbzrle_pages;
     info->last = a->last;
     info->net_buffered = a->net_buffered;
-    info->tracking = dirty_scan_method(a->scan);
+    info->tracking = a->tracking ? a->tracking : "digest";
     info->tracking_why = g_strdup(a->tracking_why);
+    info->tracking_fallback = g_strdup(a->tracking_fallback);
     info->net_netdevs = g_strdup(a->net_netdevs);
     info->net = a->net;
     g_mutex_unlock(&a->lock);
@@ -352,4 +354,5 @@ void agent_info_clear(AgentInfo *info)
     g_free(info->net_netdevs);
     info->net_netdevs = NULL;
     g_clear_pointer(&info->tracking_why, g_free);
+    g_clear_pointer(&info->tracking_fallback, g_free);
 }

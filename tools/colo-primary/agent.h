@@ -57,7 +57,7 @@ typedef struct CheckpointFigures {
     int64_t total_us;           /* stop -> the secondary's LOADED */
     uint64_t dirty_pages;       /* of main RAM */
     uint64_t scanned_pages;     /* digested to find them (all without
-                                   soft-dirty) */
+                                   a tracker) */
     uint64_t wire_bytes;        /* RAM records and device state */
     uint64_t device_bytes;
     uint64_t xbzrle_pages;
@@ -82,7 +82,7 @@ typedef struct AgentConfig {
     gboolean keep_held_output;  /* --held-output keep: what never committed
                                    stays held in QEMU when the session
                                    ends (a cluster manager releases it) */
-    char *dirty_tracking;       /* auto, digest, soft-dirty */
+    char *dirty_tracking;       /* auto, digest, uffd-wp, soft-dirty */
     int qemu_pid;               /* 0: the QMP socket's peer */
     char *tls_creds;            /* --tls-creds: a --object's id */
     char *tls_hostname;
@@ -128,7 +128,9 @@ struct Agent {
     bool net_buffered;          /* this session holds the VM's output */
     char *net_netdevs;          /* which netdevs, for the queries */
     NetBufferStats net;         /* as of the last checkpoint */
-    char *tracking_why;         /* why digests, NULL with soft-dirty */
+    char *tracking_why;         /* what was refused, or NULL */
+    const char *tracking;       /* the scan's method, as of the last pause */
+    char *tracking_fallback;    /* why the tracker was given up, or NULL */
     GThread *session;
     SessionNotifier notify;     /* how the session reaches agent.c */
     bool quit_when_idle;
@@ -154,8 +156,9 @@ typedef struct AgentInfo {
     bool net_buffered;
     char *net_netdevs;          /* owned */
     NetBufferStats net;
-    const char *tracking;       /* "soft-dirty", "digest" */
-    char *tracking_why;         /* owned; NULL with soft-dirty */
+    const char *tracking;       /* "uffd-wp", "soft-dirty", "digest" */
+    char *tracking_why;         /* owned; what was refused, or NULL */
+    char *tracking_fallback;    /* owned; why given up mid-session */
 } AgentInfo;
 
 /* Main thread.  Maps the RAM file, connects to QEMU, prepares the dirty

@@ -33,13 +33,11 @@ struct DirtyScan {
     const uint8_t *ram;
     uint64_t npages;
 
-    /* Soft-dirty (see dirty_scan_attach_soft_dirty); -1 when unused. */
-    int pagemap_fd;
-    int clear_refs_fd;
-    uint64_t qemu_first_page;   /* of the RAM in QEMU's address space */
-    unsigned long *candidates;  /* soft-dirty pages of this scan */
+    /* The pages QEMU wrote (dirty_scan_set_tracker); NULL: all pages */
+    WriteTracker *tracker;
+    unsigned long *candidates;  /* the tracker's pages of this scan */
     uint64_t ncandidates;
-    char *fallback_reason;      /* why soft-dirty was given up, or NULL */
+    char *fallback_reason;      /* why the tracker was given up, or NULL */
 
     uint64_t *digests;
     uint64_t key[WORDS_PER_PAGE];
@@ -224,111 +222,53 @@ DirtyScan *dirty_scan_new(const uint8_t *ram, uint64_t size, int threads,
         ds->chunks[c].end = MIN(ds->npages, (c + 1) * CHUNK_PAGES);
     }
     ds->nthreads = CLAMP(threads, 1, MAX_THREADS);
-    ds->pagemap_fd = ds->clear_refs_fd = -1;
     return ds;
 }
 
-static void soft_dirty_close(DirtyScan *ds)
+static void tracker_close(DirtyScan *ds)
 {
-    if (ds->pagemap_fd >= 0) {
-        close(ds->pagemap_fd);
+    if (ds->tracker) {
+        ds->tracker->ops->free(ds->tracker);
+        ds->tracker = NULL;
     }
-    if (ds->clear_refs_fd >= 0) {
-        close(ds->clear_refs_fd);
-    }
-    ds->pagemap_fd = ds->clear_refs_fd = -1;
     g_clear_pointer(&ds->candidates, g_free);
+}
+
+void dirty_scan_set_tracker(DirtyScan *ds, WriteTracker *t)
+{
+    tracker_close(ds);
+    if (t) {
+        g_assert(t->npages == ds->npages);
+        ds->tracker = t;
+        ds->candidates = bitmap_new(ds->npages);
+        g_clear_pointer(&ds->fallback_reason, g_free);
+    }
 }
 
 /* From now on every page is a candidate again: the digests are current,
  * so the full scan finds exactly what changed. */
-static void soft_dirty_give_up(DirtyScan *ds, const char *why)
+static void tracker_give_up(DirtyScan *ds, const char *why)
 {
     g_free(ds->fallback_reason);
-    ds->fallback_reason = g_strdup(why);
-    soft_dirty_close(ds);
+    ds->fallback_reason = g_strdup_printf("%s: %s",
+                                          ds->tracker->ops->method, why);
+    tracker_close(ds);
 }
 
-/* Clears the soft-dirty bits of every page of the QEMU process. */
-static bool soft_dirty_clear(DirtyScan *ds, GError **errp)
+/* The tracker's pages since the previous scan, into @candidates. */
+static bool tracker_collect(DirtyScan *ds, GError **errp)
 {
-    if (pwrite(ds->clear_refs_fd, "4", 1, 0) != 1) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot clear the soft-dirty "
-                    "bits of QEMU: %s", g_strerror(errno));
+    bitmap_zero(ds->candidates, ds->npages);
+    if (!ds->tracker->ops->collect(ds->tracker, ds->candidates, errp)) {
         return false;
     }
+    ds->ncandidates = bitmap_count_one(ds->candidates, ds->npages);
     return true;
-}
-
-/* Bit 55 of each pagemap entry of the RAM, into @candidates. */
-static bool soft_dirty_read(DirtyScan *ds, GError **errp)
-{
-    enum { BATCH = 16384 };
-    g_autofree uint64_t *buf = g_new(uint64_t, BATCH);
-
-    memset(ds->candidates, 0, BITS_TO_LONGS(ds->npages) * sizeof(long));
-    ds->ncandidates = 0;
-    for (uint64_t p = 0; p < ds->npages; p += BATCH) {
-        uint64_t n = MIN(BATCH, ds->npages - p);
-        off_t at = (off_t)((ds->qemu_first_page + p) * 8);
-        ssize_t got = pread(ds->pagemap_fd, buf, n * 8, at);
-
-        if (got != (ssize_t)(n * 8)) {
-            g_set_error(errp, COLO_ERROR, got < 0 ? errno : EIO, "cannot "
-                        "read QEMU's pagemap: %s", got < 0 ?
-                        g_strerror(errno) : "short read");
-            return false;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            if ((buf[i] >> 55) & 1) {
-                set_bit(p + i, ds->candidates);
-                ds->ncandidates++;
-            }
-        }
-    }
-    return true;
-}
-
-bool dirty_scan_attach_soft_dirty(DirtyScan *ds, int pid, uint64_t addr,
-                                  GError **errp)
-{
-    g_autofree char *pm = g_strdup_printf("/proc/%d/pagemap", pid);
-    g_autofree char *cr = g_strdup_printf("/proc/%d/clear_refs", pid);
-
-    if (addr % TARGET_PAGE_SIZE) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "QEMU's RAM mapping at 0x%"
-                    PRIx64 " is not page aligned", addr);
-        return false;
-    }
-    soft_dirty_close(ds);
-    ds->pagemap_fd = open(pm, O_RDONLY | O_CLOEXEC);
-    ds->clear_refs_fd = open(cr, O_WRONLY | O_CLOEXEC);
-    if (ds->pagemap_fd < 0 || ds->clear_refs_fd < 0) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot open %s: %s",
-                    ds->pagemap_fd < 0 ? pm : cr, g_strerror(errno));
-        soft_dirty_close(ds);
-        return false;
-    }
-    ds->qemu_first_page = addr / TARGET_PAGE_SIZE;
-    ds->candidates = g_new0(unsigned long, BITS_TO_LONGS(ds->npages));
-    /* A first read proves the range is readable; the clear starts the
-     * first epoch: from here on every write of QEMU's sets a bit. */
-    if (!soft_dirty_read(ds, errp) || !soft_dirty_clear(ds, errp)) {
-        soft_dirty_close(ds);
-        return false;
-    }
-    g_clear_pointer(&ds->fallback_reason, g_free);
-    return true;
-}
-
-void dirty_scan_detach_soft_dirty(DirtyScan *ds)
-{
-    soft_dirty_close(ds);
 }
 
 const char *dirty_scan_method(const DirtyScan *ds)
 {
-    return ds->pagemap_fd >= 0 ? "soft-dirty" : "digest";
+    return ds->tracker ? ds->tracker->ops->method : "digest";
 }
 
 const char *dirty_scan_fallback_reason(const DirtyScan *ds)
@@ -338,12 +278,12 @@ const char *dirty_scan_fallback_reason(const DirtyScan *ds)
 
 uint64_t dirty_scan_candidates(const DirtyScan *ds)
 {
-    return ds->pagemap_fd >= 0 ? ds->ncandidates : ds->npages;
+    return ds->tracker ? ds->ncandidates : ds->npages;
 }
 
 bool dirty_scan_is_candidate(const DirtyScan *ds, uint64_t page_no)
 {
-    return ds->pagemap_fd < 0 || test_bit(page_no, ds->candidates);
+    return !ds->tracker || test_bit(page_no, ds->candidates);
 }
 
 void dirty_scan_free(DirtyScan *ds)
@@ -355,7 +295,7 @@ void dirty_scan_free(DirtyScan *ds)
         g_assert(!ds->threads[i]);
     }
     munmap(ds->staging, ds->npages * TARGET_PAGE_SIZE);
-    soft_dirty_close(ds);
+    tracker_close(ds);
     g_free(ds->fallback_reason);
     g_free(ds->chunks);
     g_free(ds->changed);
@@ -423,12 +363,10 @@ void dirty_scan_start(DirtyScan *ds)
 {
     g_autoptr(GError) err = NULL;
 
-    /* Read, then clear at once: a write between the two would be lost,
-     * so QEMU must not write guest RAM here (the VM is stopped).  Writes
-     * after the clear, while the pages are digested, are next scan's. */
-    if (ds->pagemap_fd >= 0 &&
-        (!soft_dirty_read(ds, &err) || !soft_dirty_clear(ds, &err))) {
-        soft_dirty_give_up(ds, err->message);
+    /* The VM is stopped: the written pages since the previous scan.
+     * Writes after this, while the pages are digested, are next scan's. */
+    if (ds->tracker && !tracker_collect(ds, &err)) {
+        tracker_give_up(ds, err->message);
     }
     g_atomic_int_set(&ds->next_chunk, 0);
     for (int i = 0; i < ds->nthreads; i++) {
@@ -470,39 +408,4 @@ void dirty_scan_foreach(const DirtyScan *ds, DirtyPageFn fn, void *opaque)
                staged + k * TARGET_PAGE_SIZE);
         }
     }
-}
-
-bool dirty_scan_soft_dirty_works(void)
-{
-    /* Clear the bits, write a page of our own: is its bit 55 set? */
-    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    uint8_t *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    uint64_t entry = 0;
-    int pm;
-    bool ok = false;
-
-    if (fd < 0 || p == MAP_FAILED) {
-        goto out;
-    }
-    p[0] = 1;
-    if (write(fd, "4", 1) != 1) {
-        goto out;
-    }
-    p[0] = 2;
-    pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (pm >= 0) {
-        if (pread(pm, &entry, 8, ((uintptr_t)p / 4096) * 8) == 8) {
-            ok = (entry >> 55) & 1;
-        }
-        close(pm);
-    }
-out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (p != MAP_FAILED) {
-        munmap(p, 4096);
-    }
-    return ok;
 }

@@ -10,7 +10,8 @@
  *                [--object tls-creds-x509,id=ID,dir=DIR,endpoint=client]
  *                [--tls-creds ID] [--tls-hostname NAME]
  *                [--no-net-buffer] [--verify-secondary RAM_DIR]
- *                [--dirty-tracking auto|digest|soft-dirty] [--qemu-pid N]
+ *                [--dirty-tracking auto|digest|uffd-wp|soft-dirty]
+ *                [--qemu-pid N]
  *                [--disk NODE=nbd://HOST:PORT/EXPORT ...]
  *                [--held-output release|keep] [--quiet]
  *   colo-primary --qmp QEMU_QMP_SOCKET --release-held-output
@@ -103,10 +104,11 @@ int main(int argc, char **argv)
           "let out what a colo-primary run with --held-output keep left "
           "held in the VM of --qmp, oldest first, and exit", NULL },
         { "dirty-tracking", 0, 0, G_OPTION_ARG_STRING, &c->dirty_tracking,
-          "how changed pages are found: auto (soft-dirty where it can be "
-          "trusted), digest, soft-dirty", "MODE" },
+          "how changed pages are found: auto (uffd-wp, else soft-dirty, "
+          "where it can be had), digest, uffd-wp, soft-dirty", "MODE" },
         { "qemu-pid", 0, 0, G_OPTION_ARG_INT, &c->qemu_pid,
-          "QEMU's pid, for soft-dirty (default: the QMP socket's peer)",
+          "QEMU's pid, for uffd-wp and soft-dirty (default: the QMP "
+          "socket's peer)",
           "PID" },
         { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &c->disks,
           "mirror the VM's block node NODE to the secondary's NBD export "

@@ -336,8 +336,16 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
     Agent *a = s->a;
     bool events;
 
+    const char *fallback = dirty_scan_fallback_reason(a->scan);
+    bool gave_up;
+
     record_net_stats(s);
     g_mutex_lock(&a->lock);
+    gave_up = fallback && !a->tracking_fallback;
+    if (gave_up) {
+        a->tracking_fallback = g_strdup(fallback);
+    }
+    a->tracking = dirty_scan_method(a->scan);
     a->last = *fig;
     if (fig->number > 0) {
         a->checkpoints = fig->number;
@@ -347,6 +355,12 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
     a->xbzrle_pages += fig->xbzrle_pages;
     events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS];
     g_mutex_unlock(&a->lock);
+    if (gave_up) {
+        /* said even with -q: protection got more expensive */
+        fprintf(stderr, "colo-primary: dirty tracking: digests of every page "
+                "from checkpoint %" PRIu64 " on (%s)\n", fig->number,
+                fallback);
+    }
     if (events && fig->number > 0) {
         GVariantDict d;
 
@@ -384,7 +398,7 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
     }
 }
 
-/* Soft-dirty or digests (dirty-tracking.h), said once per session. */
+/* A write tracker or digests (dirty-tracking.h), said once per session. */
 static bool session_choose_tracking(Session *s, GError **errp)
 {
     Agent *a = s->a;
@@ -400,6 +414,8 @@ static bool session_choose_tracking(Session *s, GError **errp)
     g_mutex_lock(&a->lock);
     g_free(a->tracking_why);
     a->tracking_why = g_steal_pointer(&why);
+    a->tracking = dirty_scan_method(a->scan);
+    g_clear_pointer(&a->tracking_fallback, g_free);
     g_mutex_unlock(&a->lock);
     if (!a->cfg.quiet) {
         printf("dirty tracking: %s%s%s%s\n", dirty_scan_method(a->scan),
@@ -460,8 +476,8 @@ static bool session_initial_sync(Session *s, GError **errp)
     s->section_id = s->model->lv.ram_section_id;
     s->switchover = colo_machine_sends_switchover(s->model->lv.machine);
 
-    /* 2. All of main RAM while the VM runs; from here on soft-dirty bits
-     * (where used) mark what QEMU writes. */
+    /* 2. All of main RAM while the VM runs; from here on the tracker
+     * (where used) marks what QEMU writes. */
     if (!session_choose_tracking(s, errp) || !session_connect(s, errp)) {
         return false;
     }
@@ -624,6 +640,8 @@ static void session_finish(Session *s, GError *err)
         fprintf(stderr, "colo-primary: could not resume the VM: %s\n",
                 cont_err->message);
     }
+    /* QEMU as it was: no write protection left behind */
+    dirty_scan_set_tracker(a->scan, NULL);
     g_mutex_lock(&a->lock);
     a->peer = NULL;
     requested = a->stop_requested;

@@ -1,15 +1,19 @@
 /*
- * test-soft-dirty: colo-primary's scan in soft-dirty mode, run where the
- * kernel has soft-dirty bits.  This development host's kernel has none,
- * so tests/functional/test_soft_dirty.py boots Debian's cloud kernel
- * under TCG with this program (static) in the initramfs and reads its TAP
- * output from the serial port.
+ * test-write-tracker: colo-primary's scan narrowed by each kind of write
+ * tracker (write-tracker.h) the kernel has: uffd-wp (Linux 6.7; this
+ * development host has it) and soft-dirty (Debian's kernels; this host
+ * has none, so tests/functional/test_soft_dirty.py boots Debian's cloud
+ * kernel under TCG with this program (static) in the initramfs and reads
+ * its TAP output from the serial port).  A kind the kernel lacks is
+ * skipped here, with the reason; the functional tests say which ran.
  *
  * A child process plays QEMU: it maps a shared memfd and writes the pages
- * it is told to; the scanner maps the same memfd read only and follows the
- * child's soft-dirty bits (dirty_scan_attach_soft_dirty).  Each scan must
- * look at exactly the pages the child wrote since the previous one, and
- * report as changed exactly those whose contents differ.
+ * it is told to, and waits for orders blocked in read() (so uffd-wp's
+ * injection lands in a blocked system call, as in QEMU's poll loop); the
+ * scanner maps the same memfd read only and follows the child's writes
+ * through the tracker.  Each scan must look at exactly the pages the
+ * child wrote since the previous one, and report as changed exactly those
+ * whose contents differ.
  */
 #include "qemu/osdep.h"
 
@@ -19,10 +23,15 @@
 
 #include "migration/wire.h"
 #include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/soft-dirty.h"
+#include "tools/colo-primary/uffd-wp.h"
 
 #define NPAGES 4096             /* 16 MiB */
 
+#ifdef STANDALONE_STATIC
+/* the static build for the guest links no library that defines it */
 G_DEFINE_QUARK(colo-error-quark, colo_error)
+#endif
 
 typedef struct Child {
     pid_t pid;
@@ -96,11 +105,12 @@ static void child_write(Fixture *f, GArray *pages, uint8_t byte)
 
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
+    const char *method = data;
     int cmd[2], ack[2];
     uint64_t addr;
     g_autoptr(GError) err = NULL;
+    WriteTracker *t;
 
-    (void)data;
     f->rand = g_rand_new_with_seed(42);
     f->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
     g_assert_cmpint(f->memfd, >=, 0);
@@ -138,10 +148,11 @@ static void fixture_setup(Fixture *f, gconstpointer data)
         dirty_scan_set_digest(f->ds, p, dirty_scan_page_digest(
             f->ds, f->view + p * TARGET_PAGE_SIZE));
     }
-    g_assert_true(dirty_scan_attach_soft_dirty(f->ds, f->child.pid, addr,
-                                               &err));
+    t = (!strcmp(method, "uffd-wp") ? uffd_wp_attach : soft_dirty_attach)(
+        f->child.pid, addr, NPAGES * TARGET_PAGE_SIZE, &err);
     g_assert_no_error(err);
-    g_assert_cmpstr(dirty_scan_method(f->ds), ==, "soft-dirty");
+    dirty_scan_set_tracker(f->ds, t);
+    g_assert_cmpstr(dirty_scan_method(f->ds), ==, method);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data)
@@ -232,9 +243,45 @@ static void scan(Fixture *f)
     dirty_scan_finish(f->ds);
 }
 
-static void test_kernel_has_soft_dirty(void)
+/* Where a kind is required (COLO_TEST_REQUIRE_TRACKER=soft-dirty in the
+ * Debian-kernel guest), the kernel must have it. */
+static void test_kernel_has_it(gconstpointer data)
 {
-    g_assert_true(dirty_scan_soft_dirty_works());
+    const char *method = data;
+    g_autofree char *why = !strcmp(method, "uffd-wp") ?
+                           uffd_wp_kernel_obstacle() :
+                           soft_dirty_works() ? NULL :
+                           g_strdup("this kernel has no soft-dirty bits");
+
+    if (why) {
+        g_assert_cmpstr(g_getenv("COLO_TEST_REQUIRE_TRACKER"), !=, method);
+        g_test_skip(why);
+    }
+}
+
+/* PAGEMAP_SCAN failing at the third checkpoint (the test hook): that scan
+ * and the later ones digest every page, and the scan says why. */
+static void test_falls_back_when_pagemap_scan_fails(Fixture *f,
+                                                    gconstpointer d)
+{
+    g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+
+    (void)d;
+    for (uint64_t p = 0; p < NPAGES; p++) {
+        g_array_append_val(all, p);
+    }
+    g_setenv("COLO_TEST_PAGEMAP_SCAN", "fail-after:2", TRUE);
+    for (int round = 0; round < 4; round++) {
+        g_autoptr(GArray) w = random_pages(f, 20 + round);
+
+        child_write(f, w, 0x30 + round);
+        scan(f);
+        check_scan(f, round < 2 ? w : all, w);
+    }
+    g_unsetenv("COLO_TEST_PAGEMAP_SCAN");
+    g_assert_cmpstr(dirty_scan_method(f->ds), ==, "digest");
+    g_assert_nonnull(strstr(dirty_scan_fallback_reason(f->ds),
+                            "uffd-wp: PAGEMAP_SCAN"));
 }
 
 /* Known pages written: exactly those are looked at and found. */
@@ -343,20 +390,49 @@ static void test_falls_back_when_qemu_is_gone(Fixture *f, gconstpointer d)
     }
 }
 
+static bool kernel_has(const char *method)
+{
+    g_autofree char *why = NULL;
+
+    if (!strcmp(method, "uffd-wp")) {
+        why = uffd_wp_kernel_obstacle();
+        return !why;
+    }
+    return soft_dirty_works();
+}
+
+static void add(const char *method, const char *name,
+                void (*fn)(Fixture *, gconstpointer))
+{
+    g_autofree char *path = g_strdup_printf("/write-tracker/%s/%s", method,
+                                            name);
+
+    g_test_add(path, Fixture, method, fixture_setup, fn, fixture_teardown);
+}
+
 int main(int argc, char **argv)
 {
+    static const char *const methods[] = { "uffd-wp", "soft-dirty" };
+
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/soft-dirty/kernel-has-it", test_kernel_has_soft_dirty);
-    g_test_add("/soft-dirty/exactly-the-written-pages", Fixture, NULL,
-               fixture_setup, test_exactly_the_written_pages,
-               fixture_teardown);
-    g_test_add("/soft-dirty/rewrite-same-contents", Fixture, NULL,
-               fixture_setup, test_rewrite_same_contents, fixture_teardown);
-    g_test_add("/soft-dirty/written-during-the-scan", Fixture, NULL,
-               fixture_setup, test_written_during_the_scan,
-               fixture_teardown);
-    g_test_add("/soft-dirty/falls-back-when-qemu-is-gone", Fixture, NULL,
-               fixture_setup, test_falls_back_when_qemu_is_gone,
-               fixture_teardown);
+    for (unsigned i = 0; i < G_N_ELEMENTS(methods); i++) {
+        const char *m = methods[i];
+        g_autofree char *path = g_strdup_printf("/write-tracker/%s/"
+                                                "kernel-has-it", m);
+
+        g_test_add_data_func(path, m, test_kernel_has_it);
+        if (!kernel_has(m)) {
+            continue;
+        }
+        add(m, "exactly-the-written-pages", test_exactly_the_written_pages);
+        add(m, "rewrite-same-contents", test_rewrite_same_contents);
+        add(m, "written-during-the-scan", test_written_during_the_scan);
+        add(m, "falls-back-when-qemu-is-gone",
+            test_falls_back_when_qemu_is_gone);
+        if (!strcmp(m, "uffd-wp")) {
+            add(m, "falls-back-when-pagemap-scan-fails",
+                test_falls_back_when_pagemap_scan_fails);
+        }
+    }
     return g_test_run();
 }
