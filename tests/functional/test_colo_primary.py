@@ -15,103 +15,28 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
+from primary_runs import (PRIMARY, PrimaryRuns, kvm_works,  # noqa: E402
+                          tracking_of)
 
-PRIMARY = os.environ.get("COLO_PRIMARY", os.path.join(
-    ct.BUILD_ROOT, "tools", "colo-primary"))
 
+class ColoPrimary(PrimaryRuns, ct.TempDirTestCase):
 
-class ColoPrimary(ct.TempDirTestCase):
-
-    def start_vm(self, version="10.0", machine="pc"):
-        ct.require_qemu(version)
-        vm = ct.Qemu(version, self.tmp, machine=machine, mem_mb=64,
-                     bios=ct.GUEST_BIOS)
-        ct.wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
-        vm.qmp.close()      # the agent needs QEMU's only QMP connection
-        return vm
-
-    def agent(self, vm, port, *extra, timeout=300, qmp=None):
-        argv = [PRIMARY, "--qmp", qmp or vm.qmp_path, "--ram-file",
-                vm.ram_path, "--connect", "tcp:127.0.0.1:%d" % port] + \
-            list(extra)
-        return subprocess.run(argv, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout)
-
-    def verified_run(self, vm, sec, checkpoints, *extra):
-        """colo-primary through the test's oracles: the secondary's RAM is
-        checked against the primary's after the initial sync and after
-        every one of @checkpoints checkpoints, twice: at the moment the
-        secondary acknowledges the commit (CommitWatch holds the message
-        meanwhile) and again before the next pause (PrimaryOracle)."""
-        oracle = ct.PrimaryOracle(
-            vm.qmp_path, vm.ram_path, os.path.join(self.tmp, "oracle.qmp"),
-            secondary_ram=os.path.join(sec.ram_dir, "pc.ram"))
-        watch = ct.CommitWatch(sec.port, oracle.verify_secondary)
-        try:
-            p = self.agent(vm, watch.port, "--checkpoints", str(checkpoints),
-                           *extra, qmp=oracle.path)
-            out = p.stdout.decode()
-            self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
-            oracle.check()
-            watch.check()
-            self.assertEqual(watch.commits, checkpoints + 1)
-            # the last checkpoint: the agent has ended, the secondary idles
-            n = sec.qmp.cmd("query-colo-status")["x-checkpoints"]
-            self.assertEqual(n, checkpoints)
-            oracle.verify_secondary(n)
-            self.assertEqual(oracle.verified, 2 * (checkpoints + 1))
-            self.assertEqual(len(oracle.pauses),
-                             checkpoints + oracle.INITIAL_PAUSES)
-            return out
-        finally:
-            oracle.close()
-
-    def agent_with_monitor(self, vm, *extra):
-        """colo-primary with its own QMP socket; stopped at cleanup."""
-        mon_path = os.path.join(self.tmp, "agent.qmp")
-        proc = subprocess.Popen(
-            [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
-             "--monitor", "unix:%s,server=on,wait=off" % mon_path, "-q"] +
-            list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-        def stop():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stderr.close()
-        self.addCleanup(stop)
-        q = ct.QMP(mon_path)
-        self.addCleanup(q.close)
-        return proc, q
-
-    def quit_agent(self, proc, q):
-        q.cmd("quit")
-        proc.wait(timeout=30)
-        self.assertEqual(proc.returncode, 0, proc.stderr.read())
-
-    def guest_runs_on(self, vm):
-        before = len(ct.guest_counters(vm.serial_path))
-        ct.wait_for(lambda: len(ct.guest_counters(vm.serial_path)) >
-                    before + 2, 60, "the guest running on")
-
-    def vm_running(self, vm):
-        q = ct.QMP(vm.qmp_path)
-        try:
-            return q.cmd("query-status")["status"]
-        finally:
-            q.close()
-
-    def run_e2e(self, version, machine):
-        vm = self.start_vm(version, machine)
+    def run_e2e(self, version, machine, accel="tcg"):
+        """50 checkpoints with the default tracking (auto: uffd-wp where
+        the kernel has it), each checked by the oracle."""
+        vm = self.start_vm(version, machine, accel=accel)
         sdir = os.path.join(self.tmp, "sec")
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir)
         try:
             out = self.verified_run(vm, sec, 50, "--x-checkpoint-delay",
-                                    "100")
+                                    "100", "--qemu-pid", str(vm.proc.pid))
             self.assertIn("done: 50 checkpoints", out)
             self.assertEqual(self.vm_running(vm), "running")
-            print("\n" + out.strip().splitlines()[-1], file=sys.stderr)
+            method, why = self.expect_uffd_wp(out)
+            print("\nQEMU %s, %s, dirty tracking %s%s\n%s" % (
+                version, accel.upper(), method, " (%s)" % why if why else "",
+                out.strip().splitlines()[-1]), file=sys.stderr)
         finally:
             vm.kill()
             sec.quit()
@@ -121,6 +46,21 @@ class ColoPrimary(ct.TempDirTestCase):
 
     def test_e2e_qemu72(self):
         self.run_e2e("7.2", "pc")
+
+    def run_e2e_kvm(self, version):
+        """The same under KVM where /dev/kvm works; a machine without it
+        ran the TCG cases above (which is not a skip: the log says so)."""
+        if not kvm_works():
+            print("\nKVM: /dev/kvm does not work on this machine; the TCG "
+                  "case of QEMU %s ran" % version, file=sys.stderr)
+            return
+        self.run_e2e(version, "pc", accel="kvm")
+
+    def test_e2e_kvm_qemu100(self):
+        self.run_e2e_kvm("10.0")
+
+    def test_e2e_kvm_qemu72(self):
+        self.run_e2e_kvm("7.2")
 
     def test_stock_qemu_secondary(self):
         """The same checkpoints into stock QEMU 10.0 as the COLO secondary
@@ -156,7 +96,10 @@ class ColoPrimary(ct.TempDirTestCase):
         os.makedirs(sdir)
         sec = ct.ColoSecondary(sdir)
         try:
-            self.verified_run(vm, sec, 20, "--xbzrle")
+            # digests of every page: the method without a tracker
+            out = self.verified_run(vm, sec, 20, "--xbzrle",
+                                    "--dirty-tracking", "digest")
+            self.assertEqual(tracking_of(out)[0], "digest")
             self.assertEqual(self.vm_running(vm), "running")
         finally:
             vm.kill()
