@@ -2,18 +2,24 @@
 """Benchmark (not a test): the VM's pause per checkpoint (median, p99) and
 checkpoints per second when colo-primary protects a stock QEMU VM, for
 256 MiB, 1 GiB and 4 GiB guests at dirty rates of ~0, 16 and 128 MiB/s (the
-PIT-paced colo-guest variants), x-checkpoint-delay 100 ms:
+PIT-paced colo-guest variants), x-checkpoint-delay 100 ms, per way of
+finding the written pages (--dirty-tracking):
 
-  colo-primary + QEMU 10.0, TCG   (page digests: this kernel has no
-                                   soft-dirty bits, colo-primary checks)
-  colo-primary + QEMU 10.0, KVM   (when /dev/kvm works)
-  QEMU 7.2's own COLO, KVM        (stock primary, pause = its STOP ->
-                                   RESUME events; colo-secondary as the
-                                   secondary)
+  colo-primary digest + QEMU 10.0, TCG      (every page digested)
+  colo-primary uffd-wp + QEMU 10.0, TCG     (where the kernel has it)
+  colo-primary soft-dirty + QEMU 10.0, TCG  (where the kernel has it)
+  the same under KVM                        (when /dev/kvm works)
+  QEMU 7.2's own COLO, KVM                  (stock primary, pause = its
+                                             STOP -> RESUME events;
+                                             colo-secondary as the
+                                             secondary)
 
-plus the target case (256 MiB, 16 MiB dirty per checkpoint, TCG) and the
-most checkpoints per second (x-checkpoint-delay 0).  Writes
-bench/out/colo-primary.txt and colo-primary.png."""
+plus the target case (256 MiB, 16 MiB dirty per checkpoint, TCG), the
+most checkpoints per second (x-checkpoint-delay 0) and the guest's own
+write speed (the unpaced colo-guest's page writes per second) unprotected
+and protected by each method: what its write faults cost it.  Writes
+bench/out/colo-primary.txt, colo-primary.png (pause per rate and size)
+and colo-primary-ram.png (pause against RAM size, per method)."""
 
 import os
 import re
@@ -56,7 +62,68 @@ def kvm_works():
         subprocess.run(["rm", "-rf", tmp])
 
 
-def run_agent(mib, guest, accel="tcg", delay=100, n=N):
+def method_obstacle(method):
+    """None if colo-primary can use @method here, else why not (it says
+    so itself: one short session against a 64 MiB VM)."""
+    tmp = tempfile.mkdtemp(prefix="colo-bench-", dir="/dev/shm")
+    vm = ct.Qemu("10.0", tmp, mem_mb=64, bios=ct.GUEST_BIOS)
+    try:
+        vm.qmp.close()
+        p = subprocess.run([PRIMARY, "--qmp", vm.qmp_path, "--ram-file",
+                            vm.ram_path, "--connect", "tcp:127.0.0.1:1",
+                            "--qemu-pid", str(vm.proc.pid),
+                            "--dirty-tracking", method],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        err = p.stderr.decode()
+        m = re.search(r"--dirty-tracking (.*)", err)
+        return m.group(1).strip() if m else None
+    finally:
+        vm.kill()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+def guest_speed(method=None, accel="tcg", seconds=5.0):
+    """The unpaced colo-guest's page writes per second (its counter in the
+    RAM file), without colo-primary (@method None) or protected by it."""
+    tmp = tempfile.mkdtemp(prefix="colo-bench-", dir="/dev/shm")
+    vm = ct.Qemu("10.0", tmp, mem_mb=256, bios=ct.GUEST_BIOS, accel=accel)
+    sdir = os.path.join(tmp, "sec")
+    os.makedirs(sdir)
+    sec = ct.ColoSecondary(sdir)
+    agent = None
+
+    def counter():
+        with open(vm.ram_path, "rb") as f:
+            f.seek(0x500000)
+            return int.from_bytes(f.read(4), "little")
+    try:
+        ct.wait_for(lambda: "colo-guest" in vm.serial(), 60, "the guest")
+        vm.qmp.close()
+        if method:
+            agent = subprocess.Popen(
+                [PRIMARY, "--qmp", vm.qmp_path, "--ram-file", vm.ram_path,
+                 "--connect", "tcp:127.0.0.1:%d" % sec.port, "-q",
+                 "--qemu-pid", str(vm.proc.pid), "--dirty-tracking", method,
+                 "--x-checkpoint-delay", "100"])
+            ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
+                "x-checkpoints"] >= 3, 120, "checkpoints")
+        else:
+            time.sleep(3)
+        c0, t0 = counter(), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = counter(), time.monotonic()
+        return ((c1 - c0) & 0xffffffff) / (t1 - t0)
+    finally:
+        if agent:
+            agent.kill()
+            agent.wait()
+        vm.kill()
+        sec.quit()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+def run_agent(mib, guest, accel="tcg", delay=100, n=N, method="auto"):
     tmp = tempfile.mkdtemp(prefix="colo-bench-", dir="/dev/shm")
     bios = os.path.join(GUESTS, "colo-guest-%s.bios" % guest)
     vm = ct.Qemu("10.0", tmp, mem_mb=mib, bios=bios, accel=accel)
@@ -70,7 +137,9 @@ def run_agent(mib, guest, accel="tcg", delay=100, n=N):
                             vm.ram_path, "--connect",
                             "tcp:127.0.0.1:%d" % sec.port,
                             "--checkpoints", str(n),
-                            "--x-checkpoint-delay", str(delay)],
+                            "--x-checkpoint-delay", str(delay),
+                            "--qemu-pid", str(vm.proc.pid),
+                            "--dirty-tracking", method],
                            stdout=subprocess.PIPE, check=True, timeout=900)
         out = p.stdout.decode()
         pauses = [float(x) for x in
@@ -140,27 +209,36 @@ def run_qemu_colo(mib, guest, version="7.2", delay=100, n=N):
 def main():
     os.makedirs(OUT, exist_ok=True)
     kvm = kvm_works()
-    setups = [("colo-primary, QEMU 10.0 TCG", run_agent, {})]
+    methods, refused = [], []
+    for m in ("digest", "uffd-wp", "soft-dirty"):
+        why = method_obstacle(m)
+        if why:
+            refused.append("%s: %s" % (m, why))
+        else:
+            methods.append(m)
+    setups = [("colo-primary %s, TCG" % m, run_agent, {"method": m})
+              for m in methods]
     if kvm:
-        setups += [("colo-primary, QEMU 10.0 KVM", run_agent,
-                    {"accel": "kvm"}),
-                   ("QEMU 7.2 own COLO, KVM", run_qemu_colo, {})]
+        setups += [("colo-primary %s, KVM" % m, run_agent,
+                    {"accel": "kvm", "method": m}) for m in methods]
+        setups += [("QEMU 7.2 own COLO, KVM", run_qemu_colo, {})]
     only = os.environ.get("BENCH_ONLY")     # e.g. "QEMU 7.2": those rows
     if only:
         setups = [s for s in setups if only in s[0]]
     lines = ["colo-primary checkpoints, x-checkpoint-delay 100 ms, %d "
              "checkpoints per run" % N,
-             "dirty tracking: page digests (this kernel has no soft-dirty "
-             "bits; bench/soft_dirty_vm.py compares the two inside Debian's "
-             "kernel); KVM: %s" % ("works" if kvm else "not usable"),
-             "%-30s %6s %8s %11s %9s %7s %10s %9s" % (
+             "kernel %s; methods here: %s%s; KVM: %s" % (
+                 os.uname().release, ", ".join(methods),
+                 "".join("\n  not here: " + r for r in refused),
+                 "works" if kvm else "not usable"),
+             "%-34s %6s %8s %11s %9s %7s %10s %9s" % (
                  "setup", "MiB", "MiB/s", "dirty MiB", "median", "p99",
                  "ckpt/s", "wire MiB")]
     rows = []
 
     def add(name, mib, rate, r):
         rows.append((name, mib, rate, r))
-        lines.append("%-30s %6d %8s %11.2f %6.1f ms %4.1f ms %10.2f %9s" % (
+        lines.append("%-34s %6d %8s %11.2f %6.1f ms %4.1f ms %10.2f %9s" % (
             name, mib, rate, r["dirty"], r["median"], r["p99"], r["cps"],
             "-" if r["wire"] is None else "%.2f" % r["wire"]))
         print(lines[-1], flush=True)
@@ -172,7 +250,7 @@ def main():
                 try:
                     add(name, mib, rate, fn(mib, guest, **kw))
                 except Exception as e:  # a setup that does not run here
-                    lines.append("%-30s %6d %8s  failed: %s" % (
+                    lines.append("%-34s %6d %8s  failed: %s" % (
                         name, mib, rate, e))
                     print(lines[-1], flush=True)
     if only:
@@ -181,18 +259,32 @@ def main():
     lines.append("")
     lines.append("target case: 256 MiB, colo-guest rewriting 16 MiB as fast "
                  "as TCG runs (all 16 MiB dirty at every checkpoint)")
-    add("colo-primary, TCG, 16 MiB", 256, "max", run_agent(256, "16m"))
+    for m in methods:
+        add("%s, TCG, 16 MiB" % m, 256, "max",
+            run_agent(256, "16m", method=m))
     lines.append("")
     lines.append("most checkpoints per second (x-checkpoint-delay 0, "
                  "16 MiB/s guest)")
-    for mib in SIZES:
-        add("colo-primary, TCG, delay 0", mib, "16",
-            run_agent(mib, "rate16", delay=0))
+    for m in methods:
+        for mib in SIZES:
+            add("%s, TCG, delay 0" % m, mib, "16",
+                run_agent(mib, "rate16", delay=0, method=m))
+    lines.append("")
+    lines.append("the guest's own write speed (unpaced colo-guest, 256 MiB, "
+                 "TCG; page writes per second over 5 s, median of 3)")
+    base = statistics.median(guest_speed() for _ in range(3))
+    lines.append("  %-28s %12.0f" % ("unprotected", base))
+    for m in methods:
+        v = statistics.median(guest_speed(m) for _ in range(3))
+        lines.append("  %-28s %12.0f  (%.2fx)" % ("protected, " + m, v,
+                                                  v / base))
+    print("\n".join(lines[-len(methods) - 2:]), flush=True)
     text = "\n".join(lines)
     with open(os.path.join(OUT, "colo-primary.txt"), "w") as f:
         f.write(text + "\n")
     print("\nwritten to bench/out/colo-primary.txt")
     plot(rows)
+    plot_ram(rows)
 
 
 def plot(rows):
@@ -229,10 +321,38 @@ def plot(rows):
     print("plot: bench/out/colo-primary.png")
 
 
+def plot_ram(rows):
+    """Pause against RAM size, one line per method, one panel per rate."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rates = ["~0", "16", "128"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), squeeze=False)
+    for ax, rate in zip(axes[0], rates):
+        sel = [r for r in rows if r[2] == rate and "delay 0" not in r[0]]
+        for name in sorted({r[0] for r in sel}):
+            pts = sorted((r[1], r[3]["median"]) for r in sel
+                         if r[0] == name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("guest RAM, MiB")
+        ax.set_ylabel("VM pause per checkpoint, ms (median)")
+        ax.set_title("guest writing %s MiB/s" % rate)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "colo-primary-ram.png"), dpi=100)
+    print("plot: bench/out/colo-primary-ram.png")
+
+
 def plot_from_text(path):
     """Redraws the plot from a colo-primary.txt of an earlier run."""
     rows = []
-    pat = re.compile(r"^(.{30}) +(\d+) +(\S+) +([0-9.]+) +([0-9.]+) ms "
+    pat = re.compile(r"^(.{34}) +(\d+) +(\S+) +([0-9.]+) +([0-9.]+) ms "
                      r"+([0-9.]+) ms")
     with open(path) as f:
         for line in f:
@@ -242,6 +362,7 @@ def plot_from_text(path):
                              m.group(3), {"median": float(m.group(5)),
                                           "p99": float(m.group(6))}))
     plot(rows)
+    plot_ram(rows)
 
 
 if __name__ == "__main__":

@@ -54,27 +54,30 @@ class PrimaryRuns:
         vm.qmp.close()      # the agent needs QEMU's only QMP connection
         return vm
 
-    def agent(self, vm, port, *extra, timeout=300, qmp=None):
+    def agent(self, vm, port, *extra, timeout=300, qmp=None, env=None):
         argv = [PRIMARY, "--qmp", qmp or vm.qmp_path, "--ram-file",
                 vm.ram_path, "--connect", "tcp:127.0.0.1:%d" % port] + \
             list(extra)
         return subprocess.run(argv, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout)
+                              stderr=subprocess.PIPE, timeout=timeout,
+                              env=dict(os.environ, **(env or {})))
 
-    def verified_run(self, vm, sec, checkpoints, *extra):
+    def verified_run(self, vm, sec, checkpoints, *extra, env=None):
         """colo-primary through the test's oracles: the secondary's RAM is
         checked against the primary's after the initial sync and after
         every one of @checkpoints checkpoints, twice: at the moment the
         secondary acknowledges the commit (CommitWatch holds the message
-        meanwhile) and again before the next pause (PrimaryOracle)."""
+        meanwhile) and again before the next pause (PrimaryOracle).
+        Returns colo-primary's stdout; its stderr is in .agent_stderr."""
         oracle = ct.PrimaryOracle(
             vm.qmp_path, vm.ram_path, os.path.join(self.tmp, "oracle.qmp"),
             secondary_ram=os.path.join(sec.ram_dir, "pc.ram"))
         watch = ct.CommitWatch(sec.port, oracle.verify_secondary)
         try:
             p = self.agent(vm, watch.port, "--checkpoints", str(checkpoints),
-                           *extra, qmp=oracle.path)
+                           *extra, qmp=oracle.path, env=env)
             out = p.stdout.decode()
+            self.agent_stderr = p.stderr.decode()
             self.assertEqual(p.returncode, 0, p.stderr.decode() + out)
             oracle.check()
             watch.check()
