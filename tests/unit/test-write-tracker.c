@@ -316,8 +316,8 @@ static void test_rewrite_same_contents(Fixture *f, gconstpointer d)
     check_scan(f, w, none);
 }
 
-/* Pages the child writes while the scan digests (after the bits were
- * read and cleared in dirty_scan_start) belong to the next scan. */
+/* Pages the child writes while the scan digests (after the tracker's
+ * pages were collected) belong to the next scan. */
 static void test_written_during_the_scan(Fixture *f, gconstpointer d)
 {
     g_autoptr(GArray) before = random_pages(f, 40);
@@ -341,6 +341,7 @@ static void test_written_during_the_scan(Fixture *f, gconstpointer d)
     }
     child_write(f, before, 0x55);
     dirty_scan_start(f->ds);
+    dirty_scan_wait_collected(f->ds);
     child_write(f, during, 0x66);   /* the workers are digesting now */
     dirty_scan_finish(f->ds);
     check_scan(f, before, before);

@@ -46,6 +46,11 @@ struct DirtyScan {
     ScanChunk *chunks;
     uint64_t nchunks;
     gint next_chunk;            /* atomic: the next chunk to take */
+    /* The tracker's pages are collected by the first worker while the
+     * caller asks QEMU for its device state; digesting waits for them. */
+    GMutex collect_lock;
+    GCond collected_cond;
+    bool collected;
     int nthreads;
     GThread *threads[MAX_THREADS];
 };
@@ -222,6 +227,8 @@ DirtyScan *dirty_scan_new(const uint8_t *ram, uint64_t size, int threads,
         ds->chunks[c].end = MIN(ds->npages, (c + 1) * CHUNK_PAGES);
     }
     ds->nthreads = CLAMP(threads, 1, MAX_THREADS);
+    g_mutex_init(&ds->collect_lock);
+    g_cond_init(&ds->collected_cond);
     return ds;
 }
 
@@ -296,6 +303,8 @@ void dirty_scan_free(DirtyScan *ds)
     }
     munmap(ds->staging, ds->npages * TARGET_PAGE_SIZE);
     tracker_close(ds);
+    g_mutex_clear(&ds->collect_lock);
+    g_cond_clear(&ds->collected_cond);
     g_free(ds->fallback_reason);
     g_free(ds->chunks);
     g_free(ds->changed);
@@ -334,11 +343,36 @@ static void scan_chunk(DirtyScan *ds, ScanChunk *c)
     }
 }
 
+/* The VM is stopped: the written pages since the previous scan.  Writes
+ * after this, while the pages are digested, are next scan's. */
+static void collect_written(DirtyScan *ds)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (ds->tracker && !tracker_collect(ds, &err)) {
+        tracker_give_up(ds, err->message);
+    }
+    g_mutex_lock(&ds->collect_lock);
+    ds->collected = true;
+    g_cond_broadcast(&ds->collected_cond);
+    g_mutex_unlock(&ds->collect_lock);
+}
+
+void dirty_scan_wait_collected(DirtyScan *ds)
+{
+    g_mutex_lock(&ds->collect_lock);
+    while (!ds->collected) {
+        g_cond_wait(&ds->collected_cond, &ds->collect_lock);
+    }
+    g_mutex_unlock(&ds->collect_lock);
+}
+
 /* Takes chunks until none is left. */
 static gpointer scan_worker(gpointer opaque)
 {
     DirtyScan *ds = opaque;
 
+    dirty_scan_wait_collected(ds);
     for (;;) {
         uint64_t c = (uint64_t)g_atomic_int_add(&ds->next_chunk, 1);
 
@@ -359,19 +393,23 @@ static gpointer scan_thread(gpointer opaque)
     return scan_worker(opaque);
 }
 
+/* The first worker: collects, then digests with the others. */
+static gpointer collect_thread(gpointer opaque)
+{
+    collect_written(opaque);
+    return scan_thread(opaque);
+}
+
 void dirty_scan_start(DirtyScan *ds)
 {
-    g_autoptr(GError) err = NULL;
-
-    /* The VM is stopped: the written pages since the previous scan.
-     * Writes after this, while the pages are digested, are next scan's. */
-    if (ds->tracker && !tracker_collect(ds, &err)) {
-        tracker_give_up(ds, err->message);
-    }
     g_atomic_int_set(&ds->next_chunk, 0);
+    ds->collected = false;
+    /* the first worker collects the tracker's pages (collect_written),
+     * all digest once it has */
     for (int i = 0; i < ds->nthreads; i++) {
         g_assert(!ds->threads[i]);
-        ds->threads[i] = g_thread_new("dirty-scan", scan_thread, ds);
+        ds->threads[i] = g_thread_new("dirty-scan", i ? scan_thread :
+                                      collect_thread, ds);
     }
 }
 

@@ -46,6 +46,11 @@ bool dirty_scan_self_test(void);
  * continues. */
 void dirty_scan_start(DirtyScan *ds);
 void dirty_scan_finish(DirtyScan *ds);
+/* With a tracker, its pages are collected by the first worker, so the
+ * caller's QMP round trips run meanwhile; this waits until they are
+ * (finish does too).  Writes before start are in this scan, writes after
+ * this in the next one. */
+void dirty_scan_wait_collected(DirtyScan *ds);
 
 /* After finish: the changed pages, in ascending order; @data points into
  * the staging area (valid until the next start). */
