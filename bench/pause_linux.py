@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark (not a test): where the VM's pause goes when colo-primary
 protects the real Linux guest (256 MiB, TCG, x-checkpoint-delay 100 ms,
-page digests: this host has no soft-dirty bits).
+colo-primary's default dirty tracking: uffd-wp where the kernel has it,
+else digests; the line says which).
 
 Each checkpoint's pause is split by colo-primary itself (its progress
 lines): QEMU's stop, the device-state capture (the scan runs alongside),
@@ -33,6 +34,7 @@ LINE = re.compile(r"checkpoint (\d+): pause ([\d.]+) ms \(stop ([\d.]+), "
                   r"devices ([\d.]+), scan \+([\d.]+), cont ([\d.]+)\), "
                   r"(\d+) dirty")
 PARTS = ["pause", "stop", "devices", "scan", "cont"]
+TRACKING = set()
 
 
 def pct(values, p):
@@ -54,6 +56,8 @@ def run(load):
                     start + N, N * 2 + 120, "%d checkpoints" % N, 1)
         rows = [tuple(float(x) for x in m[1:7]) + (int(m[6]),)
                 for m in LINE.findall(g.agent_log_text())[start:start + N]]
+        m = re.search(r"^dirty tracking: (.*)$", g.agent_log_text(), re.M)
+        TRACKING.add(m.group(1) if m else "?")
     finally:
         if client:
             client.kill()
@@ -86,6 +90,7 @@ def main():
             lines.append("  worst: pause %.1f = stop %.1f + devices %.1f + "
                          "scan %.1f + cont %.1f (%d dirty pages)" % (
                              r[0], r[1], r[2], r[3], r[4], r[6]))
+    lines.insert(1, "dirty tracking: " + ", ".join(sorted(TRACKING)))
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(OUT, "pause-linux.txt"), "w") as f:
