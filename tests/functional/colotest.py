@@ -836,16 +836,17 @@ def socket_lines(sock):
 def protect_with_oracle(vm, workdir, port, primary):
     """colo-primary (@primary) protecting @vm (a Qemu running the
     colo-guest) into the secondary on @port, through a PrimaryOracle that
-    records the VM's RAM and registers at every pause.  Returns (oracle,
-    colo-primary's Popen)."""
+    records the VM's RAM and registers at every pause; QEMU's pid is given,
+    so the default tracking (uffd-wp where the kernel has it) is used.
+    Returns (oracle, colo-primary's Popen)."""
     wait_for(lambda: "C=" in vm.serial(), 60, "the guest")
     vm.qmp.close()
     oracle = PrimaryOracle(vm.qmp_path, vm.ram_path,
                            os.path.join(workdir, "oracle.qmp"))
     agent = subprocess.Popen(
         [primary, "--qmp", oracle.path, "--ram-file", vm.ram_path,
-         "--connect", "tcp:127.0.0.1:%d" % port,
-         "--x-checkpoint-delay", "100", "-q"],
+         "--connect", "tcp:127.0.0.1:%d" % port, "--qemu-pid",
+         str(vm.proc.pid), "--x-checkpoint-delay", "100", "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return oracle, agent
 

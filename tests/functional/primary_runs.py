@@ -35,6 +35,20 @@ def kvm_works():
         os.close(fd)
 
 
+def ram_vmflags(pid, ram_path):
+    """The kernel's flags of QEMU's mapping of the RAM file (smaps
+    VmFlags): "uw" while it is registered for userfaultfd write
+    protection."""
+    flags, in_ram = None, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if line[:1] in "0123456789abcdef" and "-" in line.split()[0]:
+                in_ram = line.rstrip().endswith(ram_path)
+            elif in_ram and line.startswith("VmFlags:"):
+                flags = set(line.split()[1:])
+    return flags
+
+
 def tracking_of(out):
     """colo-primary's "dirty tracking: METHOD (refusals)" line, split."""
     m = re.search(r"^dirty tracking: (\S+)(?: \((.*)\))?$", out, re.M)

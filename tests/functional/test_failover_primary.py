@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
+from primary_runs import kernel_has_uffd_wp, ram_vmflags  # noqa: E402
 from test_failover import check_guest_runs_on, guest_pages_ok  # noqa: E402
 
 PRIMARY = os.environ.get("COLO_PRIMARY", os.path.join(
@@ -49,6 +50,9 @@ class FailoverWithPrimary(ct.TempDirTestCase):
             oracle, agent = ct.protect_with_oracle(vm, d, sec.port, PRIMARY)
             ct.wait_for(lambda: sec.qmp.cmd("query-colo-status")[
                 "x-checkpoints"] >= 1, 60, "the first checkpoint")
+            if kernel_has_uffd_wp():
+                # the kernel's view: QEMU's RAM is write-protected for us
+                self.assertIn("uw", ram_vmflags(vm.proc.pid, vm.ram_path))
             time.sleep(rnd.uniform(0.05, 1.5))
             also_agent = run % 3 == 2
             if also_agent:

@@ -7,6 +7,8 @@ missed write would show whatever colo-primary believes.
 - QEMU already traced by another process: auto falls back to digests,
   naming the tracer; --dirty-tracking uffd-wp refuses to start.
 - QEMU under the seccomp sandbox libvirt uses: uffd-wp works.
+- QEMU's main thread busy answering two other QMP clients while
+  colo-primary attaches: it works, and they are all answered.
 - A kernel without PAGEMAP_SCAN (the test hook): digests, with the reason;
   PAGEMAP_SCAN failing in the middle of a session: digests from that
   checkpoint on, every checkpoint still exact, the reason on stderr.
@@ -30,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
 from primary_runs import (PRIMARY, PrimaryRuns,  # noqa: E402
-                          kernel_has_uffd_wp, tracking_of)
+                          kernel_has_uffd_wp, ram_vmflags, tracking_of)
 
 COUNTER = 0x500000          # the colo-guest's counter, in its RAM file
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny," \
@@ -69,20 +71,6 @@ def fd_targets(pid):
         except FileNotFoundError:
             pass
     return out
-
-
-def ram_vmflags(pid, ram_path):
-    """The kernel's flags of QEMU's mapping of the RAM file (smaps
-    VmFlags): "uw" while it is registered for userfaultfd write
-    protection."""
-    flags, in_ram = None, False
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            if line[:1] in "0123456789abcdef" and "-" in line.split()[0]:
-                in_ram = line.rstrip().endswith(ram_path)
-            elif in_ram and line.startswith("VmFlags:"):
-                flags = set(line.split()[1:])
-    return flags
 
 
 class UffdWp(PrimaryRuns, ct.TempDirTestCase):
@@ -139,6 +127,48 @@ class UffdWp(PrimaryRuns, ct.TempDirTestCase):
                                 "--dirty-tracking", "uffd-wp")
         self.assertEqual(tracking_of(out)[0], "uffd-wp")
         self.assertEqual(self.vm_running(vm), "running")
+
+    def test_busy_main_thread(self):
+        """QEMU's main thread kept busy by two more QMP clients asking all
+        the time while colo-primary attaches (its interrupt then often
+        lands outside a system call): uffd-wp is had, every checkpoint is
+        exact, and every one of their requests is answered."""
+        import threading
+        paths = [os.path.join(self.tmp, "busy%d.qmp" % i) for i in range(2)]
+        extra = []
+        for path in paths:
+            extra += ["-qmp", "unix:%s,server=on,wait=off" % path]
+        vm = self.vm(extra=tuple(extra))
+        stop = threading.Event()
+        answered, errors = [0, 0], []
+
+        def hammer(i):
+            try:
+                q = ct.QMP(paths[i])
+                while not stop.is_set():
+                    q.cmd("query-status")
+                    q.cmd("qom-list", path="/machine")
+                    answered[i] += 1
+                q.close()
+            except Exception as e:  # reported below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=hammer, args=(i,), daemon=True)
+                   for i in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            out = self.verified_run(vm, self.secondary(), 10, "--qemu-pid",
+                                    str(vm.proc.pid), "--dirty-tracking",
+                                    "uffd-wp")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(tracking_of(out)[0], "uffd-wp")
+        self.assertTrue(all(n > 10 for n in answered), answered)
+        print("\nbusy QMP clients answered %s times meanwhile" % answered,
+              file=sys.stderr)
 
     def test_kernel_without_pagemap_scan(self):
         vm = self.vm()
