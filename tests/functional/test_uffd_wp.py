@@ -9,6 +9,7 @@ missed write would show whatever colo-primary believes.
 - QEMU under the seccomp sandbox libvirt uses: uffd-wp works.
 - QEMU's main thread busy answering two other QMP clients while
   colo-primary attaches: it works, and they are all answered.
+- colo-primary's query-migrate names the method, then the fallback.
 - A kernel without PAGEMAP_SCAN (the test hook): digests, with the reason;
   PAGEMAP_SCAN failing in the middle of a session: digests from that
   checkpoint on, every checkpoint still exact, the reason on stderr.
@@ -192,6 +193,32 @@ class UffdWp(PrimaryRuns, ct.TempDirTestCase):
         self.assertIn("dirty tracking: digests of every page from "
                       "checkpoint 5 on (uffd-wp: PAGEMAP_SCAN of QEMU's RAM "
                       "mapping", self.agent_stderr)
+
+    def test_query_migrate_says_method_and_fallback(self):
+        """colo-primary's own QMP: x-colo-dirty-tracking names uffd-wp,
+        then, once PAGEMAP_SCAN fails (test hook, from the fifth scan),
+        digest with the fallback's reason."""
+        vm = self.vm()
+        sec = self.secondary()
+        os.environ["COLO_TEST_PAGEMAP_SCAN"] = "fail-after:4"
+        try:
+            proc, q = self.agent_with_monitor(vm, "--x-checkpoint-delay",
+                                              "50")
+        finally:
+            del os.environ["COLO_TEST_PAGEMAP_SCAN"]
+        q.set_caps(**{"x-colo": True})
+        q.cmd("migrate", uri="tcp:127.0.0.1:%d" % sec.port)
+        ct.wait_for(lambda: q.cmd("query-migrate").get(
+            "x-colo-checkpoints", 0) >= 1, 60, "a checkpoint")
+        self.assertEqual(q.cmd("query-migrate")["x-colo-dirty-tracking"],
+                         {"method": "uffd-wp"})
+        ct.wait_for(lambda: q.cmd("query-migrate").get(
+            "x-colo-checkpoints", 0) >= 6, 60, "6 checkpoints")
+        t = q.cmd("query-migrate")["x-colo-dirty-tracking"]
+        self.assertEqual(t["method"], "digest")
+        self.assertTrue(t["fallback"].startswith(
+            "uffd-wp: PAGEMAP_SCAN of QEMU's RAM mapping"), t)
+        self.quit_agent(proc, q)
 
     def test_sigkill_leaves_qemu_as_it_was(self):
         """The kernel's own view is the oracle: the RAM mapping's VmFlags
