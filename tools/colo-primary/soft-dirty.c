@@ -92,17 +92,12 @@ WriteTracker *soft_dirty_attach(int pid, uint64_t addr, uint64_t size,
     g_autofree char *pm = g_strdup_printf("/proc/%d/pagemap", pid);
     g_autofree char *cr = g_strdup_printf("/proc/%d/clear_refs", pid);
     g_autofree unsigned long *probe = NULL;
-    SoftDirty *sd;
+    SoftDirty *sd = g_new0(SoftDirty, 1);
 
-    if (addr % TARGET_PAGE_SIZE || size == 0 || size % TARGET_PAGE_SIZE) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "QEMU's RAM mapping at 0x%"
-                    PRIx64 " (%" PRIu64 " bytes) is not whole pages", addr,
-                    size);
+    if (!write_tracker_init(&sd->t, &soft_dirty_ops, addr, size, errp)) {
+        g_free(sd);
         return NULL;
     }
-    sd = g_new0(SoftDirty, 1);
-    sd->t.ops = &soft_dirty_ops;
-    sd->t.npages = size / TARGET_PAGE_SIZE;
     sd->first_page = addr / TARGET_PAGE_SIZE;
     sd->buf = g_new(uint64_t, BATCH);
     sd->pagemap_fd = open(pm, O_RDONLY | O_CLOEXEC);

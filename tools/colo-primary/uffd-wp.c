@@ -364,19 +364,14 @@ WriteTracker *uffd_wp_attach(int pid, uint64_t addr, uint64_t size,
                              GError **errp)
 {
     g_autofree char *pm_path = g_strdup_printf("/proc/%d/pagemap", pid);
-    UffdWp *u;
+    UffdWp *u = g_new0(UffdWp, 1);
     struct stat st;
     char *why;
 
-    if (addr % TARGET_PAGE_SIZE || size == 0 || size % TARGET_PAGE_SIZE) {
-        g_set_error(errp, COLO_ERROR, EINVAL, "QEMU's RAM mapping at 0x%"
-                    PRIx64 " (%" PRIu64 " bytes) is not whole pages", addr,
-                    size);
+    if (!write_tracker_init(&u->t, &uffd_wp_ops, addr, size, errp)) {
+        g_free(u);
         return NULL;
     }
-    u = g_new0(UffdWp, 1);
-    u->t.ops = &uffd_wp_ops;
-    u->t.npages = size / TARGET_PAGE_SIZE;
     u->pid = pid;
     u->addr = addr;
     u->size = size;

@@ -36,4 +36,9 @@ struct WriteTracker {
     uint64_t npages;            /* of the RAM: bits of @written */
 };
 
+/* For the kinds: @t set up for QEMU's mapping of @size bytes at @addr;
+ * false (error set) unless both are whole pages. */
+bool write_tracker_init(WriteTracker *t, const WriteTrackerOps *ops,
+                        uint64_t addr, uint64_t size, GError **errp);
+
 #endif /* COLO_PRIMARY_WRITE_TRACKER_H */
