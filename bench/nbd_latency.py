@@ -70,7 +70,7 @@ def measure(binary, tmp):
     with open(image, "wb") as f:
         f.write(os.urandom(64 << 20))
     os.environ["COLO_SECONDARY"] = binary
-    ct.SECONDARY = binary
+    ct.paths.SECONDARY = binary     # read at each start
     sec = ct.Secondary(tmp, extra=["-blockdev", "driver=file,node-name="
                                    "disk0,filename=" + image])
     try:
