@@ -19,7 +19,7 @@ for f in $files; do
         "$f" 2>/dev/null || status=1
 done
 echo "== pyflakes"
-/usr/bin/python3 -m pyflakes tests/functional/*.py tests/fuzz/*.py bench/*.py \
+/usr/bin/python3 -m pyflakes tests/functional tests/fuzz/*.py bench/*.py \
     scripts/*.py tools/ocf/colo || status=1
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status
