@@ -55,9 +55,9 @@ static bool find_syscall_site(int tid, int memfd,
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/maps", tid);
     g_autofree char *text = NULL;
-    g_autofree uint8_t *buf = NULL;
     g_auto(GStrv) lines = NULL;
-    uint8_t two[2];
+    uint8_t two[2], *buf;
+    bool found = false;
 
     if ((int64_t)regs->orig_rax >= 0 && regs->rip >= 2 &&
         peek(memfd, regs->rip - 2, two, 2) && !memcmp(two, SYSCALL_INSN, 2)) {
@@ -69,8 +69,8 @@ static bool find_syscall_site(int tid, int memfd,
     }
     lines = g_strsplit(text, "\n", -1);
     buf = g_malloc(SEARCH_BYTES);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; lines[i]; i++) {
+    for (int pass = 0; pass < 2 && !found; pass++) {
+        for (int i = 0; lines[i] && !found; i++) {
             unsigned long long start, end;
             char perms[5];
             size_t len;
@@ -84,17 +84,20 @@ static bool find_syscall_site(int tid, int memfd,
             if (!peek(memfd, start, buf, len)) {
                 continue;
             }
-            for (size_t k = 0; k + 1 < len; k++) {
+            for (size_t k = 0; k + 1 < len && !found; k++) {
                 if (buf[k] == SYSCALL_INSN[0] && buf[k + 1] == SYSCALL_INSN[1]) {
                     *site = start + k;
-                    return true;
+                    found = true;
                 }
             }
         }
     }
-    g_set_error(errp, COLO_ERROR, ENOENT, "no syscall instruction found in "
-                "the executable mappings of thread %d", tid);
-    return false;
+    g_free(buf);
+    if (!found) {
+        g_set_error(errp, COLO_ERROR, ENOENT, "no syscall instruction found "
+                    "in the executable mappings of thread %d", tid);
+    }
+    return found;
 }
 
 /* Waits for the next stop of @tid; false (error set) if it ended. */

@@ -91,7 +91,8 @@ WriteTracker *soft_dirty_attach(int pid, uint64_t addr, uint64_t size,
 {
     g_autofree char *pm = g_strdup_printf("/proc/%d/pagemap", pid);
     g_autofree char *cr = g_strdup_printf("/proc/%d/clear_refs", pid);
-    g_autofree unsigned long *probe = NULL;
+    unsigned long *probe;
+    bool ok;
     SoftDirty *sd = g_new0(SoftDirty, 1);
 
     if (!write_tracker_init(&sd->t, &soft_dirty_ops, addr, size, errp)) {
@@ -111,7 +112,9 @@ WriteTracker *soft_dirty_attach(int pid, uint64_t addr, uint64_t size,
     /* a first read proves the range readable; the clear starts the
      * first interval */
     probe = bitmap_new(sd->t.npages);
-    if (!soft_dirty_collect(&sd->t, probe, errp)) {
+    ok = soft_dirty_collect(&sd->t, probe, errp);
+    g_free(probe);
+    if (!ok) {
         soft_dirty_free(&sd->t);
         return NULL;
     }

@@ -196,8 +196,8 @@ static bool scan_written(int pagemap_fd, uint64_t addr, uint64_t size,
 char *uffd_wp_kernel_obstacle(void)
 {
     const uint64_t size = 2 * TARGET_PAGE_SIZE;
-    g_autofree unsigned long *written = bitmap_new(2);
-    g_autofree struct page_region *vec = g_new(struct page_region, VEC_LEN);
+    unsigned long *written = bitmap_new(2);
+    struct page_region *vec = g_new(struct page_region, VEC_LEN);
     g_autoptr(GError) err = NULL;
     char *why = NULL;
     int memfd = -1, uffd = -1, pm = -1;
@@ -244,6 +244,8 @@ out:
     if (memfd >= 0) {
         close(memfd);
     }
+    g_free(vec);
+    g_free(written);
     return why;
 }
 
