@@ -203,6 +203,11 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     dir = g_strdup_printf("%s/capture%d", a->work, s->capture_no++ % 2);
     dc = device_capture_parse(bytes, dir, a->cfg.ram_block, a->ram_size, errp);
     if (!dc) {
+        g_autofree char *qemu_says = vm_control_capture_failure(a->vm);
+
+        if (qemu_says) {
+            g_prefix_error(errp, "%s; ", qemu_says);
+        }
         agent_error_tag(errp, AGENT_ERROR_QEMU);
     }
     return dc;

@@ -137,37 +137,23 @@ char *vm_control_run_state(VmControl *vc, GError **errp)
     return g_strdup(json_object_get_string_member(o, "status"));
 }
 
-/* Waits for QEMU's migration to end; its error text if it failed. */
-static bool capture_wait_completed(VmControl *vc, int64_t deadline,
-                                   GError **errp)
+char *vm_control_capture_failure(VmControl *vc)
 {
-    for (;;) {
-        g_autoptr(JsonNode) r = qmp_client_cmd(vc->qmp, "query-migrate",
-                                               NULL, errp);
-        JsonObject *o;
-        const char *st;
+    g_autoptr(JsonNode) r = qmp_client_cmd(vc->qmp, "query-migrate", NULL,
+                                           NULL);
+    JsonObject *o = r && JSON_NODE_HOLDS_OBJECT(r) ?
+                    json_node_get_object(r) : NULL;
+    const char *st = o && json_object_has_member(o, "status") ?
+                     json_object_get_string_member(o, "status") : NULL;
 
-        if (!r) {
-            g_prefix_error(errp, "QEMU's QMP, query-migrate: ");
-            return false;
-        }
-        o = JSON_NODE_HOLDS_OBJECT(r) ? json_node_get_object(r) : NULL;
-        st = o && json_object_has_member(o, "status") ?
-             json_object_get_string_member(o, "status") : "none";
-        if (!strcmp(st, "completed")) {
-            return true;
-        }
-        if (!strcmp(st, "failed") || !strcmp(st, "cancelled") ||
-            g_get_monotonic_time() > deadline) {
-            g_set_error(errp, COLO_ERROR, EIO, "QEMU's device-state "
-                        "migration %s: %s", st,
-                        o && json_object_has_member(o, "error-desc") ?
-                        json_object_get_string_member(o, "error-desc") :
-                        "timed out");
-            return false;
-        }
-        g_usleep(200);
+    if (!st || !strcmp(st, "completed")) {
+        return NULL;
     }
+    return g_strdup_printf("QEMU's device-state migration %s%s%s", st,
+                           json_object_has_member(o, "error-desc") ? ": " :
+                           "", json_object_has_member(o, "error-desc") ?
+                           json_object_get_string_member(o, "error-desc") :
+                           "");
 }
 
 static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
@@ -226,9 +212,6 @@ static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
         }
     }
     close(conn);
-    if (!capture_wait_completed(vc, deadline, errp)) {
-        return NULL;
-    }
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
 }
 

@@ -38,7 +38,16 @@ char *vm_control_run_state(VmControl *vc, GError **errp);
 /* With the VM stopped: the bytes of an x-ignore-shared migration.  Waits
  * at most @timeout_ms for QEMU.  A VM that has not run since the last
  * capture (someone else paused it) gets that capture again: QEMU will not
- * migrate it twice, and nothing changed. */
+ * migrate it twice, and nothing changed.
+ *
+ * QEMU's migration status is not asked for: QEMU closes the socket in its
+ * migration clean-up, on its main thread, after the status is final, so
+ * the end of the bytes means the migration is over for every later QMP
+ * command (this saves a round trip, 0.6 ms of the pause measured).  The
+ * bytes are checked when they are read (device-capture.h); if they do
+ * not read, vm_control_capture_failure() tells what QEMU says. */
 GBytes *vm_control_capture(VmControl *vc, int timeout_ms, GError **errp);
+/* QEMU's last migration, if it failed: "failed: ERROR-DESC"; else NULL. */
+char *vm_control_capture_failure(VmControl *vc);
 
 #endif /* COLO_PRIMARY_VM_CONTROL_H */
