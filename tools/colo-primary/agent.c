@@ -204,10 +204,14 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
                                      cfg->tls_hostname, errp)) {
         goto fail;
     }
-    a->work = g_strdup("/dev/shm/colo-primary-XXXXXX");
+    /* COLO_PRIMARY_RUNDIR: where the work folder goes (tests put it in
+     * their own folder, so a SIGKILLed colo-primary leaves nothing) */
+    a->work = g_build_filename(g_getenv("COLO_PRIMARY_RUNDIR") ?
+                               g_getenv("COLO_PRIMARY_RUNDIR") : "/dev/shm",
+                               "colo-primary-XXXXXX", NULL);
     if (!g_mkdtemp(a->work)) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot create a work folder "
-                    "in /dev/shm: %s", g_strerror(errno));
+        g_set_error(errp, COLO_ERROR, errno, "cannot create the work folder "
+                    "%s: %s", a->work, g_strerror(errno));
         g_clear_pointer(&a->work, g_free);
         goto fail;
     }

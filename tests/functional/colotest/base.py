@@ -89,6 +89,9 @@ class TempDirTestCase(unittest.TestCase):
     def setUp(self):
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.tmp = tempfile.mkdtemp(prefix="colo-test-", dir=base)
+        # colo-primary's work folder inside ours: removed with it even
+        # when a test SIGKILLs colo-primary
+        os.environ["COLO_PRIMARY_RUNDIR"] = self.tmp
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
