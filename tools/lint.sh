@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/lint.sh [BUILDDIR]: cppcheck and clang-tidy (.clang-tidy) over the
-# project's own C code, pyflakes over its Python; any finding is an error.  Needs a configured build
+# project's own C code, no include circle between its modules, pyflakes
+# over its Python; any finding is an error.  Needs a configured build
 # directory for compile_commands.json (default: build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ for f in $files; do
     clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option \
         "$f" 2>/dev/null || status=1
 done
+echo "== include circles"
+/usr/bin/python3 scripts/include-cycles.py || status=1
 echo "== pyflakes"
 /usr/bin/python3 -m pyflakes tests/functional tests/fuzz/*.py bench/*.py \
     scripts/*.py tools/ocf/colo || status=1

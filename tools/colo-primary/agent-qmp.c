@@ -25,9 +25,7 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
                     "in progress");
         return NULL;
     }
-    g_mutex_lock(&a->lock);
     memcpy(caps, a->opts.caps, sizeof(caps));
-    g_mutex_unlock(&a->lock);
     if (!qmp_arg_capabilities(args, caps, errp)) {
         return NULL;
     }
@@ -41,9 +39,7 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
             return NULL;
         }
     }
-    g_mutex_lock(&a->lock);
     memcpy(a->opts.caps, caps, sizeof(caps));
-    g_mutex_unlock(&a->lock);
     return NULL;
 }
 
@@ -59,7 +55,6 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
     JsonArray *arr = json_array_new();
     JsonNode *n = json_node_new(JSON_NODE_ARRAY);
 
-    g_mutex_lock(&a->lock);
     for (size_t i = 0; i < G_N_ELEMENTS(shown); i++) {
         JsonObject *o = json_object_new();
 
@@ -68,7 +63,6 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
         json_object_set_boolean_member(o, "state", a->opts.caps[shown[i]]);
         json_array_add_object_element(arr, o);
     }
-    g_mutex_unlock(&a->lock);
     json_node_take_array(n, arr);
     return n;
 }
@@ -85,9 +79,7 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                           (str0 << MIGRATION_PARAMETER_TLS_CREDS) |
                           (str0 << MIGRATION_PARAMETER_TLS_HOSTNAME);
 
-    g_mutex_lock(&a->lock);
     next = a->opts;
-    g_mutex_unlock(&a->lock);
     if (!qmp_arg_parameters(args, &next, &set, errp)) {
         return NULL;
     }
@@ -105,14 +97,11 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
             }
         }
     }
-    g_mutex_lock(&a->lock);
     memcpy(a->opts.params, next.params, sizeof(next.params));
     memcpy(a->opts.strs, next.strs, sizeof(next.strs));
-    g_mutex_unlock(&a->lock);
-    if (set & (1u << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY)) {
-        /* as QEMU does: a new delay takes effect with a checkpoint now */
-        agent_checkpoint_now(a);
-    }
+    /* as QEMU does: a new delay takes effect with a checkpoint now */
+    agent_params_changed(a, set & (1u <<
+                                   MIGRATION_PARAMETER_X_CHECKPOINT_DELAY));
     return NULL;
 }
 
@@ -122,7 +111,6 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
     Agent *a = agent_of(ctx);
     JsonObject *o = json_object_new();
 
-    g_mutex_lock(&a->lock);
     json_object_set_int_member(o, "x-checkpoint-delay", a->opts.params[
         MIGRATION_PARAMETER_X_CHECKPOINT_DELAY]);
     json_object_set_int_member(o, "xbzrle-cache-size", a->opts.params[
@@ -131,7 +119,6 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
         MIGRATION_PARAMETER_TLS_CREDS]);
     json_object_set_string_member(o, "tls-hostname", a->opts.strs[
         MIGRATION_PARAMETER_TLS_HOSTNAME]);
-    g_mutex_unlock(&a->lock);
     return qmp_node_take_object(o);
 }
 
@@ -150,9 +137,7 @@ static JsonNode *qmp_migrate(const MonitorContext *ctx, JsonObject *args,
                     "connects to tcp:HOST:PORT or unix:PATH", uri);
         return NULL;
     }
-    g_mutex_lock(&a->lock);
     colo = a->opts.caps[MIGRATION_CAPABILITY_X_COLO];
-    g_mutex_unlock(&a->lock);
     if (!colo) {
         g_set_error(errp, COLO_ERROR, EINVAL, "colo-primary only runs COLO: "
                     "set the x-colo capability first");
@@ -174,7 +159,7 @@ static JsonNode *qmp_migrate_cancel(const MonitorContext *ctx,
 }
 
 /* query-migrate's "x-colo-net-buffer": the VM's held output. */
-static JsonObject *net_buffer_object(const AgentInfo *info)
+static JsonObject *net_buffer_object(const SessionInfo *info)
 {
     JsonObject *n = json_object_new();
     const NetBufferStats *st = &info->net;
@@ -202,68 +187,69 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
     JsonObject *o = json_object_new();
     JsonObject *ram;
     AgentInfo info;
+    const SessionInfo *si = &info.session;
 
     agent_query(agent_of(ctx), &info);
-    if (info.status == MIGRATION_STATUS_NONE) {
+    if (si->status == MIGRATION_STATUS_NONE) {
         agent_info_clear(&info);
         return qmp_node_take_object(o);
     }
     json_object_set_string_member(o, "status",
-                                  migration_status_name(info.status));
-    json_object_set_int_member(o, "total-time", info.total_time_ms);
-    if (info.error_desc) {
-        json_object_set_string_member(o, "error-desc", info.error_desc);
+                                  migration_status_name(si->status));
+    json_object_set_int_member(o, "total-time", si->total_time_ms);
+    if (si->error_desc) {
+        json_object_set_string_member(o, "error-desc", si->error_desc);
     }
     ram = json_object_new();
-    json_object_set_int_member(ram, "transferred", info.total_bytes);
+    json_object_set_int_member(ram, "transferred", si->total_bytes);
     json_object_set_int_member(ram, "total", info.ram_size);
     json_object_set_int_member(ram, "remaining", 0);
     json_object_set_int_member(ram, "page-size", TARGET_PAGE_SIZE);
-    json_object_set_int_member(ram, "dirty-sync-count", info.checkpoints);
+    json_object_set_int_member(ram, "dirty-sync-count", si->checkpoints);
     json_object_set_object_member(o, "ram", ram);
     if (info.xbzrle) {
         JsonObject *x = json_object_new();
 
         json_object_set_int_member(x, "cache-size", info.xbzrle_cache_size);
-        json_object_set_int_member(x, "pages", info.xbzrle_pages);
+        json_object_set_int_member(x, "pages", si->xbzrle_pages);
         json_object_set_object_member(o, "xbzrle-cache", x);
     }
-    json_object_set_int_member(o, "x-colo-checkpoints", info.checkpoints);
-    json_object_set_int_member(o, "x-colo-last-pause-us", info.last.pause_us);
+    json_object_set_int_member(o, "x-colo-checkpoints", si->checkpoints);
+    json_object_set_int_member(o, "x-colo-last-pause-us", si->last.pause_us);
     json_object_set_int_member(o, "x-colo-last-checkpoint-us",
-                               info.last.total_us);
+                               si->last.total_us);
     json_object_set_int_member(o, "x-colo-last-dirty-pages",
-                               info.last.dirty_pages);
+                               si->last.dirty_pages);
     json_object_set_int_member(o, "x-colo-last-dirty-bytes",
-                               info.last.dirty_pages * TARGET_PAGE_SIZE);
+                               si->last.dirty_pages * TARGET_PAGE_SIZE);
     json_object_set_int_member(o, "x-colo-last-wire-bytes",
-                               info.last.wire_bytes);
+                               si->last.wire_bytes);
     json_object_set_int_member(o, "x-colo-last-device-bytes",
-                               info.last.device_bytes);
+                               si->last.device_bytes);
     json_object_set_int_member(o, "x-colo-last-scanned-pages",
-                               info.last.scanned_pages);
+                               si->last.scanned_pages);
     {
         JsonObject *t = json_object_new();
 
-        json_object_set_string_member(t, "method", info.tracking);
-        if (info.tracking_why) {
-            json_object_set_string_member(t, "reason", info.tracking_why);
+        json_object_set_string_member(t, "method", si->tracking);
+        if (si->tracking_why) {
+            json_object_set_string_member(t, "reason", si->tracking_why);
         }
-        if (info.tracking_fallback) {
+        if (si->tracking_fallback) {
             json_object_set_string_member(t, "fallback",
-                                          info.tracking_fallback);
+                                          si->tracking_fallback);
         }
         json_object_set_object_member(o, "x-colo-dirty-tracking", t);
     }
-    if (info.have_pauses) {
+    if (si->pauses) {
         json_object_set_int_member(o, "x-colo-pause-median-us",
-                                   info.pause_median_us);
+                                   si->pause_median_us);
         json_object_set_int_member(o, "x-colo-pause-p99-us",
-                                   info.pause_p99_us);
+                                   si->pause_p99_us);
     }
-    if (info.net_buffered) {
+    if (si->net_buffered) {
         json_object_set_object_member(o, "x-colo-net-buffer",
-                                      net_buffer_object(&info));
+                                      net_buffer_object(si));
     }
     agent_info_clear(&info);
     return qmp_node_take_object(o);
@@ -276,19 +262,21 @@ static JsonNode *qmp_query_colo_status(const MonitorContext *ctx,
     JsonObject *o;
 
     agent_query(agent_of(ctx), &info);
-    o = qmp_colo_status_object(info.mode, info.last_mode, info.exit_reason,
-                               info.checkpoints);
+    o = qmp_colo_status_object(info.session.mode, info.session.last_mode,
+                               info.session.exit_reason,
+                               info.session.checkpoints);
     agent_info_clear(&info);
     return qmp_node_take_object(o);
 }
 
 static bool in_colo(Agent *a, GError **errp)
 {
+    AgentInfo info;
     COLOMode mode;
 
-    g_mutex_lock(&a->lock);
-    mode = a->mode;
-    g_mutex_unlock(&a->lock);
+    agent_query(a, &info);
+    mode = info.session.mode;
+    agent_info_clear(&info);
     if (mode != COLO_MODE_PRIMARY) {
         g_set_error(errp, COLO_ERROR, EINVAL, "VM is not in COLO mode");
         return false;
@@ -319,7 +307,7 @@ static JsonNode *qmp_x_colo_checkpoint(const MonitorContext *ctx,
     if (!in_colo(a, errp)) {
         return NULL;
     }
-    agent_checkpoint_now(a);
+    agent_params_changed(a, true);
     return NULL;
 }
 

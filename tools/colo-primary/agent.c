@@ -20,19 +20,6 @@
 
 #include "tools/colo-primary/agent.h"
 
-GQuark agent_error_quark(void)
-{
-    return g_quark_from_static_string("colo-primary-error");
-}
-
-void agent_error_tag(GError **errp, AgentErrorKind kind)
-{
-    if (errp && *errp) {
-        (*errp)->domain = AGENT_ERROR;
-        (*errp)->code = kind;
-    }
-}
-
 /* --- what the session tells us ---------------------------------------- */
 
 static void agent_on_event(void *opaque, const char *name, GVariant *data)
@@ -46,26 +33,35 @@ static void agent_on_event(void *opaque, const char *name, GVariant *data)
     }
 }
 
-/* Main thread: joins the session and decides whether the agent goes on. */
+/* Main thread: joins the session; what it failed of decides how the
+ * agent exits. */
+static void agent_session_done(Agent *a)
+{
+    int status;
+
+    if (!a->session_running) {
+        return;
+    }
+    session_join(a->session);
+    a->session_running = false;
+    status = session_exit_status(a->session);
+    /* with a monitor, a failed session is reported there and the agent
+     * waits for the next; a failed QEMU ends it either way */
+    if (status != PRIMARY_EXIT_OK &&
+        (!a->mon || status == PRIMARY_EXIT_QEMU)) {
+        a->exit_status = status;
+    }
+}
+
 static gboolean agent_session_ended(gpointer opaque)
 {
     Agent *a = opaque;
-    GThread *t;
-    int status;
 
-    g_mutex_lock(&a->lock);
-    t = a->session;
-    g_mutex_unlock(&a->lock);
-    if (t) {
-        g_thread_join(t);
-    }
-    g_mutex_lock(&a->lock);
-    a->session = NULL;
-    status = a->exit_status;
-    g_mutex_unlock(&a->lock);
+    agent_session_done(a);
     /* Nothing to protect once QEMU failed; without a monitor nobody can
      * start another session. */
-    if (status == AGENT_EXIT_QEMU || !a->mon || a->quit_when_idle) {
+    if (a->exit_status == PRIMARY_EXIT_QEMU || !a->mon ||
+        a->quit_when_idle) {
         g_main_loop_quit(a->loop);
     }
     return G_SOURCE_REMOVE;
@@ -91,7 +87,7 @@ static gboolean watch_qemu(gpointer opaque)
     st = vm_control_run_state(a->vm, &err);
     if (!st) {
         fprintf(stderr, "colo-primary: QEMU's QMP: %s\n", err->message);
-        a->exit_status = AGENT_EXIT_QEMU;
+        a->exit_status = PRIMARY_EXIT_QEMU;
         g_main_loop_quit(a->loop);
         return G_SOURCE_REMOVE;
     }
@@ -112,6 +108,111 @@ static gboolean on_signal(gpointer opaque)
 {
     agent_quit(opaque, MIGRATION_STATUS_CANCELLED);
     return G_SOURCE_CONTINUE;
+}
+
+/* --- sessions ------------------------------------------------------------- */
+
+/* Tests' oracle, as the session's checker. */
+static bool check_stopped(void *opaque, DiskMirror *disks, GError **errp)
+{
+    return secondary_check_note(opaque, disks, errp);
+}
+
+static bool check_committed(void *opaque, DiskMirror *disks,
+                            const char *what, GError **errp)
+{
+    return secondary_check_compare(opaque, disks, what, errp);
+}
+
+bool agent_session_start(Agent *a, const char *uri, GError **errp)
+{
+    SessionConfig sc = {
+        .vm = a->vm,
+        .scan = a->scan,
+        .ram = a->ram,
+        .ram_size = a->ram_size,
+        .ram_file = a->cfg.ram_file,
+        .ram_block = a->cfg.ram_block,
+        .vm_qmp_path = a->cfg.vm_qmp_path,
+        .work = a->work,
+        .tracking_mode = a->tracking_mode,
+        .qemu_pid = a->cfg.qemu_pid,
+        .uri = uri,
+        .tls_creds = a->opts.strs[MIGRATION_PARAMETER_TLS_CREDS],
+        .tls_hostname = a->opts.strs[MIGRATION_PARAMETER_TLS_HOSTNAME],
+        .disks = a->cfg.disks,
+        .xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE],
+        .xbzrle_cache_size =
+            a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE],
+        .events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS],
+        .max_checkpoints = a->cfg.max_checkpoints,
+        .no_net_buffer = a->cfg.no_net_buffer,
+        .keep_held_output = a->cfg.keep_held_output,
+        .guard_exe = a->cfg.guard_exe,
+        .quiet = a->cfg.quiet,
+        .params = {
+            .checkpoint_delay_ms =
+                a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY],
+        },
+        .notify = {
+            .event = agent_on_event,
+            .ended = agent_on_session_end,
+            .opaque = a,
+        },
+    };
+
+    if (a->session_running) {
+        g_set_error(errp, COLO_ERROR, EBUSY, "There's a migration process "
+                    "in progress");
+        return false;
+    }
+    if (a->check) {
+        sc.checker = (SessionChecker) {
+            .stopped = check_stopped,
+            .committed = check_committed,
+            .opaque = a->check,
+        };
+    }
+    if (a->session) {
+        SessionInfo prev;
+
+        /* query-colo-status keeps telling how the last one ended */
+        session_query(a->session, &prev);
+        sc.last_mode = prev.last_mode;
+        sc.last_exit_reason = prev.exit_reason;
+        session_info_clear(&prev);
+        g_clear_pointer(&a->session, session_free);
+    }
+    a->session = session_start(&sc);
+    a->session_running = true;
+    return true;
+}
+
+void agent_session_stop(Agent *a, MigrationStatus as)
+{
+    if (a->session_running) {
+        session_stop(a->session, as);
+    }
+}
+
+bool agent_session_active(Agent *a)
+{
+    return a->session_running;
+}
+
+void agent_params_changed(Agent *a, bool now)
+{
+    SessionParams p = {
+        .checkpoint_delay_ms =
+            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY],
+    };
+
+    if (a->session_running) {
+        session_set_params(a->session, &p);
+        if (now) {
+            session_checkpoint_now(a->session);
+        }
+    }
 }
 
 /* --- life ----------------------------------------------------------------- */
@@ -181,22 +282,14 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     a->cfg.dirty_tracking = g_strdup(cfg->dirty_tracking);
     a->cfg.tls_creds = NULL;        /* kept in opts, settable over QMP */
     a->cfg.tls_hostname = NULL;
-    g_mutex_init(&a->lock);
-    g_cond_init(&a->wake);
-    a->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
     migration_options_init(&a->opts);
     a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] =
         cfg->checkpoint_delay_ms;
     a->opts.caps[MIGRATION_CAPABILITY_XBZRLE] = cfg->xbzrle;
     a->opts.caps[MIGRATION_CAPABILITY_X_COLO] = cfg->connect != NULL;
-    a->notify = (SessionNotifier) {
-        .event = agent_on_event,
-        .ended = agent_on_session_end,
-        .opaque = a,
-    };
     a->loop = g_main_loop_new(NULL, FALSE);
 
-    *exit_status = AGENT_EXIT_USAGE;
+    *exit_status = PRIMARY_EXIT_USAGE;
     if (!migration_str_parameter_set(&a->opts, MIGRATION_PARAMETER_TLS_CREDS,
                                      cfg->tls_creds, errp) ||
         !migration_str_parameter_set(&a->opts,
@@ -215,7 +308,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
         g_clear_pointer(&a->work, g_free);
         goto fail;
     }
-    *exit_status = AGENT_EXIT_QEMU;
+    *exit_status = PRIMARY_EXIT_QEMU;
     if (!map_ram(a, errp)) {
         goto fail;
     }
@@ -227,9 +320,11 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     if (!a->scan) {
         goto fail;
     }
+    a->check = secondary_check_new(a->ram, a->ram_size, a->cfg.ram_block,
+                                   cfg->verify_dir, cfg->verify_disks);
     if (!dirty_tracking_parse(cfg->dirty_tracking ? cfg->dirty_tracking :
                               "auto", &a->tracking_mode)) {
-        *exit_status = AGENT_EXIT_USAGE;
+        *exit_status = PRIMARY_EXIT_USAGE;
         g_set_error(errp, COLO_ERROR, EINVAL, "--dirty-tracking %s: expected "
                     "auto, digest, uffd-wp or soft-dirty", cfg->dirty_tracking);
         goto fail;
@@ -242,14 +337,14 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
             .n_commands = agent_qmp_n_commands,
         };
 
-        *exit_status = AGENT_EXIT_USAGE;
+        *exit_status = PRIMARY_EXIT_USAGE;
         a->mon = monitor_new(cfg->monitor, &mctx, errp);
         if (!a->mon) {
             goto fail;
         }
         g_timeout_add_seconds(1, watch_qemu, a);
     }
-    *exit_status = AGENT_EXIT_OK;
+    *exit_status = PRIMARY_EXIT_OK;
     return a;
 
 fail:
@@ -259,15 +354,19 @@ fail:
 
 static void print_summary(Agent *a)
 {
-    int64_t median, p99;
+    SessionInfo info;
 
-    if (a->cfg.quiet || !agent_pause_figures(a, &median, &p99)) {
+    if (a->cfg.quiet || !a->session) {
         return;
     }
-    printf("done: %u checkpoints, pause median %.2f ms, p99 %.2f ms, "
-           "%.2f checkpoints/s\n", a->pauses_us->len, median / 1000.0,
-           p99 / 1000.0,
-           a->pauses_us->len * 1e6 / MAX(a->end_us - a->colo_start_us, 1));
+    session_query(a->session, &info);
+    if (info.pauses) {
+        printf("done: %" PRIu64 " checkpoints, pause median %.2f ms, p99 "
+               "%.2f ms, %.2f checkpoints/s\n", info.pauses,
+               info.pause_median_us / 1000.0, info.pause_p99_us / 1000.0,
+               info.pauses * 1e6 / MAX(info.colo_time_us, 1));
+    }
+    session_info_clear(&info);
 }
 
 int agent_run(Agent *a, const char *connect, GError **errp)
@@ -276,14 +375,11 @@ int agent_run(Agent *a, const char *connect, GError **errp)
     guint sigterm = g_unix_signal_add(SIGTERM, on_signal, a);
 
     if (connect && !agent_session_start(a, connect, errp)) {
-        a->exit_status = AGENT_EXIT_USAGE;
+        a->exit_status = PRIMARY_EXIT_USAGE;
     } else {
         g_main_loop_run(a->loop);
-        if (agent_session_active(a)) {
-            agent_session_stop(a, MIGRATION_STATUS_CANCELLED);
-            g_thread_join(a->session);
-            a->session = NULL;
-        }
+        agent_session_stop(a, MIGRATION_STATUS_CANCELLED);
+        agent_session_done(a);
         print_summary(a);
     }
     g_source_remove(sigint);
@@ -297,6 +393,9 @@ void agent_free(Agent *a)
         return;
     }
     monitor_free(a->mon);
+    agent_session_stop(a, MIGRATION_STATUS_CANCELLED);
+    session_free(a->session);
+    secondary_check_free(a->check);
     dirty_scan_free(a->scan);
     vm_control_free(a->vm);
     if (a->ram) {
@@ -306,16 +405,8 @@ void agent_free(Agent *a)
         g_rmdir(a->work);
     }
     g_free(a->work);
-    g_mutex_clear(&a->lock);
-    g_array_unref(a->pauses_us);
-    g_cond_clear(&a->wake);
     g_main_loop_unref(a->loop);
     agent_config_clear(&a->cfg);
-    g_free(a->uri);
-    g_free(a->error_desc);
-    g_free(a->net_netdevs);
-    g_free(a->tracking_why);
-    g_free(a->tracking_fallback);
     g_free(a);
 }
 
@@ -324,39 +415,16 @@ void agent_free(Agent *a)
 void agent_query(Agent *a, AgentInfo *info)
 {
     memset(info, 0, sizeof(*info));
-    g_mutex_lock(&a->lock);
-    info->status = a->status;
-    info->mode = a->mode;
-    info->last_mode = a->last_mode;
-    info->exit_reason = a->exit_reason;
-    info->error_desc = g_strdup(a->error_desc);
-    info->total_time_ms = ((a->end_us ? a->end_us : g_get_monotonic_time()) -
-                           a->start_us) / 1000;
+    if (a->session) {
+        session_query(a->session, &info->session);
+    }
     info->ram_size = a->ram_size;
-    info->total_bytes = a->total_bytes;
-    info->checkpoints = a->checkpoints;
     info->xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE];
     info->xbzrle_cache_size =
         a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
-    info->xbzrle_pages = a->xbzrle_pages;
-    info->last = a->last;
-    info->net_buffered = a->net_buffered;
-    info->tracking = a->tracking ? a->tracking : "digest";
-    info->tracking_why = g_strdup(a->tracking_why);
-    info->tracking_fallback = g_strdup(a->tracking_fallback);
-    info->net_netdevs = g_strdup(a->net_netdevs);
-    info->net = a->net;
-    g_mutex_unlock(&a->lock);
-    info->have_pauses = agent_pause_figures(a, &info->pause_median_us,
-                                            &info->pause_p99_us);
 }
 
 void agent_info_clear(AgentInfo *info)
 {
-    g_free(info->error_desc);
-    info->error_desc = NULL;
-    g_free(info->net_netdevs);
-    info->net_netdevs = NULL;
-    g_clear_pointer(&info->tracking_why, g_free);
-    g_clear_pointer(&info->tracking_fallback, g_free);
+    session_info_clear(&info->session);
 }

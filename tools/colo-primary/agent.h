@@ -3,10 +3,10 @@
  * client sets over its QMP socket (QEMU's names), and the COLO session
  * that checkpoints the VM into a secondary.
  *
- * Threads: the main thread runs the QMP server and starts sessions; a
- * session runs on its own thread and owns the VM's QMP connection, the
- * dirty scan and the secondary's socket while it runs.  Everything both
- * touch sits behind @lock.
+ * Threads: the main thread runs the QMP server and starts sessions, and
+ * is the only one to touch an Agent.  A session runs on its own thread,
+ * uses the VM's QMP connection and the dirty scan the agent lends it,
+ * and keeps its own state behind its own lock (session.h).
  */
 #ifndef COLO_PRIMARY_AGENT_H
 #define COLO_PRIMARY_AGENT_H
@@ -19,49 +19,10 @@
 #include "monitor/monitor.h"
 #include "tools/colo-primary/dirty-scan.h"
 #include "tools/colo-primary/dirty-tracking.h"
-#include "tools/colo-primary/net-buffer.h"
+#include "tools/colo-primary/primary-error.h"
+#include "tools/colo-primary/secondary-check.h"
 #include "tools/colo-primary/session.h"
 #include "tools/colo-primary/vm-control.h"
-
-/* Exit statuses (documented in docs/colo-primary.rst). */
-enum {
-    AGENT_EXIT_OK = 0,
-    AGENT_EXIT_USAGE = 1,
-    AGENT_EXIT_SECONDARY = 2,   /* the secondary failed or is unreachable */
-    AGENT_EXIT_QEMU = 3,        /* QEMU failed, is gone, or does not fit */
-    AGENT_EXIT_VERIFY = 4,      /* --verify-secondary found a difference */
-};
-
-/* Who failed: the code of an AGENT_ERROR. */
-typedef enum AgentErrorKind {
-    AGENT_ERROR_QEMU,
-    AGENT_ERROR_SECONDARY,
-    AGENT_ERROR_VERIFY,
-} AgentErrorKind;
-
-#define AGENT_ERROR agent_error_quark()
-GQuark agent_error_quark(void);
-/* Re-labels *@errp (if set) as @kind. */
-void agent_error_tag(GError **errp, AgentErrorKind kind);
-
-/* One checkpoint, as query-migrate and the bench report it. */
-typedef struct CheckpointFigures {
-    uint64_t number;            /* 0: the initial synchronisation */
-    int64_t pause_us;           /* stop -> cont, of which: */
-    int64_t stop_us;            /*   QEMU's stop */
-    int64_t capture_us;         /*   device state (the scan runs along) */
-    int64_t scan_wait_us;       /*   the scan after the capture */
-    int64_t cont_us;            /*   QEMU's cont */
-    int64_t verify_us;          /* --verify-secondary's snapshot sum, not
-                                   counted in pause_us */
-    int64_t total_us;           /* stop -> the secondary's LOADED */
-    uint64_t dirty_pages;       /* of main RAM */
-    uint64_t scanned_pages;     /* digested to find them (all without
-                                   a tracker) */
-    uint64_t wire_bytes;        /* RAM records and device state */
-    uint64_t device_bytes;
-    uint64_t xbzrle_pages;
-} CheckpointFigures;
 
 /* What colo-primary was started with: main.c's options parse straight
  * into it (so strings are owned, freed by agent_config_clear). */
@@ -93,72 +54,33 @@ typedef struct AgentConfig {
 
 void agent_config_clear(AgentConfig *cfg);
 
-struct Agent {
+typedef struct Agent {
     /* Fixed after start. */
     AgentConfig cfg;            /* a copy, ram_block filled in */
     char *work;                 /* captures, the device-state socket */
     const uint8_t *ram;         /* the shared RAM file, read only */
     uint64_t ram_size;
-    VmControl *vm;              /* the session's while one runs */
-    DirtyScan *scan;            /* the session's while one runs */
+    VmControl *vm;              /* lent to the session while one runs */
+    DirtyScan *scan;            /* lent to the session while one runs */
     DirtyTrackingMode tracking_mode;
+    SecondaryCheck *check;      /* tests' oracle, or NULL */
     Monitor *mon;               /* NULL without --monitor */
     GMainLoop *loop;
 
-    GMutex lock;
-    GCond wake;                 /* checkpoint_now, stop_requested */
-    MigrationOptions opts;
-    MigrationStatus status;
-    COLOMode mode, last_mode;
-    COLOExitReason exit_reason;
-    char *error_desc;
-    char *uri;
-    int64_t start_us;
-    int64_t end_us;
-    int64_t colo_start_us;      /* when the first checkpoint began */
-    bool checkpoint_now;
-    bool stop_requested;
-    MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
-    struct ColoPeer *peer;      /* while one is connected */
-    CheckpointFigures last;
-    uint64_t checkpoints;
-    uint64_t total_bytes;
-    uint64_t xbzrle_pages;
-    GArray *pauses_us;          /* int64_t, of this session */
-    bool net_buffered;          /* this session holds the VM's output */
-    char *net_netdevs;          /* which netdevs, for the queries */
-    NetBufferStats net;         /* as of the last checkpoint */
-    char *tracking_why;         /* what was refused, or NULL */
-    const char *tracking;       /* the scan's method, as of the last pause */
-    char *tracking_fallback;    /* why the tracker was given up, or NULL */
-    GThread *session;
-    SessionNotifier notify;     /* how the session reaches agent.c */
+    /* The main thread's, no lock: the session keeps its own state. */
+    MigrationOptions opts;      /* what clients set */
+    Session *session;           /* the running one, or the last one */
+    bool session_running;       /* until joined */
     bool quit_when_idle;
     int exit_status;
-};
+} Agent;
 
-/* A snapshot of the agent for query-migrate and query-colo-status. */
+/* The agent's state for query-migrate and query-colo-status. */
 typedef struct AgentInfo {
-    MigrationStatus status;
-    COLOMode mode, last_mode;
-    COLOExitReason exit_reason;
-    char *error_desc;           /* owned; NULL if none */
-    int64_t total_time_ms;
+    SessionInfo session;        /* all zero (status none) before the first */
     uint64_t ram_size;
-    uint64_t total_bytes;
-    uint64_t checkpoints;
     bool xbzrle;
     uint64_t xbzrle_cache_size;
-    uint64_t xbzrle_pages;
-    CheckpointFigures last;
-    bool have_pauses;
-    int64_t pause_median_us, pause_p99_us;
-    bool net_buffered;
-    char *net_netdevs;          /* owned */
-    NetBufferStats net;
-    const char *tracking;       /* "uffd-wp", "soft-dirty", "digest" */
-    char *tracking_why;         /* owned; what was refused, or NULL */
-    char *tracking_fallback;    /* owned; why given up mid-session */
 } AgentInfo;
 
 /* Main thread.  Maps the RAM file, connects to QEMU, prepares the dirty
@@ -175,7 +97,18 @@ void agent_free(Agent *a);
  * agent. */
 void agent_quit(Agent *a, MigrationStatus session_as);
 
-/* Any thread: the agent's state for the QMP queries. */
+/* Main thread: a session to @uri with the options set (EBUSY while one
+ * runs). */
+bool agent_session_start(Agent *a, const char *uri, GError **errp);
+/* Main thread: ends the running session after its checkpoint in
+ * progress, as @as (COMPLETED: failover or quit; CANCELLED). */
+void agent_session_stop(Agent *a, MigrationStatus as);
+bool agent_session_active(Agent *a);
+/* Main thread: the running session takes the options' parameters; with
+ * @now it checkpoints at once. */
+void agent_params_changed(Agent *a, bool now);
+
+/* Main thread: the agent's state for the QMP queries. */
 void agent_query(Agent *a, AgentInfo *info);
 void agent_info_clear(AgentInfo *info);
 

@@ -36,7 +36,7 @@
 static int usage_error(const char *msg)
 {
     fprintf(stderr, "colo-primary: %s\n", msg);
-    return AGENT_EXIT_USAGE;
+    return PRIMARY_EXIT_USAGE;
 }
 
 /* --release-held-output: what a --held-output keep run left in QEMU. */
@@ -49,11 +49,11 @@ static int release_held_output(const char *qmp_path)
     if (!qmp) {
         fprintf(stderr, "colo-primary: releasing the VM's held output: %s\n",
                 err->message);
-        return AGENT_EXIT_QEMU;
+        return PRIMARY_EXIT_QEMU;
     }
     n = net_buffer_release_leftovers(qmp);
     printf("released %u output buffer(s) of the VM\n", n);
-    return AGENT_EXIT_OK;
+    return PRIMARY_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -128,7 +128,7 @@ int main(int argc, char **argv)
         g_option_context_new("- checkpoint a QEMU VM into a COLO secondary");
     g_autoptr(GError) err = NULL;
     Agent *a;
-    int status = AGENT_EXIT_USAGE;
+    int status = PRIMARY_EXIT_USAGE;
 
     if (argc == 3 && strcmp(argv[1], "--x-net-release-guard") == 0) {
         /* our own child (net-buffer.c), not a user's command */

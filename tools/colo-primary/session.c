@@ -39,23 +39,28 @@
 #include "migration/page-cache.h"
 #include "migration/ram-save.h"
 #include "migration/savevm-put.h"
-#include "tools/colo-primary/agent.h"
 #include "tools/colo-primary/device-capture.h"
 #include "tools/colo-primary/disk-mirror.h"
+#include "tools/colo-primary/primary-error.h"
+#include "tools/colo-primary/session.h"
 
 #define CAPTURE_TIMEOUT_MS 10000
 /* The initial copy of a disk (an hour: a large disk on a slow link). */
 #define DISK_SYNC_TIMEOUT_MS (3600 * 1000)
 
-typedef struct Session {
-    Agent *a;
-    ColoPeer *peer;
+struct Session {
+    SessionConfig cfg;          /* its strings: ours below, or lent */
+    char *uri;                  /* the secondary, and how to reach it */
+    char *tls_creds, *tls_hostname;
+    TlsParams tls;
+    GThread *thread;
+
+    /* The session thread's own. */
+    ColoPeer *peer;             /* written under @lock (session_stop) */
     RAMSaveState rs;
     PageCache *xbzrle;          /* NULL without the xbzrle capability */
     NetBuffer *net;             /* NULL with --no-net-buffer */
     DiskMirror *disks;          /* NULL without --disk */
-    char **disk_sums;           /* --verify-disk: SHA-256 of each image at
-                                   the last pause */
     int64_t stopped_at;         /* the VM was left stopped at (initial
                                    sync with disks) */
     DeviceCapture *model;       /* the first capture: blocks as sent */
@@ -63,62 +68,62 @@ typedef struct Session {
     uint32_t section_id;
     bool switchover;
     int capture_no;
-    char *ram_sum;              /* --verify-secondary: SHA-256 of RAM at
-                                   the last pause */
-    const char *uri;            /* the secondary, and how to reach it */
-    const TlsParams *tls;
-} Session;
 
-/* Reports to whoever owns the agent (agent.c), through its notifier. */
-static void session_emit(Agent *a, const char *name, GVariant *data)
+    /* What other threads ask, tell or read: under @lock. */
+    GMutex lock;
+    GCond wake;                 /* checkpoint_now, stop_requested, params */
+    SessionParams params;
+    bool checkpoint_now;
+    bool stop_requested;
+    MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
+    MigrationStatus status;
+    COLOMode mode, last_mode;
+    COLOExitReason exit_reason;
+    char *error_desc;
+    int64_t start_us, end_us;
+    int64_t colo_start_us;      /* when the first checkpoint began */
+    CheckpointFigures last;
+    uint64_t checkpoints;
+    uint64_t total_bytes;
+    uint64_t xbzrle_pages;
+    GArray *pauses_us;          /* int64_t */
+    bool net_buffered;
+    char *net_netdevs;          /* which netdevs, for the queries */
+    NetBufferStats net_stats;   /* as of the last checkpoint */
+    char *tracking_why;         /* what was refused, or NULL */
+    const char *tracking;       /* the scan's method, as of the last pause */
+    char *tracking_fallback;    /* why the tracker was given up, or NULL */
+    int exit_status;
+};
+
+/* Reports to whoever started the session, through its notifier. */
+static void session_emit(Session *s, const char *name, GVariant *data)
 {
-    a->notify.event(a->notify.opaque, name, data);
+    s->cfg.notify.event(s->cfg.notify.opaque, name, data);
 }
 
-static void set_status(Agent *a, MigrationStatus st)
+static void set_status(Session *s, MigrationStatus st)
 {
-    bool events;
-
-    g_mutex_lock(&a->lock);
-    a->status = st;
-    events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS];
-    g_mutex_unlock(&a->lock);
-    if (events) {
+    g_mutex_lock(&s->lock);
+    s->status = st;
+    g_mutex_unlock(&s->lock);
+    if (s->cfg.events) {
         GVariantDict d;
 
         g_variant_dict_init(&d, NULL);
         g_variant_dict_insert(&d, "status", "s", migration_status_name(st));
-        session_emit(a, "MIGRATION", g_variant_dict_end(&d));
+        session_emit(s, "MIGRATION", g_variant_dict_end(&d));
     }
 }
 
-static bool stop_requested(Agent *a)
+static bool stop_requested(Session *s)
 {
     bool r;
 
-    g_mutex_lock(&a->lock);
-    r = a->stop_requested;
-    g_mutex_unlock(&a->lock);
+    g_mutex_lock(&s->lock);
+    r = s->stop_requested;
+    g_mutex_unlock(&s->lock);
     return r;
-}
-
-/* --verify-disk: SHA-256 of the VM's images while it is stopped. */
-static bool sum_disks(Session *s, GError **errp)
-{
-    for (guint i = 0; i < disk_mirror_count(s->disks); i++) {
-        g_autofree char *path = disk_mirror_image_path(s->disks, i, errp);
-        g_autoptr(GMappedFile) mf = path ? g_mapped_file_new(path, FALSE,
-                                                             errp) : NULL;
-
-        if (!mf) {
-            return false;
-        }
-        g_free(s->disk_sums[i]);
-        s->disk_sums[i] = g_compute_checksum_for_data(
-            G_CHECKSUM_SHA256, (const guchar *)g_mapped_file_get_contents(mf),
-            g_mapped_file_get_length(mf));
-    }
-    return true;
 }
 
 /* One pause: stop, scan and capture at once, cont.  With @request the
@@ -129,14 +134,13 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
                                     bool request, bool stay_stopped,
                                     GError **errp)
 {
-    Agent *a = s->a;
     int64_t t0 = 0, t1, t2, t3;
     g_autoptr(GBytes) bytes = NULL;
     g_autofree char *dir = NULL;
     DeviceCapture *dc;
 
-    if (!vm_control_stop(a->vm, &t0, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+    if (!vm_control_stop(s->cfg.vm, &t0, errp)) {
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return NULL;
     }
     t1 = g_get_monotonic_time();
@@ -144,71 +148,68 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         !colo_peer_send_message(s->peer, COLO_MESSAGE_CHECKPOINT_REQUEST,
                                 errp)) {
         /* session_finish continues the VM */
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return NULL;
     }
     /* The scan first: its workers run during the QMP round trips below. */
-    dirty_scan_start(a->scan);
+    dirty_scan_start(s->cfg.scan);
     /* what the guest sends from the next cont on is held until this
      * checkpoint is committed */
     if (s->net && !net_buffer_begin_epoch(s->net, fig->number + 1, errp)) {
-        dirty_scan_finish(a->scan);
+        dirty_scan_finish(s->cfg.scan);
         /* session_finish continues the VM */
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return NULL;
     }
-    bytes = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
+    bytes = vm_control_capture(s->cfg.vm, CAPTURE_TIMEOUT_MS, errp);
     t2 = g_get_monotonic_time();
-    dirty_scan_finish(a->scan);
+    dirty_scan_finish(s->cfg.scan);
     t3 = g_get_monotonic_time();
     if (bytes && s->disks && !disk_mirror_check(s->disks, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return NULL;
     }
-    if (bytes && a->cfg.verify_disks && !sum_disks(s, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
-        return NULL;
-    }
-    if (a->cfg.verify_dir && bytes) {
-        /* tests: an independent record of RAM at this moment (SHA-256,
-         * not our digests), left out of the pause figures */
-        g_free(s->ram_sum);
-        s->ram_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
-                                                 a->ram, a->ram_size);
+    if (bytes && s->cfg.checker.stopped) {
+        /* tests: an oracle's record of this moment, left out of the
+         * pause figures */
+        if (!s->cfg.checker.stopped(s->cfg.checker.opaque, s->disks,
+                                    errp)) {
+            return NULL;
+        }
         fig->verify_us = g_get_monotonic_time() - t3;
         t0 += fig->verify_us;
     }
     if (!bytes) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return NULL;
     }
     /* the secondary has sealed the checkpoint's disk writes */
     if (request &&
         !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_REPLY, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return NULL;
     }
     if (stay_stopped) {
         s->stopped_at = t0;
-    } else if (!vm_control_cont(a->vm, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+    } else if (!vm_control_cont(s->cfg.vm, errp)) {
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return NULL;
     }
     fig->pause_us = g_get_monotonic_time() - t0;
     fig->stop_us = t1 - t0;
     fig->capture_us = t2 - t1;
     fig->scan_wait_us = t3 - t2;
-    fig->scanned_pages = dirty_scan_candidates(a->scan);
+    fig->scanned_pages = dirty_scan_candidates(s->cfg.scan);
     fig->cont_us = fig->pause_us - (t3 - t0);
-    dir = g_strdup_printf("%s/capture%d", a->work, s->capture_no++ % 2);
-    dc = device_capture_parse(bytes, dir, a->cfg.ram_block, a->ram_size, errp);
+    dir = g_strdup_printf("%s/capture%d", s->cfg.work, s->capture_no++ % 2);
+    dc = device_capture_parse(bytes, dir, s->cfg.ram_block, s->cfg.ram_size, errp);
     if (!dc) {
-        g_autofree char *qemu_says = vm_control_capture_failure(a->vm);
+        g_autofree char *qemu_says = vm_control_capture_failure(s->cfg.vm);
 
         if (qemu_says) {
             g_prefix_error(errp, "%s; ", qemu_says);
         }
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
     }
     return dc;
 }
@@ -248,80 +249,12 @@ static void put_rom_pages(Session *s, DeviceCapture *dc, bool all)
     }
 }
 
-/* Tests: the secondary's copy of main RAM against ours at the pause. */
-/* --verify-disk NODE=PATH: the secondary's image of NODE must be what
- * the VM's was at the pause. */
-static bool verify_disks(Session *s, const char *what, GError **errp)
+/* Tests: the secondary's copy against the oracle's record. */
+static bool session_check(Session *s, const char *what, GError **errp)
 {
-    Agent *a = s->a;
-
-    for (guint i = 0; i < disk_mirror_count(s->disks); i++) {
-        const char *node = disk_mirror_target(s->disks, i)->node;
-        g_autofree char *prefix = g_strconcat(node, "=", NULL);
-        g_autoptr(GMappedFile) mf = NULL;
-        g_autofree char *theirs = NULL;
-        const char *path = NULL;
-
-        for (int k = 0; a->cfg.verify_disks[k]; k++) {
-            if (g_str_has_prefix(a->cfg.verify_disks[k], prefix)) {
-                path = a->cfg.verify_disks[k] + strlen(prefix);
-            }
-        }
-        if (!path) {
-            continue;
-        }
-        mf = g_mapped_file_new(path, FALSE, errp);
-        if (!mf) {
-            agent_error_tag(errp, AGENT_ERROR_VERIFY);
-            return false;
-        }
-        theirs = g_compute_checksum_for_data(
-            G_CHECKSUM_SHA256, (const guchar *)g_mapped_file_get_contents(mf),
-            g_mapped_file_get_length(mf));
-        if (g_strcmp0(theirs, s->disk_sums[i])) {
-            g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: the "
-                        "secondary's image %s differs from the VM's disk %s "
-                        "at that moment", what, path, node);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool verify_secondary(Session *s, const char *what, GError **errp)
-{
-    Agent *a = s->a;
-    g_autofree char *path = g_build_filename(a->cfg.verify_dir, a->cfg.ram_block,
-                                             NULL);
-    g_autofree char *theirs = NULL;
-    struct stat st;
-    void *img;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != a->ram_size) {
-        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: %s", path,
-                    fd < 0 ? g_strerror(errno) : "not the RAM's size");
-        if (fd >= 0) {
-            close(fd);
-        }
-        return false;
-    }
-    img = mmap(NULL, a->ram_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (img == MAP_FAILED) {
-        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: %s", path,
-                    g_strerror(errno));
-        return false;
-    }
-    theirs = g_compute_checksum_for_data(G_CHECKSUM_SHA256, img, a->ram_size);
-    munmap(img, a->ram_size);
-    if (!s->ram_sum || strcmp(s->ram_sum, theirs) != 0) {
-        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_VERIFY, "%s: the "
-                    "secondary's %s differs from the VM's RAM at that moment",
-                    what, path);
-        return false;
-    }
-    return true;
+    return !s->cfg.checker.committed ||
+           s->cfg.checker.committed(s->cfg.checker.opaque, s->disks, what,
+                                    errp);
 }
 
 static void record_net_stats(Session *s)
@@ -330,43 +263,39 @@ static void record_net_stats(Session *s)
 
     if (s->net) {
         net_buffer_stats(s->net, &net);
-        g_mutex_lock(&s->a->lock);
-        s->a->net = net;
-        g_mutex_unlock(&s->a->lock);
+        g_mutex_lock(&s->lock);
+        s->net_stats = net;
+        g_mutex_unlock(&s->lock);
     }
 }
 
 static void record_figures(Session *s, const CheckpointFigures *fig)
 {
-    Agent *a = s->a;
-    bool events;
-
-    const char *fallback = dirty_scan_fallback_reason(a->scan);
+    const char *fallback = dirty_scan_fallback_reason(s->cfg.scan);
     bool gave_up;
 
     record_net_stats(s);
-    g_mutex_lock(&a->lock);
-    gave_up = fallback && !a->tracking_fallback;
+    g_mutex_lock(&s->lock);
+    gave_up = fallback && !s->tracking_fallback;
     if (gave_up) {
-        a->tracking_fallback = g_strdup(fallback);
+        s->tracking_fallback = g_strdup(fallback);
     }
-    a->tracking = dirty_scan_method(a->scan);
-    a->last = *fig;
+    s->tracking = dirty_scan_method(s->cfg.scan);
+    s->last = *fig;
     if (fig->number > 0) {
-        a->checkpoints = fig->number;
-        g_array_append_val(a->pauses_us, fig->pause_us);
+        s->checkpoints = fig->number;
+        g_array_append_val(s->pauses_us, fig->pause_us);
     }
-    a->total_bytes += fig->wire_bytes;
-    a->xbzrle_pages += fig->xbzrle_pages;
-    events = a->opts.caps[MIGRATION_CAPABILITY_EVENTS];
-    g_mutex_unlock(&a->lock);
+    s->total_bytes += fig->wire_bytes;
+    s->xbzrle_pages += fig->xbzrle_pages;
+    g_mutex_unlock(&s->lock);
     if (gave_up) {
         /* said even with -q: protection got more expensive */
         fprintf(stderr, "colo-primary: dirty tracking: digests of every page "
                 "from checkpoint %" PRIu64 " on (%s)\n", fig->number,
                 fallback);
     }
-    if (events && fig->number > 0) {
+    if (s->cfg.events && fig->number > 0) {
         GVariantDict d;
 
         g_variant_dict_init(&d, NULL);
@@ -375,10 +304,10 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         g_variant_dict_insert(&d, "dirty-pages", "t", fig->dirty_pages);
         g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
         g_variant_dict_insert(&d, "total-us", "x", fig->total_us);
-        session_emit(a, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
+        session_emit(s, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
     }
-    if (!a->cfg.quiet) {
-        g_autofree char *verified = a->cfg.verify_dir ? g_strdup_printf(
+    if (!s->cfg.quiet) {
+        g_autofree char *verified = s->cfg.checker.stopped ? g_strdup_printf(
             ", secondary verified (RAM sum %.1f ms, not in the pause)",
             fig->verify_us / 1000.0) : g_strdup("");
 
@@ -406,27 +335,26 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
 /* A write tracker or digests (dirty-tracking.h), said once per session. */
 static bool session_choose_tracking(Session *s, GError **errp)
 {
-    Agent *a = s->a;
     g_autofree char *why = NULL;
 
-    if (!dirty_tracking_choose(a->scan, vm_control_qmp(a->vm),
-                               a->cfg.ram_file, a->ram_size,
-                               a->tracking_mode, a->cfg.qemu_pid, &why,
+    if (!dirty_tracking_choose(s->cfg.scan, vm_control_qmp(s->cfg.vm),
+                               s->cfg.ram_file, s->cfg.ram_size,
+                               s->cfg.tracking_mode, s->cfg.qemu_pid, &why,
                                errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
-    g_mutex_lock(&a->lock);
-    g_free(a->tracking_why);
-    a->tracking_why = g_steal_pointer(&why);
-    a->tracking = dirty_scan_method(a->scan);
-    g_clear_pointer(&a->tracking_fallback, g_free);
-    g_mutex_unlock(&a->lock);
-    if (!a->cfg.quiet) {
-        printf("dirty tracking: %s%s%s%s\n", dirty_scan_method(a->scan),
-               a->tracking_why ? " (" : "",
-               a->tracking_why ? a->tracking_why : "",
-               a->tracking_why ? ")" : "");
+    g_mutex_lock(&s->lock);
+    g_free(s->tracking_why);
+    s->tracking_why = g_steal_pointer(&why);
+    s->tracking = dirty_scan_method(s->cfg.scan);
+    g_clear_pointer(&s->tracking_fallback, g_free);
+    g_mutex_unlock(&s->lock);
+    if (!s->cfg.quiet) {
+        printf("dirty tracking: %s%s%s%s\n", dirty_scan_method(s->cfg.scan),
+               s->tracking_why ? " (" : "",
+               s->tracking_why ? s->tracking_why : "",
+               s->tracking_why ? ")" : "");
         fflush(stdout);
     }
     return true;
@@ -435,49 +363,47 @@ static bool session_choose_tracking(Session *s, GError **errp)
 /* Connects to the secondary right before the stream head goes out. */
 static bool session_connect(Session *s, GError **errp)
 {
-    Agent *a = s->a;
+    ColoPeer *peer = colo_peer_connect(s->uri, &s->tls, errp);
 
-    s->peer = colo_peer_connect(s->uri, s->tls, errp);
-    if (!s->peer) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+    if (!peer) {
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
-    g_mutex_lock(&a->lock);
-    a->peer = s->peer;
-    g_mutex_unlock(&a->lock);
-    set_status(a, MIGRATION_STATUS_ACTIVE);
+    g_mutex_lock(&s->lock);
+    s->peer = peer;
+    g_mutex_unlock(&s->lock);
+    set_status(s, MIGRATION_STATUS_ACTIVE);
     return true;
 }
 
 static bool session_initial_sync(Session *s, GError **errp)
 {
-    Agent *a = s->a;
     g_autoptr(QEMUFile) f = NULL;
     g_autoptr(GBytes) first = NULL;
     CheckpointFigures fig = { 0 };
     DeviceCapture *dc;
     uint8_t page[TARGET_PAGE_SIZE] __attribute__((aligned(64)));
-    g_autofree char *model_dir = g_build_filename(a->work, "model", NULL);
+    g_autofree char *model_dir = g_build_filename(s->cfg.work, "model", NULL);
     int64_t t0;
     const char *json;
 
     /* 1. A short pause for what the stream head needs. */
-    if (!vm_control_stop(a->vm, &t0, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+    if (!vm_control_stop(s->cfg.vm, &t0, errp)) {
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
-    first = vm_control_capture(a->vm, CAPTURE_TIMEOUT_MS, errp);
-    if (!vm_control_cont(a->vm, first ? errp : NULL) || !first) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+    first = vm_control_capture(s->cfg.vm, CAPTURE_TIMEOUT_MS, errp);
+    if (!vm_control_cont(s->cfg.vm, first ? errp : NULL) || !first) {
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
-    s->model = device_capture_parse(first, model_dir, a->cfg.ram_block,
-                                    a->ram_size, errp);
+    s->model = device_capture_parse(first, model_dir, s->cfg.ram_block,
+                                    s->cfg.ram_size, errp);
     if (!s->model) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
-    s->main_rb = ram_list_find(s->model->rl, a->cfg.ram_block);
+    s->main_rb = ram_list_find(s->model->rl, s->cfg.ram_block);
     s->section_id = s->model->lv.ram_section_id;
     s->switchover = colo_machine_sends_switchover(s->model->lv.machine);
 
@@ -492,23 +418,23 @@ static bool session_initial_sync(Session *s, GError **errp)
     colo_put_stream_head(f, s->model->lv.machine);
     ram_save_section_start(&s->rs, s->section_id, s->model->rl, false);
     qemu_savevm_put_section_header(f, QEMU_VM_SECTION_PART, s->section_id);
-    for (uint64_t n = 0; n < a->ram_size >> TARGET_PAGE_BITS; n++) {
-        memcpy(page, a->ram + (n << TARGET_PAGE_BITS), sizeof(page));
-        dirty_scan_set_digest(a->scan, n,
-                              dirty_scan_page_digest(a->scan, page));
+    for (uint64_t n = 0; n < s->cfg.ram_size >> TARGET_PAGE_BITS; n++) {
+        memcpy(page, s->cfg.ram + (n << TARGET_PAGE_BITS), sizeof(page));
+        dirty_scan_set_digest(s->cfg.scan, n,
+                              dirty_scan_page_digest(s->cfg.scan, page));
         ram_save_any(&s->rs, s->main_rb, n << TARGET_PAGE_BITS, NULL, page);
-        if ((n & 4095) == 0 && (qemu_file_get_error(f) || stop_requested(a))) {
+        if ((n & 4095) == 0 && (qemu_file_get_error(f) || stop_requested(s))) {
             break;
         }
     }
     ram_save_section_end(&s->rs, s->section_id);
     if (qemu_fflush(f) < 0 || !qemu_file_propagate_error(f, errp)) {
         g_prefix_error(errp, "the secondary %s: ", s->peer->uri);
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
-    if (stop_requested(a)) {
-        g_set_error(errp, AGENT_ERROR, AGENT_ERROR_SECONDARY, "stopped "
+    if (stop_requested(s)) {
+        g_set_error(errp, PRIMARY_ERROR, PRIMARY_ERROR_SECONDARY, "stopped "
                     "during the initial synchronisation");
         return false;
     }
@@ -522,7 +448,7 @@ static bool session_initial_sync(Session *s, GError **errp)
         qemu_savevm_put_command(f, MIG_CMD_SWITCHOVER_START);
     }
     qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, s->section_id);
-    dirty_scan_foreach(a->scan, put_dirty_page, s);
+    dirty_scan_foreach(s->cfg.scan, put_dirty_page, s);
     put_rom_pages(s, dc, true);
     ram_save_section_end(&s->rs, s->section_id);
     qemu_put_buffer(f, g_bytes_get_data(dc->lv.devices->blob, NULL),
@@ -533,16 +459,16 @@ static bool session_initial_sync(Session *s, GError **errp)
     }
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     device_capture_free(dc);
-    fig.dirty_pages = dirty_scan_count(a->scan);
+    fig.dirty_pages = dirty_scan_count(s->cfg.scan);
     if (qemu_fflush(f) < 0 || !qemu_file_propagate_error(f, errp) ||
         !colo_peer_expect(s->peer, COLO_MESSAGE_CHECKPOINT_READY, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
     if (s->disks) {
         /* checkpoint 0 holds the disks: their writes may go on now */
-        if (!vm_control_cont(a->vm, errp)) {
-            agent_error_tag(errp, AGENT_ERROR_QEMU);
+        if (!vm_control_cont(s->cfg.vm, errp)) {
+            primary_error_tag(errp, PRIMARY_ERROR_QEMU);
             return false;
         }
         fig.pause_us = g_get_monotonic_time() - s->stopped_at;
@@ -550,10 +476,7 @@ static bool session_initial_sync(Session *s, GError **errp)
     fig.wire_bytes = qemu_file_tell(f);
     fig.total_us = g_get_monotonic_time() - t0;
     s->rs.f = NULL;
-    if (a->cfg.verify_dir && !verify_secondary(s, "initial sync", errp)) {
-        return false;
-    }
-    if (a->cfg.verify_disks && !verify_disks(s, "initial sync", errp)) {
+    if (!session_check(s, "initial sync", errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -562,7 +485,6 @@ static bool session_initial_sync(Session *s, GError **errp)
 
 static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
 {
-    Agent *a = s->a;
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     g_autoptr(GBytes) live = NULL;
     CheckpointFigures fig = { .number = number };
@@ -577,12 +499,12 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     }
     s->rs.f = f;
     colo_put_checkpoint_head(f, s->section_id, s->switchover);
-    dirty_scan_foreach(a->scan, put_dirty_page, s);
+    dirty_scan_foreach(s->cfg.scan, put_dirty_page, s);
     put_rom_pages(s, dc, false);
     colo_put_checkpoint_tail(&s->rs, s->section_id);
     s->rs.f = NULL;
     live = qemu_file_steal_output(f);
-    fig.dirty_pages = dirty_scan_count(a->scan);
+    fig.dirty_pages = dirty_scan_count(s->cfg.scan);
     fig.xbzrle_pages = s->rs.xbzrle_pages - xbzrle_before;
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     fig.wire_bytes = g_bytes_get_size(live) + 12 + fig.device_bytes;
@@ -590,20 +512,17 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
                                    errp);
     device_capture_free(dc);
     if (!ok) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
     /* committed: what the guest sent before this checkpoint may go */
     if (s->net && !net_buffer_release(s->net, number, errp)) {
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
     fig.total_us = g_get_monotonic_time() - t0;
     what = g_strdup_printf("checkpoint %" PRIu64, number);
-    if (a->cfg.verify_dir && !verify_secondary(s, what, errp)) {
-        return false;
-    }
-    if (a->cfg.verify_disks && !verify_disks(s, what, errp)) {
+    if (!session_check(s, what, errp)) {
         return false;
     }
     record_figures(s, &fig);
@@ -611,72 +530,59 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
 }
 
 /* Waits for the next checkpoint's time; false if the session must end. */
-static bool session_wait(Agent *a, int64_t since)
+static bool session_wait(Session *s, int64_t since)
 {
     bool go_on;
 
-    g_mutex_lock(&a->lock);
+    g_mutex_lock(&s->lock);
     for (;;) {
-        int64_t due = since + (int64_t)a->opts.params[
-            MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] * 1000;
+        int64_t due = since + s->params.checkpoint_delay_ms * 1000;
 
-        if (a->stop_requested || a->checkpoint_now ||
+        if (s->stop_requested || s->checkpoint_now ||
             g_get_monotonic_time() >= due) {
             break;
         }
-        g_cond_wait_until(&a->wake, &a->lock, due);
+        g_cond_wait_until(&s->wake, &s->lock, due);
     }
-    a->checkpoint_now = false;
-    go_on = !a->stop_requested;
-    g_mutex_unlock(&a->lock);
+    s->checkpoint_now = false;
+    go_on = !s->stop_requested;
+    g_mutex_unlock(&s->lock);
     return go_on;
 }
 
 static void session_finish(Session *s, GError *err)
 {
-    Agent *a = s->a;
     g_autoptr(GError) cont_err = NULL;
     MigrationStatus st;
     bool was_colo, requested;
     COLOExitReason reason;
 
-    if (vm_control_stopped_by_us(a->vm) &&
-        !vm_control_cont(a->vm, &cont_err)) {
+    if (vm_control_stopped_by_us(s->cfg.vm) &&
+        !vm_control_cont(s->cfg.vm, &cont_err)) {
         fprintf(stderr, "colo-primary: could not resume the VM: %s\n",
                 cont_err->message);
     }
     /* QEMU as it was: no write protection left behind */
-    dirty_scan_set_tracker(a->scan, NULL);
-    g_mutex_lock(&a->lock);
-    a->peer = NULL;
-    requested = a->stop_requested;
-    was_colo = a->mode == COLO_MODE_PRIMARY;
-    st = requested ? a->stop_as : err ? MIGRATION_STATUS_FAILED :
+    dirty_scan_set_tracker(s->cfg.scan, NULL);
+    g_mutex_lock(&s->lock);
+    requested = s->stop_requested;
+    was_colo = s->mode == COLO_MODE_PRIMARY;
+    st = requested ? s->stop_as : err ? MIGRATION_STATUS_FAILED :
          MIGRATION_STATUS_COMPLETED;
     reason = requested ? COLO_EXIT_REASON_REQUEST : err ?
              COLO_EXIT_REASON_ERROR : COLO_EXIT_REASON_REQUEST;
     if (was_colo) {
-        a->last_mode = COLO_MODE_PRIMARY;
-        a->mode = COLO_MODE_NONE;
-        a->exit_reason = reason;
+        s->last_mode = COLO_MODE_PRIMARY;
+        s->mode = COLO_MODE_NONE;
+        s->exit_reason = reason;
     }
     if (err && !requested) {
-        int status = err->domain != AGENT_ERROR ? AGENT_EXIT_QEMU :
-                     err->code == AGENT_ERROR_SECONDARY ?
-                     AGENT_EXIT_SECONDARY :
-                     err->code == AGENT_ERROR_VERIFY ?
-                     AGENT_EXIT_VERIFY : AGENT_EXIT_QEMU;
-
-        g_free(a->error_desc);
-        a->error_desc = g_strdup(err->message);
-        /* with a monitor, a failed session is reported there and the
-         * agent waits for the next; a failed QEMU ends it either way */
-        if (!a->mon || status == AGENT_EXIT_QEMU) {
-            a->exit_status = status;
-        }
+        g_free(s->error_desc);
+        s->error_desc = g_strdup(err->message);
+        s->exit_status = primary_error_exit_status(err);
     }
-    a->end_us = g_get_monotonic_time();
-    g_mutex_unlock(&a->lock);
+    s->end_us = g_get_monotonic_time();
+    g_mutex_unlock(&s->lock);
     if (err && !requested) {
         fprintf(stderr, "colo-primary: %s\n", err->message);
     }
@@ -687,48 +593,47 @@ static void session_finish(Session *s, GError *err)
         g_variant_dict_insert(&d, "mode", "s", "primary");
         g_variant_dict_insert(&d, "reason", "s",
                               colo_exit_reason_name(reason));
-        session_emit(a, "COLO_EXIT", g_variant_dict_end(&d));
+        session_emit(s, "COLO_EXIT", g_variant_dict_end(&d));
     }
-    set_status(a, st);
+    set_status(s, st);
 }
 
 static void net_limit_reached(void *opaque)
 {
-    agent_checkpoint_now(opaque);
+    session_checkpoint_now(opaque);
 }
 
 /* Holds the VM's network output per epoch unless told not to. */
 static bool session_net_start(Session *s, GError **errp)
 {
-    Agent *a = s->a;
     g_autofree char *netdevs = NULL;
 
-    if (a->cfg.no_net_buffer) {
-        if (!a->cfg.quiet) {
+    if (s->cfg.no_net_buffer) {
+        if (!s->cfg.quiet) {
             printf("network output: not held (--no-net-buffer)\n");
         }
         return true;
     }
     /* --held-output keep: no guard releases anything behind the back of
      * whoever decides (a cluster manager) */
-    s->net = net_buffer_new(vm_control_qmp(a->vm), a->cfg.vm_qmp_path,
-                            a->work, a->cfg.keep_held_output ? NULL :
-                            a->cfg.guard_exe ? a->cfg.guard_exe :
-                            "colo-primary", net_limit_reached, a, errp);
+    s->net = net_buffer_new(vm_control_qmp(s->cfg.vm), s->cfg.vm_qmp_path,
+                            s->cfg.work, s->cfg.keep_held_output ? NULL :
+                            s->cfg.guard_exe ? s->cfg.guard_exe :
+                            "colo-primary", net_limit_reached, s, errp);
     if (!s->net) {
         g_prefix_error(errp, "cannot hold the VM's network output (run with "
                        "--no-net-buffer to protect it without): ");
-        agent_error_tag(errp, AGENT_ERROR_QEMU);
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
     netdevs = net_buffer_describe(s->net);
-    g_mutex_lock(&a->lock);
-    a->net_buffered = true;
-    g_free(a->net_netdevs);
-    a->net_netdevs = g_strdup(netdevs);
-    memset(&a->net, 0, sizeof(a->net));
-    g_mutex_unlock(&a->lock);
-    if (!a->cfg.quiet) {
+    g_mutex_lock(&s->lock);
+    s->net_buffered = true;
+    g_free(s->net_netdevs);
+    s->net_netdevs = g_strdup(netdevs);
+    memset(&s->net_stats, 0, sizeof(s->net_stats));
+    g_mutex_unlock(&s->lock);
+    if (!s->cfg.quiet) {
         printf("network output: %s%s\n", *netdevs ?
                "held until its checkpoint commits, on " : "no NIC",
                netdevs);
@@ -747,7 +652,7 @@ static void session_net_stop(Session *s)
     if (!s->net) {
         return;
     }
-    if (s->a->cfg.keep_held_output) {
+    if (s->cfg.keep_held_output) {
         NetBufferStats st;
 
         net_buffer_stats(s->net, &st);
@@ -756,7 +661,7 @@ static void session_net_stop(Session *s)
                 "checkpoints that never committed stays held in QEMU (%"
                 PRIu64 " packets now; --held-output keep): release it with "
                 "colo-primary --qmp %s --release-held-output\n",
-                st.packets_held, s->a->cfg.vm_qmp_path);
+                st.packets_held, s->cfg.vm_qmp_path);
         net_buffer_free_keeping_held(s->net);
         s->net = NULL;
         return;
@@ -773,83 +678,63 @@ static void session_net_stop(Session *s)
 static bool session_disks_start(Session *s, const TlsParams *tls,
                                 GError **errp)
 {
-    Agent *a = s->a;
     const TlsCreds *creds = NULL;
 
-    if (!a->cfg.disks || !a->cfg.disks[0]) {
+    if (!s->cfg.disks || !s->cfg.disks[0]) {
         return true;
     }
     /* --tls-creds protects the disks too: QEMU gets the same folder */
     if (tls->creds[0]) {
         creds = tls_creds_find(tls->creds, errp);
         if (!creds) {
-            agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+            primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
             return false;
         }
     }
-    s->disks = disk_mirror_new(vm_control_qmp(a->vm), a->cfg.disks,
+    s->disks = disk_mirror_new(vm_control_qmp(s->cfg.vm), s->cfg.disks,
                                creds ? creds->dir : NULL,
                                tls->hostname[0] ? tls->hostname : NULL,
                                errp);
     if (!s->disks ||
-        !disk_mirror_start(s->disks, DISK_SYNC_TIMEOUT_MS, a->cfg.quiet,
+        !disk_mirror_start(s->disks, DISK_SYNC_TIMEOUT_MS, s->cfg.quiet,
                            errp)) {
-        agent_error_tag(errp, AGENT_ERROR_SECONDARY);
+        primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
-    s->disk_sums = g_new0(char *, disk_mirror_count(s->disks) + 1);
     return true;
 }
 
 static gpointer session_thread(gpointer opaque)
 {
     Session *s = opaque;
-    Agent *a = s->a;
     g_autoptr(GError) err = NULL;
-    g_autofree char *uri = NULL;
-    char tls_creds[MIGRATION_STR_PARAMETER_LEN];
-    char tls_hostname[MIGRATION_STR_PARAMETER_LEN];
-    TlsParams tls = { .creds = tls_creds, .hostname = tls_hostname };
-    uint64_t cache_size;
-    bool xbzrle;
+    ColoPeer *peer;
 
-    g_mutex_lock(&a->lock);
-    uri = g_strdup(a->uri);
-    memcpy(tls_creds, a->opts.strs[MIGRATION_PARAMETER_TLS_CREDS],
-           sizeof(tls_creds));
-    memcpy(tls_hostname, a->opts.strs[MIGRATION_PARAMETER_TLS_HOSTNAME],
-           sizeof(tls_hostname));
-    xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE];
-    cache_size = a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE];
-    g_mutex_unlock(&a->lock);
-    set_status(a, MIGRATION_STATUS_SETUP);
-
+    set_status(s, MIGRATION_STATUS_SETUP);
     ram_save_init(&s->rs, NULL);
-    if (xbzrle) {
-        s->xbzrle = page_cache_new(cache_size, &err);
-        agent_error_tag(&err, AGENT_ERROR_SECONDARY);
+    if (s->cfg.xbzrle) {
+        s->xbzrle = page_cache_new(s->cfg.xbzrle_cache_size, &err);
+        primary_error_tag(&err, PRIMARY_ERROR_SECONDARY);
     }
     /* The disks' first copy (minutes for a large one) and everything else
      * that takes time comes before the migration connection: the
      * secondary gives a connection MIG_PREAMBLE_TIMEOUT_S to send the
      * stream header (session_initial_sync connects). */
-    s->uri = uri;
-    s->tls = &tls;
     if (!err) {
-        session_disks_start(s, &tls, &err);
+        session_disks_start(s, &s->tls, &err);
     }
     if (!err) {
         session_net_start(s, &err);
     }
     if (!err && session_initial_sync(s, &err)) {
-        g_mutex_lock(&a->lock);
-        a->mode = COLO_MODE_PRIMARY;
-        a->colo_start_us = g_get_monotonic_time();
-        g_mutex_unlock(&a->lock);
-        set_status(a, MIGRATION_STATUS_COLO);
-        for (uint64_t k = 1; a->cfg.max_checkpoints == 0 ||
-             k <= (uint64_t)a->cfg.max_checkpoints; k++) {
-            if (!session_wait(a, g_get_monotonic_time()) ||
+        g_mutex_lock(&s->lock);
+        s->mode = COLO_MODE_PRIMARY;
+        s->colo_start_us = g_get_monotonic_time();
+        g_mutex_unlock(&s->lock);
+        set_status(s, MIGRATION_STATUS_COLO);
+        for (uint64_t k = 1; s->cfg.max_checkpoints == 0 ||
+             k <= (uint64_t)s->cfg.max_checkpoints; k++) {
+            if (!session_wait(s, g_get_monotonic_time()) ||
                 !session_checkpoint(s, k, &err)) {
                 break;
             }
@@ -858,79 +743,108 @@ static gpointer session_thread(gpointer opaque)
     session_net_stop(s);
     disk_mirror_stop(s->disks);
     session_finish(s, err);
-    disk_mirror_free(s->disks);
-    g_strfreev(s->disk_sums);
-    colo_peer_free(s->peer);
-    page_cache_free(s->xbzrle);
-    device_capture_free(s->model);
-    g_free(s->ram_sum);
-    g_free(s);
-    a->notify.ended(a->notify.opaque);
+    g_clear_pointer(&s->disks, disk_mirror_free);
+    g_mutex_lock(&s->lock);
+    peer = g_steal_pointer(&s->peer);
+    g_mutex_unlock(&s->lock);
+    colo_peer_free(peer);
+    g_clear_pointer(&s->xbzrle, page_cache_free);
+    g_clear_pointer(&s->model, device_capture_free);
+    s->cfg.notify.ended(s->cfg.notify.opaque);
     return NULL;
 }
 
-bool agent_session_start(Agent *a, const char *uri, GError **errp)
+Session *session_start(const SessionConfig *cfg)
 {
-    Session *s;
+    Session *s = g_new0(Session, 1);
 
-    g_mutex_lock(&a->lock);
-    if (a->session) {
-        g_mutex_unlock(&a->lock);
-        g_set_error(errp, COLO_ERROR, EBUSY, "There's a migration process "
-                    "in progress");
-        return false;
-    }
-    g_free(a->uri);
-    a->uri = g_strdup(uri);
-    g_clear_pointer(&a->error_desc, g_free);
-    a->stop_requested = false;
-    a->checkpoint_now = false;
-    a->checkpoints = 0;
-    a->total_bytes = 0;
-    a->xbzrle_pages = 0;
-    memset(&a->last, 0, sizeof(a->last));
-    g_array_set_size(a->pauses_us, 0);
-    a->start_us = g_get_monotonic_time();
-    a->end_us = 0;
-    a->status = MIGRATION_STATUS_SETUP;
-    s = g_new0(Session, 1);
-    s->a = a;
-    a->session = g_thread_new("colo-session", session_thread, s);
-    g_mutex_unlock(&a->lock);
-    return true;
+    s->cfg = *cfg;
+    s->uri = g_strdup(cfg->uri);
+    s->tls_creds = g_strdup(cfg->tls_creds ? cfg->tls_creds : "");
+    s->tls_hostname = g_strdup(cfg->tls_hostname ? cfg->tls_hostname : "");
+    s->cfg.uri = s->uri;
+    s->cfg.tls_creds = s->tls_creds;
+    s->cfg.tls_hostname = s->tls_hostname;
+    s->tls = (TlsParams) { .creds = s->tls_creds,
+                           .hostname = s->tls_hostname };
+    g_mutex_init(&s->lock);
+    g_cond_init(&s->wake);
+    s->params = cfg->params;
+    s->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    s->status = MIGRATION_STATUS_SETUP;
+    s->last_mode = cfg->last_mode;
+    s->exit_reason = cfg->last_exit_reason;
+    s->start_us = g_get_monotonic_time();
+    s->thread = g_thread_new("colo-session", session_thread, s);
+    return s;
 }
 
-void agent_session_stop(Agent *a, MigrationStatus as)
+void session_stop(Session *s, MigrationStatus as)
 {
-    g_mutex_lock(&a->lock);
-    if (a->session && !a->stop_requested) {
-        a->stop_requested = true;
-        a->stop_as = as;
-        if (a->peer) {
+    g_mutex_lock(&s->lock);
+    if (!s->stop_requested) {
+        s->stop_requested = true;
+        s->stop_as = as;
+        if (s->peer) {
             /* a secondary that does not answer must not hold us up */
-            colo_peer_shutdown(a->peer);
+            colo_peer_shutdown(s->peer);
         }
-        g_cond_broadcast(&a->wake);
+        g_cond_broadcast(&s->wake);
     }
-    g_mutex_unlock(&a->lock);
+    g_mutex_unlock(&s->lock);
 }
 
-void agent_checkpoint_now(Agent *a)
+void session_checkpoint_now(Session *s)
 {
-    g_mutex_lock(&a->lock);
-    a->checkpoint_now = true;
-    g_cond_broadcast(&a->wake);
-    g_mutex_unlock(&a->lock);
+    g_mutex_lock(&s->lock);
+    s->checkpoint_now = true;
+    g_cond_broadcast(&s->wake);
+    g_mutex_unlock(&s->lock);
 }
 
-bool agent_session_active(Agent *a)
+void session_set_params(Session *s, const SessionParams *p)
 {
-    bool r;
+    g_mutex_lock(&s->lock);
+    s->params = *p;
+    g_cond_broadcast(&s->wake);
+    g_mutex_unlock(&s->lock);
+}
 
-    g_mutex_lock(&a->lock);
-    r = a->session != NULL;
-    g_mutex_unlock(&a->lock);
+void session_join(Session *s)
+{
+    if (s && s->thread) {
+        g_thread_join(s->thread);
+        s->thread = NULL;
+    }
+}
+
+int session_exit_status(Session *s)
+{
+    int r;
+
+    g_mutex_lock(&s->lock);
+    r = s->exit_status;
+    g_mutex_unlock(&s->lock);
     return r;
+}
+
+void session_free(Session *s)
+{
+    if (!s) {
+        return;
+    }
+    session_join(s);
+    g_mutex_clear(&s->lock);
+    g_cond_clear(&s->wake);
+    g_array_unref(s->pauses_us);
+    g_free(s->uri);
+    g_free(s->tls_creds);
+    g_free(s->tls_hostname);
+    g_free(s->error_desc);
+    g_free(s->net_netdevs);
+    g_free(s->tracking_why);
+    g_free(s->tracking_fallback);
+    g_free(s);
 }
 
 static gint cmp_int64(gconstpointer x, gconstpointer y)
@@ -940,18 +854,48 @@ static gint cmp_int64(gconstpointer x, gconstpointer y)
     return a < b ? -1 : a > b;
 }
 
-bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99)
+void session_query(Session *s, SessionInfo *info)
 {
     g_autoptr(GArray) sorted = NULL;
 
-    g_mutex_lock(&a->lock);
-    sorted = g_array_copy(a->pauses_us);
-    g_mutex_unlock(&a->lock);
-    if (!sorted->len) {
-        return false;
+    memset(info, 0, sizeof(*info));
+    g_mutex_lock(&s->lock);
+    info->status = s->status;
+    info->mode = s->mode;
+    info->last_mode = s->last_mode;
+    info->exit_reason = s->exit_reason;
+    info->error_desc = g_strdup(s->error_desc);
+    info->total_time_ms = ((s->end_us ? s->end_us : g_get_monotonic_time()) -
+                           s->start_us) / 1000;
+    info->total_bytes = s->total_bytes;
+    info->checkpoints = s->checkpoints;
+    info->xbzrle_pages = s->xbzrle_pages;
+    info->last = s->last;
+    info->colo_time_us = s->colo_start_us ?
+        (s->end_us ? s->end_us : g_get_monotonic_time()) - s->colo_start_us :
+        0;
+    info->net_buffered = s->net_buffered;
+    info->net_netdevs = g_strdup(s->net_netdevs);
+    info->net = s->net_stats;
+    info->tracking = s->tracking ? s->tracking : "digest";
+    info->tracking_why = g_strdup(s->tracking_why);
+    info->tracking_fallback = g_strdup(s->tracking_fallback);
+    sorted = g_array_copy(s->pauses_us);
+    g_mutex_unlock(&s->lock);
+    info->pauses = sorted->len;
+    if (sorted->len) {
+        g_array_sort(sorted, cmp_int64);
+        info->pause_median_us = g_array_index(sorted, int64_t,
+                                              sorted->len / 2);
+        info->pause_p99_us = g_array_index(sorted, int64_t,
+                                           sorted->len * 99 / 100);
     }
-    g_array_sort(sorted, cmp_int64);
-    *median = g_array_index(sorted, int64_t, sorted->len / 2);
-    *p99 = g_array_index(sorted, int64_t, sorted->len * 99 / 100);
-    return true;
+}
+
+void session_info_clear(SessionInfo *info)
+{
+    g_clear_pointer(&info->error_desc, g_free);
+    g_clear_pointer(&info->net_netdevs, g_free);
+    g_clear_pointer(&info->tracking_why, g_free);
+    g_clear_pointer(&info->tracking_fallback, g_free);
 }

@@ -3,37 +3,154 @@
  * initial synchronisation, then a checkpoint every x-checkpoint-delay ms
  * until it is stopped or something fails (session.c).
  *
- * A session reports through its agent's SessionNotifier, as the
+ * A Session owns its state and its lock: status, COLO mode, figures, the
+ * connection to the secondary, the held output.  It is built from a
+ * SessionConfig, which lends it the VM's handles (VmControl, DirtyScan,
+ * the RAM mapping) for its life; whoever started it asks session_query()
+ * for a snapshot and hears events through the SessionNotifier, as the
  * secondary's migration reports through MigrationNotifier: session.c
  * never knows who listens.
+ *
+ * Threads: session_start/free on the owner's thread; stop, checkpoint
+ * now, parameters and queries from any thread.
  */
 #ifndef COLO_PRIMARY_SESSION_H
 #define COLO_PRIMARY_SESSION_H
 
 #include "qemu/osdep.h"
 
+#include "migration/options.h"
 #include "migration/status.h"
+#include "tools/colo-primary/dirty-scan.h"
+#include "tools/colo-primary/dirty-tracking.h"
+#include "tools/colo-primary/disk-mirror.h"
+#include "tools/colo-primary/net-buffer.h"
+#include "tools/colo-primary/vm-control.h"
 
-typedef struct Agent Agent;
+typedef struct Session Session;
+
+/* One checkpoint, as query-migrate and the bench report it. */
+typedef struct CheckpointFigures {
+    uint64_t number;            /* 0: the initial synchronisation */
+    int64_t pause_us;           /* stop -> cont, of which: */
+    int64_t stop_us;            /*   QEMU's stop */
+    int64_t capture_us;         /*   device state (the scan runs along) */
+    int64_t scan_wait_us;       /*   the scan after the capture */
+    int64_t cont_us;            /*   QEMU's cont */
+    int64_t verify_us;          /* the checker's snapshot, not counted in
+                                   pause_us */
+    int64_t total_us;           /* stop -> the secondary's LOADED */
+    uint64_t dirty_pages;       /* of main RAM */
+    uint64_t scanned_pages;     /* digested to find them (all without
+                                   a tracker) */
+    uint64_t wire_bytes;        /* RAM records and device state */
+    uint64_t device_bytes;
+    uint64_t xbzrle_pages;
+} CheckpointFigures;
 
 typedef struct SessionNotifier {
     /* An event with QMP-shaped data (a{sv} GVariant, floating, or NULL);
      * called on the session thread. */
     void (*event)(void *opaque, const char *name, GVariant *data);
-    /* The session thread has finished its work; called on it, last. */
+    /* The session thread has finished its work; called on it, last.  The
+     * owner then calls session_free() from its own thread. */
     void (*ended)(void *opaque);
     void *opaque;
 } SessionNotifier;
 
-/* Main thread: starts a session to @uri (status must not be active). */
-bool agent_session_start(Agent *a, const char *uri, GError **errp);
-/* Any thread: ends the session after the checkpoint in progress, as
- * @as (COMPLETED: failover/quit; CANCELLED: migrate_cancel). */
-void agent_session_stop(Agent *a, MigrationStatus as);
-/* Any thread: checkpoint now rather than after the delay. */
-void agent_checkpoint_now(Agent *a);
-bool agent_session_active(Agent *a);
-/* Median and 99th percentile of this session's pauses; false if none. */
-bool agent_pause_figures(Agent *a, int64_t *median, int64_t *p99);
+/* Tests: an oracle outside the session (secondary-check.h) that notes
+ * the VM's state while it is stopped, outside the pause figures, and
+ * compares the secondary's copy once a checkpoint has committed. */
+typedef struct SessionChecker {
+    bool (*stopped)(void *opaque, DiskMirror *disks, GError **errp);
+    bool (*committed)(void *opaque, DiskMirror *disks, const char *what,
+                      GError **errp);
+    void *opaque;
+} SessionChecker;
+
+/* What a client may change while the session runs. */
+typedef struct SessionParams {
+    int64_t checkpoint_delay_ms;
+} SessionParams;
+
+typedef struct SessionConfig {
+    /* The VM; lent for the session's life. */
+    VmControl *vm;
+    DirtyScan *scan;
+    const uint8_t *ram;         /* the shared RAM file, read only */
+    uint64_t ram_size;
+    const char *ram_file;
+    const char *ram_block;      /* main RAM's block name */
+    const char *vm_qmp_path;
+    const char *work;           /* captures, the device-state socket */
+    DirtyTrackingMode tracking_mode;
+    int qemu_pid;               /* 0: the QMP socket's peer */
+
+    /* The secondary (copied). */
+    const char *uri;
+    const char *tls_creds;      /* "" or NULL: no TLS */
+    const char *tls_hostname;
+    char **disks;               /* --disk NODE=URI, or NULL (lent) */
+
+    /* How to protect. */
+    bool xbzrle;
+    uint64_t xbzrle_cache_size;
+    bool events;                /* the events capability */
+    int max_checkpoints;        /* 0: until stopped */
+    bool no_net_buffer;
+    bool keep_held_output;      /* --held-output keep */
+    const char *guard_exe;      /* for the network release guard; NULL:
+                                   "colo-primary" */
+    bool quiet;
+    SessionParams params;
+    /* What the session before this one left, for query-colo-status. */
+    COLOMode last_mode;
+    COLOExitReason last_exit_reason;
+
+    SessionChecker checker;     /* tests; .stopped NULL: none */
+    SessionNotifier notify;
+} SessionConfig;
+
+/* A snapshot for query-migrate and query-colo-status. */
+typedef struct SessionInfo {
+    MigrationStatus status;
+    COLOMode mode, last_mode;
+    COLOExitReason exit_reason;
+    char *error_desc;           /* owned; NULL if none */
+    int64_t total_time_ms;
+    uint64_t total_bytes;
+    uint64_t checkpoints;
+    uint64_t xbzrle_pages;
+    CheckpointFigures last;
+    uint64_t pauses;            /* checkpoints with a pause figure */
+    int64_t pause_median_us, pause_p99_us;
+    int64_t colo_time_us;       /* since the first checkpoint began */
+    bool net_buffered;
+    char *net_netdevs;          /* owned */
+    NetBufferStats net;
+    const char *tracking;       /* "uffd-wp", "soft-dirty", "digest" */
+    char *tracking_why;         /* owned; what was refused, or NULL */
+    char *tracking_fallback;    /* owned; why given up mid-session */
+} SessionInfo;
+
+/* Starts a session on its own thread. */
+Session *session_start(const SessionConfig *cfg);
+/* Ends the session after the checkpoint in progress, as @as
+ * (COMPLETED: failover or quit; CANCELLED: migrate_cancel). */
+void session_stop(Session *s, MigrationStatus as);
+/* A checkpoint now rather than after the delay. */
+void session_checkpoint_now(Session *s);
+/* New parameters; they apply from the next wait on. */
+void session_set_params(Session *s, const SessionParams *p);
+/* After the notifier's ended: the thread is joined.  NULL is a no-op. */
+void session_join(Session *s);
+/* The status colo-primary exits with because of this session (after
+ * session_join): PRIMARY_EXIT_OK unless it failed by itself. */
+int session_exit_status(Session *s);
+/* Joins if needed and frees. */
+void session_free(Session *s);
+
+void session_query(Session *s, SessionInfo *info);
+void session_info_clear(SessionInfo *info);
 
 #endif /* COLO_PRIMARY_SESSION_H */
