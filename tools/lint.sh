@@ -23,6 +23,6 @@ echo "== include circles"
 /usr/bin/python3 scripts/include-cycles.py || status=1
 echo "== pyflakes"
 /usr/bin/python3 -m pyflakes tests/functional tests/fuzz/*.py bench/*.py \
-    scripts/*.py tools/ocf/colo || status=1
+    scripts/*.py tests/unit/*.py tools/ocf/colo tools/ocf/colo_ocf || status=1
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status

@@ -1,31 +1,33 @@
 """A QMP client for stock QEMU and colo-secondary (events kept, waited
-for)."""
+for), and a raw one that sends bytes as they are (bad input)."""
 
 import json
 import os
 import socket
+import sys
 import time
 
 from .base import wait_for
+from .paths import SOURCE_ROOT
+
+# the one QMP client of the Python side lives with the OCF agent, which is
+# installed without the tests
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tools", "ocf"))
+from colo_ocf.qmp import Qmp  # noqa: E402
 
 
-class QMP:
-    """A minimal QMP client: negotiates, runs commands, keeps events."""
+class QMP(Qmp):
+    """The tests' client: waits for the socket, lets timeouts and resets
+    through as they are, keeps events and waits for them."""
 
     def __init__(self, path, timeout=30):
-        self.path = path
         wait_for(lambda: os.path.exists(path), timeout, "QMP socket " + path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        wait_for(self._try_connect, timeout, "QMP connect " + path)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.events = []
-        self.greeting = self._read()
-        while "QMP" not in self.greeting:
-            self.greeting = self._read()
-        self.next_id = 0
-        r = self.cmd_raw("qmp_capabilities")
-        assert "return" in r, r
+        self.connect_timeout = timeout
+        super().__init__(path, timeout)
+
+    def _connect(self):
+        wait_for(self._try_connect, self.connect_timeout,
+                 "QMP connect " + self.path)
 
     def _try_connect(self):
         try:
@@ -34,37 +36,17 @@ class QMP:
         except OSError:
             return False
 
+    def _recv(self):
+        return self.sock.recv(65536)
+
+    def _send(self, data):
+        self.sock.sendall(data)
+
     def _read(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("QMP connection closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return self.read_message()
 
-    def cmd_raw(self, name, /, **args):
-        self.next_id += 1
-        req = {"execute": name, "id": self.next_id}
-        if args:
-            req["arguments"] = args
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
-        while True:
-            msg = self._read()
-            if "event" in msg:
-                self.events.append(msg)
-                continue
-            # replies carry our id back; anything else (a greeting seen
-            # twice on a slow start, say) is not the answer
-            if msg.get("id") == self.next_id or (
-                    "error" in msg and "id" not in msg):
-                return msg
-
-    def cmd(self, name, /, **args):
-        r = self.cmd_raw(name, **args)
-        if "error" in r:
-            raise RuntimeError("QMP %s failed: %s" % (name, r["error"]))
-        return r["return"]
+    def failed(self, name, error):
+        return RuntimeError("QMP %s failed: %s" % (name, error))
 
     def poll_events(self, timeout=0.0):
         # an overall deadline: a steady stream of events (COLO's STOP and
@@ -117,8 +99,36 @@ class QMP:
             {"capability": k.replace("_", "-"), "state": v}
             for k, v in caps.items()])
 
+
+def strict_json(line):
+    """Python's json, refusing what is not JSON (NaN, Infinity)."""
+    def bad(name):
+        raise ValueError("not JSON: " + name)
+    return json.loads(line, parse_constant=bad)
+
+
+class RawQmp:
+    """A QMP connection that sends bytes as they are."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.sock.settimeout(30)
+        self.buf = b""
+        strict_json(self.line())
+
+    def line(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("QMP closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def send(self, raw):
+        self.sock.sendall(raw + b"\n")
+        return strict_json(self.line())
+
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.sock.close()

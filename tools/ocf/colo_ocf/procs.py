@@ -1,0 +1,112 @@
+"""Our daemons (QEMU, colo-secondary, colo-primary): started in a session
+of their own, recorded as pid + start time (a recycled pid is not
+ours), stopped."""
+
+import os
+import signal
+import subprocess
+import time
+
+from .ocf import Failure, OCF_ERR_GENERIC, RSC, state_dir
+from .qmp import Qmp, QmpError
+
+
+def proc_start_time(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(rec):
+    """@rec: {"pid", "start"} as written when it was started."""
+    if not rec or not rec.get("pid"):
+        return False
+    return proc_start_time(rec["pid"]) == rec.get("start")
+
+
+def proc_record(pid):
+    return {"pid": pid, "start": proc_start_time(pid)}
+
+
+def spawn(argv, log_name):
+    """Starts a daemon of ours in its own session, all of its stdio on a
+    log file, so that Pacemaker does not wait for it."""
+    logf = open(os.path.join(state_dir(), log_name), "ab")
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                             stderr=subprocess.STDOUT, close_fds=True,
+                             start_new_session=True)
+    finally:
+        logf.close()
+    return proc_record(p.pid)
+
+
+def kill(rec, term_wait=5.0):
+    if not alive(rec):
+        return
+    try:
+        os.kill(rec["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + term_wait
+    while alive(rec) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(rec):
+        try:
+            os.kill(rec["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while alive(rec) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def reap():
+    """Our daemons are children of this process only briefly."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def wait_socket(path, rec, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            try:
+                Qmp(path, 5).close()
+                return
+            except QmpError:
+                pass
+        if not alive(rec):
+            break
+        time.sleep(0.05)
+    raise Failure(OCF_ERR_GENERIC, "%s did not come up (see %s)"
+                  % (what, state_dir()))
+
+
+def orphan_vms():
+    """QEMUs of this resource in our network namespace that no record
+    names (an agent killed by a timeout half way through a boot or a
+    failover)."""
+    try:
+        mine = os.readlink("/proc/self/ns/net")
+    except OSError:
+        return []
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"guest=" + RSC.encode() in argv and \
+                    os.readlink("/proc/%s/ns/net" % d) == mine:
+                found.append(proc_record(int(d)))
+        except OSError:
+            pass
+    return [r for r in found if r["start"]]
