@@ -7,7 +7,6 @@ the log escaped and bounded, and RAM announced by a stream costing
 nothing until pages arrive.  The bounds are those of
 docs/threat-model.rst; every daemon must still answer QMP afterwards."""
 
-import json
 import os
 import socket
 import struct
@@ -18,6 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
+from colotest.procs import rss_kb  # noqa: E402
+from colotest.qmp import RawQmp  # noqa: E402
 import streamgen as sg  # noqa: E402
 
 with open(os.path.join(ct.DATA, "pc64.mig"), "rb") as _f:
@@ -34,48 +35,6 @@ SANITIZED = "ASAN_OPTIONS" in os.environ
 PREAMBLE_S = 10             # MIG_PREAMBLE_TIMEOUT_S
 NBD_HANDSHAKE_S = 10        # NBD_HANDSHAKE_TIMEOUT_S
 SLOW = 16
-
-
-def strict_json(line):
-    """Python's json, refusing what is not JSON (NaN, Infinity)."""
-    def bad(name):
-        raise ValueError("not JSON: " + name)
-    return json.loads(line, parse_constant=bad)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-class RawQmp:
-    """A QMP connection that sends bytes as they are."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.sock.settimeout(30)
-        self.buf = b""
-        strict_json(self.line())
-
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("QMP closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
-
-    def send(self, raw):
-        self.sock.sendall(raw + b"\n")
-        return strict_json(self.line())
-
-    def close(self):
-        self.sock.close()
 
 
 def crash_jsons(depth=1000000):

@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
+import streamgen as sg  # noqa: E402
 
 
 class StreamManifest(ct.TempDirTestCase):
@@ -81,6 +82,60 @@ class StreamManifest(ct.TempDirTestCase):
         # The FULL sections start right after the RAM END footer at
         # 0x096562 and end with the EOF byte at 0x0997ba (spec 1.6).
         self.assertEqual(dev, stream[0x096562:0x0997bb])
+
+
+class SyntheticStreams(ct.TempDirTestCase):
+    """test_bad_input.py's stream builder, well-formed: accepted, and the
+    RAM is what the records say."""
+
+    def test_synthetic_stream_loads(self):
+        page_a = bytes(range(256)) * 16
+        page_b = bytearray(page_a)
+        page_b[10:20] = b"XXXXXXXXXX"
+        page_b[4000] = 0
+        s = sg.Stream(machine="pc-i440fx-7.2",
+                      blocks=(("pc.ram", 1 << 20), ("/rom@etc/x", 4096)))
+        s.part().page("pc.ram", 0x1000, page_a)
+        s.xbzrle("pc.ram", 0x1000, sg.xbzrle_encode(page_a, bytes(page_b)))
+        s.compressed("pc.ram", 0x2000, sg.zlib_page(page_a))
+        s.zero("pc.ram", 0x3000, fill=0x41)      # 7.2 machine: allowed
+        s.page("/rom@etc/x", 0, page_a)
+        s.zero("pc.ram", 0x1000)                 # CONTINUE of a new block
+        s.page("pc.ram", 0xff000, page_a)
+        s.end_section()
+        path = os.path.join(self.tmp, "good.mig")
+        with open(path, "wb") as f:
+            f.write(s.finish())
+        ram = os.path.join(self.tmp, "good")
+        rc, err = ct.run_once(path, ram)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(ram, "pc.ram"), "rb") as f:
+            mem = f.read()
+        self.assertEqual(len(mem), 1 << 20)
+        self.assertEqual(mem[0x1000:0x2000], bytes(4096))
+        self.assertEqual(mem[0x2000:0x3000], page_a)
+        self.assertEqual(mem[0x3000:0x4000], b"A" * 4096)
+        self.assertEqual(mem[0xff000:], page_a)
+        with open(os.path.join(ram, "rom@etc", "x"), "rb") as f:
+            self.assertEqual(f.read(), page_a)
+
+    def test_xbzrle_applies_on_top(self):
+        page_a = bytes(range(256)) * 16
+        page_b = bytearray(page_a)
+        page_b[100:110] = b"0123456789"
+        s = sg.Stream()
+        s.part().page("pc.ram", 0x1000, page_a)
+        s.xbzrle("pc.ram", 0x1000, sg.xbzrle_encode(page_a, bytes(page_b)))
+        s.end_section()
+        path = os.path.join(self.tmp, "x.mig")
+        with open(path, "wb") as f:
+            f.write(s.finish())
+        ram = os.path.join(self.tmp, "x")
+        rc, err = ct.run_once(path, ram)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(ram, "pc.ram"), "rb") as f:
+            f.seek(0x1000)
+            self.assertEqual(f.read(4096), bytes(page_b))
 
 
 if __name__ == "__main__":

@@ -217,3 +217,11 @@ class DiskSecondary(ColoSecondary):
             "type": "unix", "data": {"path": self.nbd_path}})
         self.qmp.cmd("nbd-server-add", device=node, writable=True)
         self.uri = "nbd+unix:///%s?socket=%s" % (node, self.nbd_path)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
