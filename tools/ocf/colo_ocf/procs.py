@@ -7,8 +7,9 @@ import signal
 import subprocess
 import time
 
-from .ocf import Failure, OCF_ERR_GENERIC, RSC, state_dir
-from .qmp import Qmp, QmpError
+from .ocf import (Failure, OCF_ERR_GENERIC, RSC, read_json, remove, run_path,
+                  state_dir)
+from .qmp import Qmp, QmpError, qmp_cmd
 
 
 def proc_start_time(pid):
@@ -87,6 +88,19 @@ def wait_socket(path, rec, what, timeout=30):
         time.sleep(0.05)
     raise Failure(OCF_ERR_GENERIC, "%s did not come up (see %s)"
                   % (what, state_dir()))
+
+
+def stop_recorded(record, qmp_key, term_wait):
+    """Stops the daemon of the run folder's @record: "quit" on its QMP
+    socket @qmp_key, then SIGTERM and SIGKILL; the record goes."""
+    rec = read_json(run_path(record))
+    if alive(rec):
+        try:
+            qmp_cmd(rec[qmp_key], "quit", timeout=5)
+        except QmpError:
+            pass
+        kill(rec, term_wait=term_wait)
+    remove(run_path(record))
 
 
 def orphan_vms():

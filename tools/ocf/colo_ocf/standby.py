@@ -13,8 +13,9 @@ from .ocf import (Failure, OCF_ERR_GENERIC, OCF_SUCCESS, RSC, SCORE_BOOT,
                   remove, run_path, write_json)
 from .params import param
 from .policy import standby_verdict
-from .procs import alive, kill, proc_record, spawn, wait_socket
-from .qmp import Qmp, QmpError, qmp_cmd
+from .procs import (alive, kill, proc_record, spawn, stop_recorded,
+                    wait_socket)
+from .qmp import Qmp, QmpError
 from .vm import TLS_ID, device_args, disks, ensure_taps, tls_dir
 
 
@@ -78,14 +79,7 @@ def start_secondary(keep_ram):
 
 
 def stop_secondary():
-    rec = read_json(run_path("secondary.json"))
-    if alive(rec):
-        try:
-            qmp_cmd(rec["qmp"], "quit", timeout=5)
-        except QmpError:
-            pass
-        kill(rec, term_wait=10)
-    remove(run_path("secondary.json"))
+    stop_recorded("secondary.json", "qmp", term_wait=10)
     if in_cluster():
         node_attr(my_node(), "ready", delete=True)
 

@@ -10,7 +10,7 @@ from .cib import cut_connections
 from .ocf import (Failure, OCF_ERR_CONFIGURED, RSC, binary, log, ram_dir,
                   read_json, remove, run, run_path, write_json)
 from .params import param
-from .procs import alive, kill, spawn, wait_socket
+from .procs import alive, spawn, stop_recorded, wait_socket
 from .qmp import QmpError, qmp_cmd
 
 
@@ -143,14 +143,7 @@ def boot_vm():
 
 
 def stop_vm():
-    rec = read_json(run_path("vm.json"))
-    if alive(rec):
-        try:
-            qmp_cmd(rec["agent_qmp"], "quit", timeout=5)
-        except QmpError:
-            pass
-        kill(rec, term_wait=5)
-    remove(run_path("vm.json"))
+    stop_recorded("vm.json", "agent_qmp", term_wait=5)
 
 
 def qemu_status(vm, patience, peer):
