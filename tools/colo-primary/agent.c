@@ -181,7 +181,8 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
         sc.last_mode = prev.last_mode;
         sc.last_exit_reason = prev.exit_reason;
         session_info_clear(&prev);
-        g_clear_pointer(&a->session, session_free);
+        session_free(a->session);
+        a->session = NULL;
     }
     a->session = session_start(&sc);
     a->session_running = true;

@@ -743,13 +743,16 @@ static gpointer session_thread(gpointer opaque)
     session_net_stop(s);
     disk_mirror_stop(s->disks);
     session_finish(s, err);
-    g_clear_pointer(&s->disks, disk_mirror_free);
+    disk_mirror_free(s->disks);
+    s->disks = NULL;
     g_mutex_lock(&s->lock);
     peer = g_steal_pointer(&s->peer);
     g_mutex_unlock(&s->lock);
     colo_peer_free(peer);
-    g_clear_pointer(&s->xbzrle, page_cache_free);
-    g_clear_pointer(&s->model, device_capture_free);
+    page_cache_free(s->xbzrle);
+    s->xbzrle = NULL;
+    device_capture_free(s->model);
+    s->model = NULL;
     s->cfg.notify.ended(s->cfg.notify.opaque);
     return NULL;
 }
