@@ -163,13 +163,28 @@ bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
 }
 
 bool colo_peer_send_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
-                               GError **errp)
+                               ColoSendTimes *times, GError **errp)
 {
-    return colo_peer_send_bytes(p, live, errp) &&
-           colo_peer_send_vmstate_size(p, g_bytes_get_size(devices), errp) &&
-           colo_peer_send_bytes(p, devices, errp) &&
-           colo_peer_expect(p, COLO_MESSAGE_VMSTATE_RECEIVED, errp) &&
-           colo_peer_expect(p, COLO_MESSAGE_VMSTATE_LOADED, errp);
+    ColoSendTimes t;
+
+    if (!colo_peer_send_bytes(p, live, errp) ||
+        !colo_peer_send_vmstate_size(p, g_bytes_get_size(devices), errp) ||
+        !colo_peer_send_bytes(p, devices, errp)) {
+        return false;
+    }
+    t.sent_us = g_get_monotonic_time();
+    if (!colo_peer_expect(p, COLO_MESSAGE_VMSTATE_RECEIVED, errp)) {
+        return false;
+    }
+    t.received_us = g_get_monotonic_time();
+    if (!colo_peer_expect(p, COLO_MESSAGE_VMSTATE_LOADED, errp)) {
+        return false;
+    }
+    t.loaded_us = g_get_monotonic_time();
+    if (times) {
+        *times = t;
+    }
+    return true;
 }
 
 bool colo_machine_sends_switchover(const char *machine)

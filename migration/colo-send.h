@@ -45,14 +45,22 @@ bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp);
 /* Reads one message word; an error names what came instead. */
 bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp);
 
+/* When each step of colo_peer_send_checkpoint() ended (monotonic us). */
+typedef struct ColoSendTimes {
+    int64_t sent_us;            /* the last byte handed to the socket */
+    int64_t received_us;        /* VMSTATE_RECEIVED read */
+    int64_t loaded_us;          /* VMSTATE_LOADED read: committed */
+} ColoSendTimes;
+
 /*
  * The rest of a checkpoint once REQUEST and REPLY have been exchanged
  * (colo-primary does that while the VM is stopped): @live (from
  * colo_put_checkpoint_head() to _tail()), the size of @devices and
- * @devices, then wait for RECEIVED and LOADED.
+ * @devices, then wait for RECEIVED and LOADED.  @times (may be NULL)
+ * gets when each step ended.
  */
 bool colo_peer_send_checkpoint(ColoPeer *p, GBytes *live, GBytes *devices,
-                               GError **errp);
+                               ColoSendTimes *times, GError **errp);
 
 /* True if QEMU sends SWITCHOVER_START for @machine (pc-*-9.2 and newer:
  * the receiving QEMU of those machines expects it). */

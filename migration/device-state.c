@@ -244,9 +244,31 @@ static bool device_state_walk(VMDeviceState *ds, const uint8_t *t, size_t eof,
     return true;
 }
 
+struct VmdescMemo {
+    char *json;
+    uint32_t len;
+    JsonNode *root;
+};
+
+VmdescMemo *vmdesc_memo_new(void)
+{
+    return g_new0(VmdescMemo, 1);
+}
+
+void vmdesc_memo_free(VmdescMemo *m)
+{
+    if (m) {
+        g_free(m->json);
+        if (m->root) {
+            json_node_unref(m->root);
+        }
+        g_free(m);
+    }
+}
+
 /* Tries the candidate EOF at @p: true if it delimits everything. */
 static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
-                             uint32_t jlen, char **why)
+                             uint32_t jlen, VmdescMemo *memo, char **why)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) root = NULL;
@@ -255,7 +277,21 @@ static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
     if (memchr(json, '\0', jlen)) {
         return false;   /* not JSON; any later candidate's header has one */
     }
-    root = json_input_parse(json, jlen, JSON_INPUT_STRICT, &err);
+    if (memo && memo->root && memo->len == jlen &&
+        memcmp(memo->json, json, jlen) == 0) {
+        root = json_node_ref(memo->root);
+    } else {
+        root = json_input_parse(json, jlen, JSON_INPUT_STRICT, &err);
+        if (root && memo) {
+            g_free(memo->json);
+            if (memo->root) {
+                json_node_unref(memo->root);
+            }
+            memo->json = g_memdup2(json, jlen);
+            memo->len = jlen;
+            memo->root = json_node_ref(root);
+        }
+    }
     if (!root) {
         /* not this candidate; the reason stays unless a later one fits */
         g_free(*why);
@@ -270,7 +306,8 @@ static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
     return device_state_walk(ds, t, p, json_node_get_object(root), why);
 }
 
-VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp)
+VMDeviceState *device_state_read_stream_tail(QEMUFile *f, VmdescMemo *memo,
+                                             GError **errp)
 {
     g_autoptr(VMDeviceState) ds = device_state_new();
     g_autoptr(GArray) cands = g_array_new(FALSE, FALSE, sizeof(size_t));
@@ -305,7 +342,7 @@ VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp)
             if (p + 6 + jlen > avail) {
                 continue;
             }
-            if (device_state_try(ds, t, p, jlen, &why)) {
+            if (device_state_try(ds, t, p, jlen, memo, &why)) {
                 ds->blob = g_bytes_new(t, p + 1);
                 ds->vmdesc_json = g_strndup((const char *)t + p + 6, jlen);
                 qemu_file_skip(f, p + 6 + jlen);

@@ -46,12 +46,24 @@ void device_state_unref(VMDeviceState *ds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VMDeviceState, device_state_unref)
 
 /*
+ * The last VMDESCRIPTION read and its parse, for a reader of many streams
+ * from one QEMU (colo-primary's captures: the same text every time, and
+ * parsing it was most of the time a capture took).  Only a text equal
+ * byte for byte reuses the parse.  Owned by one thread.
+ */
+typedef struct VmdescMemo VmdescMemo;
+VmdescMemo *vmdesc_memo_new(void);
+void vmdesc_memo_free(VmdescMemo *m);
+
+/*
  * The next byte of @f is a SECTION_FULL.  Reads every FULL section, the
  * EOF and the VMDESCRIPTION that follows, and delimits the sections with
  * the lengths the JSON gives; each footer is checked.  Consumes exactly up
- * to the end of the JSON.
+ * to the end of the JSON.  @memo (may be NULL) spares parsing a
+ * VMDESCRIPTION equal to the last one.
  */
-VMDeviceState *device_state_read_stream_tail(QEMUFile *f, GError **errp);
+VMDeviceState *device_state_read_stream_tail(QEMUFile *f, VmdescMemo *memo,
+                                             GError **errp);
 
 /* A device blob as a COLO checkpoint sends it (undelimited, kept whole);
  * it must end with the EOF byte. */

@@ -19,12 +19,14 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
     [MIGRATION_CAPABILITY_AUTO_CONVERGE] = "auto-converge",
     [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
+    [MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER] = "x-colo-output-trigger",
 };
 
 static const struct {
     const char *name;
     uint64_t def;
     uint64_t max;
+    bool primary_only;
 } parameter_info[MIGRATION_PARAMETER__MAX] = {
     [MIGRATION_PARAMETER_X_CHECKPOINT_DELAY] = { "x-checkpoint-delay", 20000,
                                                  UINT32_MAX },
@@ -36,6 +38,11 @@ static const struct {
     [MIGRATION_PARAMETER_MULTIFD_CHANNELS] = { "multifd-channels", 2, 255 },
     [MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT] = { "x-heartbeat-timeout", 0,
                                                   3600 * 1000 },
+    /* defaults: docs/network.rst, "Output-triggered checkpoints" */
+    [MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP] = { "x-checkpoint-min-gap", 0,
+                                                   60 * 1000, true },
+    [MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE] = { "x-checkpoint-coalesce",
+                                                    500, 1000 * 1000, true },
 };
 
 void migration_options_init(MigrationOptions *o)
@@ -49,6 +56,11 @@ void migration_options_init(MigrationOptions *o)
 const char *migration_capability_name(MigrationCapability c)
 {
     return capability_names[c];
+}
+
+bool migration_capability_primary_only(MigrationCapability c)
+{
+    return c == MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER;
 }
 
 int migration_capability_lookup(const char *name)
@@ -70,6 +82,13 @@ bool migration_capabilities_check(const bool caps[MIGRATION_CAPABILITY__MAX],
         MIGRATION_CAPABILITY_MAPPED_RAM,
     };
 
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (caps[i] && migration_capability_primary_only(i)) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "capability %s is "
+                        "colo-primary's", capability_names[i]);
+            return false;
+        }
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++) {
         if (caps[unsupported[i]]) {
             g_set_error(errp, COLO_ERROR, ENOTSUP, "capability %s is not "
@@ -91,6 +110,11 @@ bool migration_capabilities_check(const bool caps[MIGRATION_CAPABILITY__MAX],
 const char *migration_parameter_name(MigrationParameter p)
 {
     return parameter_info[p].name;
+}
+
+bool migration_parameter_primary_only(MigrationParameter p)
+{
+    return parameter_info[p].primary_only;
 }
 
 int migration_parameter_lookup(const char *name)

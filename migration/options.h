@@ -23,6 +23,10 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
     MIGRATION_CAPABILITY_AUTO_CONVERGE,
     MIGRATION_CAPABILITY_MAPPED_RAM,
+    /* colo-primary's: a checkpoint as soon as the guest has output held
+     * (x-checkpoint-min-gap, x-checkpoint-coalesce), not only on the
+     * timer */
+    MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER,
     MIGRATION_CAPABILITY__MAX
 } MigrationCapability;
 
@@ -36,6 +40,11 @@ typedef enum MigrationParameter {
     /* ours: ms after the primary's stream fails before an automatic
      * failover; 0 leaves it to x-colo-lost-heartbeat, as QEMU does */
     MIGRATION_PARAMETER_X_HEARTBEAT_TIMEOUT,
+    /* colo-primary's, with the output trigger: ms from one checkpoint's
+     * start before output may start the next, and us the output waits
+     * for more to ride the same checkpoint */
+    MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP,
+    MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE,
     MIGRATION_PARAMETER__MAX
 } MigrationParameter;
 
@@ -58,6 +67,8 @@ typedef struct MigrationOptions {
 
 void migration_options_init(MigrationOptions *o);
 const char *migration_capability_name(MigrationCapability c);
+/* Only colo-primary has it: colo-secondary neither shows nor takes it. */
+bool migration_capability_primary_only(MigrationCapability c);
 /* -1 if unknown */
 int migration_capability_lookup(const char *name);
 /* Refuses combinations that cannot work (e.g. x-colo with return-path,
@@ -66,6 +77,7 @@ bool migration_capabilities_check(const bool caps[MIGRATION_CAPABILITY__MAX],
                                   GError **errp);
 
 const char *migration_parameter_name(MigrationParameter p);
+bool migration_parameter_primary_only(MigrationParameter p);
 int migration_parameter_lookup(const char *name);
 bool migration_parameter_check(MigrationParameter p, uint64_t v,
                                GError **errp);

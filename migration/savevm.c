@@ -378,7 +378,8 @@ static bool loadvm_records(LoadVMState *lv, bool allow_devices, GError **errp)
                 return stream_error_at(errp, at, "section FULL", "device section "
                                "where only live sections may appear");
             }
-            lv->devices = device_state_read_stream_tail(f, errp);
+            lv->devices = device_state_read_stream_tail(f, lv->vmdesc_memo,
+                                                        errp);
             return lv->devices != NULL;
         }
         qemu_get_byte(f);

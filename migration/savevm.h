@@ -37,6 +37,7 @@ typedef struct LoadVMState {
     bool switchover_started;
     VMDeviceState *devices;     /* FULL sections of the stream, kept */
     char *vmdesc_json;          /* VMDESCRIPTION when there were no FULLs */
+    VmdescMemo *vmdesc_memo;    /* the reader's, lent; NULL: none */
 
     LoadVMHooks hooks;
 } LoadVMState;

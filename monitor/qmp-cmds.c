@@ -264,8 +264,12 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
     (void)args;
     (void)errp;
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
-        JsonObject *o = json_object_new();
+        JsonObject *o;
 
+        if (migration_capability_primary_only(i)) {
+            continue;
+        }
+        o = json_object_new();
         json_object_set_string_member(o, "capability",
                                       migration_capability_name(i));
         json_object_set_boolean_member(o, "state", opts->caps[i]);
@@ -322,8 +326,10 @@ bool qmp_arg_parameters(JsonObject *args, MigrationOptions *o,
 void qmp_parameters_to_object(const MigrationOptions *o, JsonObject *out)
 {
     for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
-        json_object_set_int_member(out, migration_parameter_name(i),
-                                   o->params[i]);
+        if (!migration_parameter_primary_only(i)) {
+            json_object_set_int_member(out, migration_parameter_name(i),
+                                       o->params[i]);
+        }
     }
     for (int i = 0; i < MIGRATION_STR_PARAMETER__MAX; i++) {
         json_object_set_string_member(out, migration_str_parameter_name(i),
@@ -340,6 +346,14 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
 
     if (!qmp_arg_parameters(args, &next, &set, errp)) {
         return NULL;
+    }
+    for (int i = 0; i < MIGRATION_PARAMETER__MAX; i++) {
+        if ((set & (1ull << i)) && migration_parameter_primary_only(i)) {
+            g_set_error(errp, COLO_ERROR, EINVAL, "Parameter '%s' is "
+                        "unexpected (it is colo-primary's)",
+                        migration_parameter_name(i));
+            return NULL;
+        }
     }
     *opts = next;
     return NULL;

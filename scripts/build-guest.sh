@@ -60,6 +60,8 @@ done
 gcc -O2 -static -o "$root/bin/udpflood" "$guest_src/udpflood.c"
 # the disk tests' writer and checker, and the disk benchmark
 gcc -O2 -static -o "$root/bin/diskcheck" "$guest_src/diskcheck.c"
+# the benchmark's compute loop (the CPU checkpoints leave the guest)
+gcc -O2 -static -o "$root/bin/spin" "$guest_src/spin.c"
 
 mkdir -p "$out"
 cp "$tmp/x/boot/vmlinuz-$kver" "$out/vmlinuz"

@@ -16,12 +16,22 @@
                             counts and latencies (ms)
   bulk HOST PORT SECONDS    read a stream; print one JSON line with the
                             bytes and the seconds
+  upload HOST PORT SECONDS  send zeros as fast as they go; print one JSON
+                            line with the bytes acknowledged and the seconds
+  spin HOST PORT SECONDS    ask the guest's compute loop to run SECONDS;
+                            print one JSON line with its rounds/s
+  rr-log HOST PORT COUNT    COUNT requests on one connection, one at a
+                            time; print one JSON line: [sent, received]
+                            of each, on CLOCK_MONOTONIC (seconds)
 """
 
+import fcntl
 import json
 import socket
 import statistics
+import struct
 import sys
+import termios
 import threading
 import time
 
@@ -115,11 +125,13 @@ def rr(host, port, secs, conns=1):
     for t in threads:
         t.join()
     took.sort()
+    step = max(1, len(took) // 2000)
     print(json.dumps({"requests": len(took), "seconds": secs,
                       "connections": conns,
                       "mean_ms": statistics.mean(took),
                       "p50_ms": took[len(took) // 2],
-                      "p99_ms": took[len(took) * 99 // 100]}), flush=True)
+                      "p99_ms": took[len(took) * 99 // 100],
+                      "sorted_ms": took[::step]}), flush=True)
 
 
 def bulk(host, port, secs):
@@ -140,12 +152,69 @@ def bulk(host, port, secs):
           flush=True)
 
 
+def upload(host, port, secs):
+    s = socket.create_connection((host, port), timeout=60)
+    # a small send buffer: what was sent but not acknowledged at the end
+    # is little against what was
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)
+    chunk = bytes(64 << 10)
+    total = 0
+    t0 = time.monotonic()
+    end = t0 + secs
+    while time.monotonic() < end:
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            total += s.send(chunk)
+        except socket.timeout:
+            break
+    # what the guest has not acknowledged yet is still queued here
+    queued = struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ,
+                                            b"\0" * 4))[0]
+    print(json.dumps({"bytes": max(0, total - queued),
+                      "seconds": time.monotonic() - t0}), flush=True)
+    s.close()
+
+
+def spin(host, port, secs):
+    s = socket.create_connection((host, port), timeout=secs + 120)
+    s.sendall(b"%g\n" % secs)
+    got = b""
+    while not got.endswith(b"\n"):
+        data = s.recv(64)
+        if not data:
+            break
+        got += data
+    print(json.dumps({"rounds_per_s": float(got.strip() or 0)}), flush=True)
+
+
+def rr_log(host, port, count):
+    s = socket.create_connection((host, port), timeout=60)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    req = b"q" * 63 + b"\n"
+    out = []
+    for _ in range(count):
+        t0 = time.monotonic()
+        s.sendall(req)
+        got = b""
+        while len(got) < len(req):
+            data = s.recv(65536)
+            if not data:
+                raise SystemExit("rr-log: the server closed")
+            got += data
+        out.append([t0, time.monotonic()])
+    s.close()
+    print(json.dumps(out), flush=True)
+
+
 MODES = {"lines": lambda a: lines(a[0], int(a[1]), float(a[2])),
          "ask": lambda a: ask(a[0], int(a[1]), a[2]),
          "udp-count": lambda a: udp_count(a[0], int(a[1]), float(a[2])),
          "rr": lambda a: rr(a[0], int(a[1]), float(a[2]),
                             int(a[3]) if len(a) > 3 else 1),
-         "bulk": lambda a: bulk(a[0], int(a[1]), float(a[2]))}
+         "bulk": lambda a: bulk(a[0], int(a[1]), float(a[2])),
+         "upload": lambda a: upload(a[0], int(a[1]), float(a[2])),
+         "spin": lambda a: spin(a[0], int(a[1]), float(a[2])),
+         "rr-log": lambda a: rr_log(a[0], int(a[1]), int(a[2]))}
 
 
 def main():

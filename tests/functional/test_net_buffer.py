@@ -21,8 +21,10 @@ same test must see the rollback (so it can fail).
 COLO_NET_RUNS (default 3; `make soak` runs 20) and COLO_NET_SEED choose
 the kill moments."""
 
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +134,103 @@ class NetBufferFailover(ct.TempDirTestCase):
         else:
             self.fail("without the buffer none of %d runs showed a "
                       "rollback: the test cannot tell" % UNBUFFERED_MAX_RUNS)
+
+
+CHECKPOINT_LINE = re.compile(
+    r"^checkpoint (\d+): .*; by (\w+), started ([\d.]+), loaded ([\d.]+), "
+    r"released ([\d.]+)$", re.M)
+
+
+def request_checkpoints(tc, tag, agent_args, requests=40):
+    """The Linux guest protected with @agent_args; one client sends
+    @requests requests to the echo port, one at a time.  Returns, per
+    request, (sent, reply received, the first checkpoint that started
+    after it was sent, the checkpoint that released its reply), each
+    checkpoint as colo-primary's own record of it: number, trigger,
+    started, loaded, released (times on CLOCK_MONOTONIC, the client's
+    clock too)."""
+    ct.require_qemu("10.0")
+    ct.require_netns()
+    ct.require_linux_guest()
+    tmp = os.path.join(tc.tmp, tag)
+    os.makedirs(tmp)
+    ns = ct.NetNs(tag)
+    guest = None
+    try:
+        # no IPv6: its neighbour discovery would start checkpoints of its
+        # own between a request and its reply
+        guest = ct.ProtectedLinuxGuest(tmp, ns, failover_net=False,
+                                       agent_args=agent_args,
+                                       append="ipv6.disable=1")
+        p = guest.client("rr-log", ct.GUEST_IP, 7779, requests)
+        out, err = p.communicate(timeout=300)
+        tc.assertEqual(p.returncode, 0, err.decode())
+        times = json.loads(out.decode().strip().splitlines()[-1])
+        # the record of the last reply's checkpoint is printed after its
+        # release: wait for it
+        ct.wait_for(lambda: any(float(m[4]) >= times[-1][1] - 0.05 for m in
+                                CHECKPOINT_LINE.findall(
+                                    guest.agent_log_text())), 30,
+                    "the last checkpoint's record")
+        log = guest.agent_log_text()
+    finally:
+        if guest:
+            guest.close()
+        ns.close()
+    ckpts = [(int(n), trig, float(s), float(lo), float(r))
+             for n, trig, s, lo, r in CHECKPOINT_LINE.findall(log)]
+    tc.assertGreater(len(ckpts), requests // 2, log[-2000:])
+    out = []
+    for sent, got in times:
+        first = min((c for c in ckpts if c[2] > sent), key=lambda c: c[2],
+                    default=None)
+        # the reply went out when QEMU ran the release, which is after
+        # the checkpoint's LOADED: the last LOADED before the client got it
+        releasing = max((c for c in ckpts if c[3] < got), key=lambda c: c[3],
+                        default=None)
+        out.append((sent, got, first, releasing))
+    return out
+
+
+class OutputTrigger(ct.TempDirTestCase):
+    """A request's reply is released by the next checkpoint, which the
+    reply itself starts; on the timer alone it waits for the timer.  Not
+    speed: which checkpoint, and what started it, from colo-primary's own
+    record of each checkpoint and the client's timestamps."""
+
+    def test_reply_released_by_the_next_checkpoint(self):
+        rows = request_checkpoints(self, "trig", ["--x-checkpoint-delay",
+                                                  "100"])
+        # the first request follows the connection's handshake, whose own
+        # output starts checkpoints around it
+        rows = rows[1:]
+        wrong = [(i, first, releasing) for i, (_, _, first, releasing)
+                 in enumerate(rows)
+                 if first is None or releasing != first or
+                 first[1] != "output"]
+        # an unrelated packet of the guest's (ARP, say) may still start a
+        # checkpoint between a request and its reply: one at most
+        self.assertLessEqual(len(wrong), 1, wrong[:5])
+        waits = sorted(r[2] - sent for sent, _, _, r in rows if r)
+        print("\ntrigger: %d requests, %d released by the first checkpoint "
+              "after them, which their reply started; request -> that "
+              "checkpoint's start: median %.1f ms" % (
+                  len(rows), len(rows) - len(wrong),
+                  waits[len(waits) // 2] * 1000), file=sys.stderr)
+
+    def test_timer_alone_waits_for_the_timer(self):
+        rows = request_checkpoints(self, "timer", [
+            "--x-checkpoint-delay", "100", "--no-output-trigger"])
+        self.assertTrue(all(r is not None for _, _, _, r in rows))
+        self.assertEqual({r[1] for _, _, _, r in rows}, {"timer"})
+        # the client asks again as soon as a reply comes, that is right
+        # after a release: the reply then waits for the whole delay
+        waits = sorted(r[2] - sent for sent, _, _, r in rows)
+        self.assertGreater(waits[len(waits) // 2], 0.05, waits)
+        print("\ntimer: %d requests, every reply released by a timer "
+              "checkpoint; request -> its start: median %.1f ms" % (
+                  len(rows), waits[len(waits) // 2] * 1000),
+              file=sys.stderr)
 
 
 def leftovers(qmp):

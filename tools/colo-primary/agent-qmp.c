@@ -32,10 +32,12 @@ static JsonNode *qmp_migrate_set_capabilities(const MonitorContext *ctx,
     for (int c = 0; c < MIGRATION_CAPABILITY__MAX; c++) {
         if (caps[c] && c != MIGRATION_CAPABILITY_X_COLO &&
             c != MIGRATION_CAPABILITY_XBZRLE &&
-            c != MIGRATION_CAPABILITY_EVENTS) {
+            c != MIGRATION_CAPABILITY_EVENTS &&
+            c != MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER) {
             g_set_error(errp, COLO_ERROR, ENOTSUP, "capability %s is not "
-                        "supported by colo-primary (it has x-colo, xbzrle "
-                        "and events)", migration_capability_name(c));
+                        "supported by colo-primary (it has x-colo, xbzrle, "
+                        "events and x-colo-output-trigger)",
+                        migration_capability_name(c));
             return NULL;
         }
     }
@@ -51,6 +53,7 @@ static JsonNode *qmp_query_migrate_capabilities(const MonitorContext *ctx,
     static const MigrationCapability shown[] = {
         MIGRATION_CAPABILITY_XBZRLE, MIGRATION_CAPABILITY_EVENTS,
         MIGRATION_CAPABILITY_X_COLO,
+        MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER,
     };
     JsonArray *arr = json_array_new();
     JsonNode *n = json_node_new(JSON_NODE_ARRAY);
@@ -75,6 +78,8 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
     uint64_t set = 0;
     const uint64_t str0 = 1ull << MIGRATION_PARAMETER__MAX;
     const uint64_t ours = (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_DELAY) |
+                          (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP) |
+                          (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE) |
                           (1ull << MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE) |
                           (str0 << MIGRATION_PARAMETER_TLS_CREDS) |
                           (str0 << MIGRATION_PARAMETER_TLS_HOSTNAME);
@@ -113,6 +118,10 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
 
     json_object_set_int_member(o, "x-checkpoint-delay", a->opts.params[
         MIGRATION_PARAMETER_X_CHECKPOINT_DELAY]);
+    json_object_set_int_member(o, "x-checkpoint-min-gap", a->opts.params[
+        MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP]);
+    json_object_set_int_member(o, "x-checkpoint-coalesce", a->opts.params[
+        MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE]);
     json_object_set_int_member(o, "xbzrle-cache-size", a->opts.params[
         MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
     json_object_set_string_member(o, "tls-creds", a->opts.strs[
@@ -178,6 +187,7 @@ static JsonObject *net_buffer_object(const SessionInfo *info)
     json_object_set_int_member(n, "buffers-added", st->buffers_added);
     json_object_set_int_member(n, "rotations", st->rotations);
     json_object_set_int_member(n, "early-checkpoints", st->early_checkpoints);
+    json_object_set_int_member(n, "pure-acks", st->pure_acks);
     return n;
 }
 
@@ -228,6 +238,35 @@ static JsonNode *qmp_query_migrate(const MonitorContext *ctx,
                                si->last.device_bytes);
     json_object_set_int_member(o, "x-colo-last-scanned-pages",
                                si->last.scanned_pages);
+    json_object_set_int_member(o, "x-colo-last-send-us", si->last.send_us);
+    json_object_set_int_member(o, "x-colo-last-received-us",
+                               si->last.received_us);
+    json_object_set_int_member(o, "x-colo-last-commit-us",
+                               si->last.commit_us);
+    json_object_set_int_member(o, "x-colo-last-release-us",
+                               si->last.release_us);
+    {
+        JsonObject *t = json_object_new();
+
+        for (int i = 0; i < CHECKPOINT_TRIGGER__MAX; i++) {
+            json_object_set_int_member(t, checkpoint_trigger_name(i),
+                                       si->by_trigger[i]);
+        }
+        json_object_set_object_member(o, "x-colo-checkpoint-triggers", t);
+    }
+    {
+        /* sums since the session began: a client diffs two queries */
+        JsonObject *t = json_object_new();
+
+        json_object_set_int_member(t, "output-wait-us",
+                                   si->sum_output_wait_us);
+        json_object_set_int_member(t, "pause-us", si->sum_pause_us);
+        json_object_set_int_member(t, "send-us", si->sum_send_us);
+        json_object_set_int_member(t, "received-us", si->sum_received_us);
+        json_object_set_int_member(t, "commit-us", si->sum_commit_us);
+        json_object_set_int_member(t, "release-us", si->sum_release_us);
+        json_object_set_object_member(o, "x-colo-round-trip-sums", t);
+    }
     {
         JsonObject *t = json_object_new();
 

@@ -124,6 +124,21 @@ static bool check_committed(void *opaque, DiskMirror *disks,
     return secondary_check_compare(opaque, disks, what, errp);
 }
 
+/* What the options say a session's parameters are. */
+static void agent_session_params(Agent *a, SessionParams *p)
+{
+    *p = (SessionParams) {
+        .checkpoint_delay_ms =
+            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY],
+        .output_trigger =
+            a->opts.caps[MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER],
+        .min_gap_ms =
+            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP],
+        .coalesce_us =
+            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE],
+    };
+}
+
 bool agent_session_start(Agent *a, const char *uri, GError **errp)
 {
     SessionConfig sc = {
@@ -150,10 +165,7 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
         .keep_held_output = a->cfg.keep_held_output,
         .guard_exe = a->cfg.guard_exe,
         .quiet = a->cfg.quiet,
-        .params = {
-            .checkpoint_delay_ms =
-                a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY],
-        },
+        .acks_are_output = g_getenv("COLO_PRIMARY_ACKS_ARE_OUTPUT") != NULL,
         .notify = {
             .event = agent_on_event,
             .ended = agent_on_session_end,
@@ -166,6 +178,7 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
                     "in progress");
         return false;
     }
+    agent_session_params(a, &sc.params);
     if (a->check) {
         sc.checker = (SessionChecker) {
             .stopped = check_stopped,
@@ -203,11 +216,9 @@ bool agent_session_active(Agent *a)
 
 void agent_params_changed(Agent *a, bool now)
 {
-    SessionParams p = {
-        .checkpoint_delay_ms =
-            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_DELAY],
-    };
+    SessionParams p;
 
+    agent_session_params(a, &p);
     if (a->session_running) {
         session_set_params(a->session, &p);
         if (now) {
@@ -288,6 +299,16 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
         cfg->checkpoint_delay_ms;
     a->opts.caps[MIGRATION_CAPABILITY_XBZRLE] = cfg->xbzrle;
     a->opts.caps[MIGRATION_CAPABILITY_X_COLO] = cfg->connect != NULL;
+    a->opts.caps[MIGRATION_CAPABILITY_X_COLO_OUTPUT_TRIGGER] =
+        !cfg->no_output_trigger && !cfg->no_net_buffer;
+    if (cfg->checkpoint_min_gap_ms >= 0) {
+        a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP] =
+            cfg->checkpoint_min_gap_ms;
+    }
+    if (cfg->checkpoint_coalesce_us >= 0) {
+        a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE] =
+            cfg->checkpoint_coalesce_us;
+    }
     a->loop = g_main_loop_new(NULL, FALSE);
 
     *exit_status = PRIMARY_EXIT_USAGE;

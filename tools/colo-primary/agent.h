@@ -40,6 +40,9 @@ typedef struct AgentConfig {
     int max_checkpoints;        /* 0: until stopped */
     int scan_threads;           /* 0: one per CPU */
     gboolean no_net_buffer;     /* let the VM's output go out at once */
+    gboolean no_output_trigger; /* checkpoints on the timer only */
+    int checkpoint_min_gap_ms;  /* -1: the default */
+    int checkpoint_coalesce_us; /* -1: the default */
     gboolean keep_held_output;  /* --held-output keep: what never committed
                                    stays held in QEMU when the session
                                    ends (a cluster manager releases it) */

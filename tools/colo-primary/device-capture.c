@@ -28,7 +28,8 @@ static void remove_tree(const char *dir)
 
 DeviceCapture *device_capture_parse(GBytes *bytes, const char *dir,
                                     const char *main_block,
-                                    uint64_t main_size, GError **errp)
+                                    uint64_t main_size, VmdescMemo *memo,
+                                    GError **errp)
 {
     DeviceCapture *dc = g_new0(DeviceCapture, 1);
     g_autofree char *placeholder = g_build_filename(dir, main_block, NULL);
@@ -57,6 +58,7 @@ DeviceCapture *device_capture_parse(GBytes *bytes, const char *dir,
     dc->rl = ram_list_new(dir);
     loadvm_init(&dc->lv, dc->f, dc->rl);
     dc->lv.cap_ignore_shared = true;
+    dc->lv.vmdesc_memo = memo;
     if (!qemu_loadvm_state(&dc->lv, errp) || !dc->lv.devices) {
         if (errp && !*errp) {
             g_set_error(errp, COLO_ERROR, EIO, "no device sections");

@@ -22,10 +22,12 @@ typedef struct DeviceCapture {
 } DeviceCapture;
 
 /* @bytes from vm_control_capture().  @main_block of @main_size bytes must
- * be in it, and left out as shared. */
+ * be in it, and left out as shared.  @memo: the captures' VMDESCRIPTION
+ * memo (one per QEMU), or NULL. */
 DeviceCapture *device_capture_parse(GBytes *bytes, const char *dir,
                                     const char *main_block,
-                                    uint64_t main_size, GError **errp);
+                                    uint64_t main_size, VmdescMemo *memo,
+                                    GError **errp);
 void device_capture_free(DeviceCapture *dc);
 
 #endif /* COLO_PRIMARY_DEVICE_CAPTURE_H */

@@ -58,7 +58,9 @@ static int release_held_output(const char *qmp_path)
 
 int main(int argc, char **argv)
 {
-    AgentConfig cfg = { .checkpoint_delay_ms = 100 }, *c = &cfg;
+    AgentConfig cfg = { .checkpoint_delay_ms = 100,
+                        .checkpoint_min_gap_ms = -1,
+                        .checkpoint_coalesce_us = -1 }, *c = &cfg;
     g_auto(GStrv) objects = NULL;
     g_autofree char *held_output = NULL;
     gboolean release_held = FALSE;
@@ -75,6 +77,15 @@ int main(int argc, char **argv)
           "protect the VM into this secondary now", "tcp:HOST:PORT" },
         { "x-checkpoint-delay", 0, 0, G_OPTION_ARG_INT,
           &c->checkpoint_delay_ms, "ms between checkpoints (100)", "MS" },
+        { "x-checkpoint-min-gap", 0, 0, G_OPTION_ARG_INT,
+          &c->checkpoint_min_gap_ms, "with output held, checkpoint no "
+          "sooner than MS after the last one began (0)", "MS" },
+        { "x-checkpoint-coalesce", 0, 0, G_OPTION_ARG_INT,
+          &c->checkpoint_coalesce_us, "with output held, wait US for more "
+          "to ride the same checkpoint (500)", "US" },
+        { "no-output-trigger", 0, 0, G_OPTION_ARG_NONE,
+          &c->no_output_trigger, "checkpoint every --x-checkpoint-delay "
+          "only, not as soon as the VM's output is held", NULL },
         { "xbzrle", 0, 0, G_OPTION_ARG_NONE, &c->xbzrle,
           "send changed pages as XBZRLE deltas", NULL },
         { "checkpoints", 0, 0, G_OPTION_ARG_INT, &c->max_checkpoints,
@@ -149,7 +160,8 @@ int main(int argc, char **argv)
         usage_error("--qmp, --ram-file and one of --connect or --monitor "
                     "are required");
     } else if (cfg.checkpoint_delay_ms < 0 || cfg.max_checkpoints < 0 ||
-               cfg.scan_threads < 0) {
+               cfg.scan_threads < 0 || cfg.checkpoint_min_gap_ms < -1 ||
+               cfg.checkpoint_coalesce_us < -1) {
         usage_error("numbers must not be negative");
     } else {
         cfg.keep_held_output = held_output &&

@@ -13,8 +13,10 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "qemu/bswap.h"
 #include "qemu/sockets.h"
 #include "tools/colo-primary/net-buffer.h"
+#include "tools/colo-primary/packet-class.h"
 
 /* QEMU's filter-buffer wants a release interval > 0: ours is the longest
  * it takes (~71 min), a last resort should both colo-primary and its
@@ -22,6 +24,8 @@
 #define BUFFER_INTERVAL_US 4294967295u
 #define MIRROR_ACCEPT_MS 5000
 #define MIRROR_MAX_FRAME (1u << 20)
+/* virtio-net's header is 10 or 12 bytes; anything this long is garbage */
+#define MIRROR_MAX_VNET 64
 #define ID_BUFFER "colo-nb-"
 #define ID_MIRROR "colo-nm-"
 #define ID_CHARDEV "colo-nc-"
@@ -40,9 +44,13 @@ typedef struct NetdevBuf {
     guint index;
     char *sock_path;
     int fd;                     /* the mirror's connection, or -1 */
-    uint8_t len_be[4];          /* the frame being read */
-    guint len_got;
+    uint8_t hdr_be[8];          /* the frame being read: its length and
+                                   its vnet header's */
+    guint hdr_got;
     uint32_t payload_left;
+    uint32_t frame_len, vnet_len;
+    uint8_t head[MIRROR_MAX_VNET + PACKET_CLASS_HEAD];  /* its first bytes */
+    guint head_got;
     GQueue held;                /* HeldBuffer *, oldest first */
     bool rotate;                /* the newest is full: add one */
 } NetdevBuf;
@@ -50,8 +58,7 @@ typedef struct NetdevBuf {
 struct NetBuffer {
     QmpClient *qmp;
     GPtrArray *devs;            /* NetdevBuf * */
-    NetBufferLimitFn limit;
-    void *opaque;
+    NetBufferCallbacks cb;
 
     /* QEMU's filter list changes and our lists follow, in one order */
     GMutex add_lock;
@@ -62,6 +69,7 @@ struct NetBuffer {
     uint64_t epoch;             /* catching packets now; 0: none yet */
     uint64_t epoch_packets, epoch_bytes;
     bool limit_told;
+    bool output_told;           /* this epoch's output was said */
     bool quit;
     NetBufferStats st;
     double latency_sum_us;
@@ -192,16 +200,19 @@ static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
     args = g_strdup_printf(
         "{\"qom-type\": \"filter-mirror\", \"id\": \"" ID_MIRROR "%u\", "
         "\"netdev\": \"%s\", \"queue\": \"rx\", \"outdev\": \"" ID_CHARDEV
-        "%u\", \"position\": \"tail\"}", d->index, d->name, d->index);
+        "%u\", \"position\": \"tail\", \"vnet_hdr_support\": true}",
+        d->index, d->name, d->index);
     return qmp_ok(nb, "object-add", args, errp);
 }
 
-/* Counts one mirrored packet of @len bytes against @d's newest buffer. */
-static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len)
+/* Counts one mirrored packet of @len bytes against @d's newest buffer;
+ * @ack: a pure acknowledgement. */
+static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len, bool ack)
 {
     int64_t now = g_get_monotonic_time();
     HeldBuffer *h;
-    bool tell = false;
+    bool tell = false, output = false;
+    uint64_t epoch = 0;
 
     g_mutex_lock(&nb->lock);
     h = g_queue_peek_tail(&d->held);
@@ -227,41 +238,66 @@ static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len)
             nb->limit_told = tell = true;
             nb->st.early_checkpoints++;
         }
+        nb->st.pure_acks += ack;
+        if (!nb->output_told && (!ack || nb->cb.acks_are_output)) {
+            nb->output_told = output = true;
+            epoch = nb->epoch;
+        }
     }
     g_mutex_unlock(&nb->lock);
-    if (tell && nb->limit) {
-        nb->limit(nb->opaque);
+    if (output && nb->cb.output) {
+        nb->cb.output(nb->cb.opaque, epoch, now);
+    }
+    if (tell && nb->cb.limit) {
+        nb->cb.limit(nb->cb.opaque);
     }
 }
 
-/* Parses the mirror's frames (be32 length, then the packet) in @buf. */
+/* Parses the mirror's frames in @buf: be32 length, be32 length of the
+ * netdev's vnet header (vnet_hdr_support=on), then the packet, which
+ * starts with that header. */
 static bool mirror_parse(NetBuffer *nb, NetdevBuf *d, const uint8_t *buf,
                          size_t n)
 {
     while (n) {
         if (d->payload_left) {
+            uint32_t head_len = MIN(d->frame_len,
+                                    d->vnet_len + PACKET_CLASS_HEAD);
             size_t k = MIN(n, d->payload_left);
 
+            if (d->head_got < head_len) {
+                k = MIN(k, head_len - d->head_got);
+                memcpy(d->head + d->head_got, buf, k);
+                d->head_got += k;
+                if (d->head_got == head_len) {
+                    count_packet(nb, d, d->frame_len - d->vnet_len,
+                                 packet_is_pure_ack(
+                                     d->head + d->vnet_len,
+                                     d->frame_len - d->vnet_len));
+                }
+            }
             d->payload_left -= k;
             buf += k;
             n -= k;
             continue;
         }
-        d->len_be[d->len_got++] = *buf++;
+        d->hdr_be[d->hdr_got++] = *buf++;
         n--;
-        if (d->len_got == 4) {
-            uint32_t len = (uint32_t)d->len_be[0] << 24 | d->len_be[1] << 16 |
-                           d->len_be[2] << 8 | d->len_be[3];
+        if (d->hdr_got == 8) {
+            uint32_t len = ldl_be_p(d->hdr_be);
+            uint32_t vnet = ldl_be_p(d->hdr_be + 4);
 
-            d->len_got = 0;
-            if (len == 0 || len > MIRROR_MAX_FRAME) {
+            d->hdr_got = 0;
+            if (len == 0 || len > MIRROR_MAX_FRAME || vnet > MIRROR_MAX_VNET ||
+                vnet >= len) {
                 fprintf(stderr, "colo-primary: netdev %s: the mirror sent a "
-                        "packet length of %u bytes; no longer counting\n",
-                        d->name, len);
+                        "packet of %u bytes with a vnet header of %u; no "
+                        "longer counting\n", d->name, len, vnet);
                 return false;
             }
-            d->payload_left = len;
-            count_packet(nb, d, len);
+            d->payload_left = d->frame_len = len;
+            d->vnet_len = vnet;
+            d->head_got = 0;
         }
     }
     return true;
@@ -428,6 +464,7 @@ bool net_buffer_begin_epoch(NetBuffer *nb, uint64_t epoch, GError **errp)
     nb->epoch = epoch;
     nb->epoch_packets = nb->epoch_bytes = 0;
     nb->limit_told = false;
+    nb->output_told = false;
     g_mutex_unlock(&nb->lock);
     g_mutex_unlock(&nb->add_lock);
     return ok;
@@ -594,14 +631,12 @@ int net_buffer_guard_main(const char *qmp_path)
 
 NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
                           const char *work_dir, const char *guard_exe,
-                          NetBufferLimitFn limit, void *opaque,
-                          GError **errp)
+                          const NetBufferCallbacks *cb, GError **errp)
 {
     NetBuffer *nb = g_new0(NetBuffer, 1);
 
     nb->qmp = qmp;
-    nb->limit = limit;
-    nb->opaque = opaque;
+    nb->cb = *cb;
     nb->devs = g_ptr_array_new();
     nb->guard_fd = nb->wake_fds[0] = nb->wake_fds[1] = -1;
     g_mutex_init(&nb->add_lock);

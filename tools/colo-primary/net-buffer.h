@@ -52,11 +52,25 @@ typedef struct NetBufferStats {
     uint64_t packets_released, bytes_released;  /* so far */
     int64_t latency_mean_us, latency_max_us;    /* caught -> released */
     uint64_t buffers_added, rotations, early_checkpoints;
+    uint64_t pure_acks;                         /* of the packets seen */
 } NetBufferStats;
 
 /* Called on the reader thread when an epoch holds too much: the owner
  * should checkpoint now. */
 typedef void (*NetBufferLimitFn)(void *opaque);
+/* Called on the reader thread for the first packet of epoch @epoch a
+ * client may wait for (packet-class.h; pure acknowledgements count too
+ * when net_buffer_new was told so), seen at @at (monotonic us): output
+ * is pending. */
+typedef void (*NetBufferOutputFn)(void *opaque, uint64_t epoch, int64_t at);
+
+/* What net_buffer_new tells its owner. */
+typedef struct NetBufferCallbacks {
+    NetBufferLimitFn limit;
+    NetBufferOutputFn output;   /* NULL: not told */
+    bool acks_are_output;       /* pure acknowledgements call output too */
+    void *opaque;
+} NetBufferCallbacks;
 
 /* Finds the VM's netdevs over @qmp and puts a mirror on each (nothing
  * is held yet); @work_dir holds the mirror sockets.  Starts the release
@@ -67,8 +81,7 @@ typedef void (*NetBufferLimitFn)(void *opaque);
  * netdev, which QEMU's filters refuse) nothing is left in QEMU. */
 NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
                           const char *work_dir, const char *guard_exe,
-                          NetBufferLimitFn limit, void *opaque,
-                          GError **errp);
+                          const NetBufferCallbacks *cb, GError **errp);
 /* With the VM stopped: a buffer per netdev for @epoch, which starts at
  * the next cont.  Packets of earlier epochs stay where they are. */
 bool net_buffer_begin_epoch(NetBuffer *nb, uint64_t epoch, GError **errp);

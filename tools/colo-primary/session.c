@@ -64,6 +64,7 @@ struct Session {
     int64_t stopped_at;         /* the VM was left stopped at (initial
                                    sync with disks) */
     DeviceCapture *model;       /* the first capture: blocks as sent */
+    VmdescMemo *vmdesc;         /* the captures' VMDESCRIPTION, parsed */
     RAMBlock *main_rb;          /* in @model */
     uint32_t section_id;
     bool switchover;
@@ -75,6 +76,8 @@ struct Session {
     SessionParams params;
     bool checkpoint_now;
     bool stop_requested;
+    uint64_t output_epoch;      /* the epoch whose output is held ... */
+    int64_t output_at;          /* ... since (monotonic us); 0: none */
     MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
     MigrationStatus status;
     COLOMode mode, last_mode;
@@ -86,6 +89,8 @@ struct Session {
     uint64_t checkpoints;
     uint64_t total_bytes;
     uint64_t xbzrle_pages;
+    uint64_t by_trigger[CHECKPOINT_TRIGGER__MAX];
+    CheckpointFigures sums;     /* of the checkpoints after the first */
     GArray *pauses_us;          /* int64_t */
     bool net_buffered;
     char *net_netdevs;          /* which netdevs, for the queries */
@@ -95,6 +100,17 @@ struct Session {
     char *tracking_fallback;    /* why the tracker was given up, or NULL */
     int exit_status;
 };
+
+const char *checkpoint_trigger_name(CheckpointTrigger t)
+{
+    static const char *const names[CHECKPOINT_TRIGGER__MAX] = {
+        [CHECKPOINT_TRIGGER_TIMER] = "timer",
+        [CHECKPOINT_TRIGGER_OUTPUT] = "output",
+        [CHECKPOINT_TRIGGER_REQUEST] = "request",
+    };
+
+    return names[t];
+}
 
 /* Reports to whoever started the session, through its notifier. */
 static void session_emit(Session *s, const char *name, GVariant *data)
@@ -139,6 +155,16 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     g_autofree char *dir = NULL;
     DeviceCapture *dc;
 
+    /* The next epoch's output buffer goes in first, while the VM still
+     * runs (adding one is a QMP round trip of ~2.4 ms under TCG, which
+     * would be pause): what the guest sends from now on is held until
+     * checkpoint @fig->number + 1 commits.  The few packets sent between
+     * here and the stop belong to this checkpoint's epoch but wait for the
+     * next one: later than they might, never earlier. */
+    if (s->net && !net_buffer_begin_epoch(s->net, fig->number + 1, errp)) {
+        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
+        return NULL;
+    }
     if (!vm_control_stop(s->cfg.vm, &t0, errp)) {
         primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return NULL;
@@ -151,16 +177,8 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
         primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return NULL;
     }
-    /* The scan first: its workers run during the QMP round trips below. */
+    /* The scan first: its workers run during the QMP round trip below. */
     dirty_scan_start(s->cfg.scan);
-    /* what the guest sends from the next cont on is held until this
-     * checkpoint is committed */
-    if (s->net && !net_buffer_begin_epoch(s->net, fig->number + 1, errp)) {
-        dirty_scan_finish(s->cfg.scan);
-        /* session_finish continues the VM */
-        primary_error_tag(errp, PRIMARY_ERROR_QEMU);
-        return NULL;
-    }
     bytes = vm_control_capture(s->cfg.vm, CAPTURE_TIMEOUT_MS, errp);
     t2 = g_get_monotonic_time();
     dirty_scan_finish(s->cfg.scan);
@@ -202,7 +220,8 @@ static DeviceCapture *session_pause(Session *s, CheckpointFigures *fig,
     fig->scanned_pages = dirty_scan_candidates(s->cfg.scan);
     fig->cont_us = fig->pause_us - (t3 - t0);
     dir = g_strdup_printf("%s/capture%d", s->cfg.work, s->capture_no++ % 2);
-    dc = device_capture_parse(bytes, dir, s->cfg.ram_block, s->cfg.ram_size, errp);
+    dc = device_capture_parse(bytes, dir, s->cfg.ram_block, s->cfg.ram_size,
+                              s->vmdesc, errp);
     if (!dc) {
         g_autofree char *qemu_says = vm_control_capture_failure(s->cfg.vm);
 
@@ -284,6 +303,13 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
     s->last = *fig;
     if (fig->number > 0) {
         s->checkpoints = fig->number;
+        s->by_trigger[fig->trigger]++;
+        s->sums.output_wait_us += fig->output_wait_us;
+        s->sums.pause_us += fig->pause_us;
+        s->sums.send_us += fig->send_us;
+        s->sums.received_us += fig->received_us;
+        s->sums.commit_us += fig->commit_us;
+        s->sums.release_us += fig->release_us;
         g_array_append_val(s->pauses_us, fig->pause_us);
     }
     s->total_bytes += fig->wire_bytes;
@@ -304,6 +330,16 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         g_variant_dict_insert(&d, "dirty-pages", "t", fig->dirty_pages);
         g_variant_dict_insert(&d, "wire-bytes", "t", fig->wire_bytes);
         g_variant_dict_insert(&d, "total-us", "x", fig->total_us);
+        g_variant_dict_insert(&d, "trigger", "s",
+                              checkpoint_trigger_name(fig->trigger));
+        g_variant_dict_insert(&d, "start-at-us", "x", fig->start_at);
+        g_variant_dict_insert(&d, "released-at-us", "x", fig->released_at);
+        g_variant_dict_insert(&d, "output-wait-us", "x",
+                              fig->output_wait_us);
+        g_variant_dict_insert(&d, "send-us", "x", fig->send_us);
+        g_variant_dict_insert(&d, "received-us", "x", fig->received_us);
+        g_variant_dict_insert(&d, "commit-us", "x", fig->commit_us);
+        g_variant_dict_insert(&d, "release-us", "x", fig->release_us);
         session_emit(s, "X_COLO_CHECKPOINT", g_variant_dict_end(&d));
     }
     if (!s->cfg.quiet) {
@@ -317,16 +353,20 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
                    fig->wire_bytes, fig->pause_us / 1000.0, fig->dirty_pages,
                    verified);
         } else {
+            /* the times are CLOCK_MONOTONIC's: a test on this machine
+             * compares them with its own */
             printf("checkpoint %" PRIu64 ": pause %.2f ms (stop %.1f, "
                    "devices %.1f, scan +%.1f, cont %.1f), %" PRIu64
                    " dirty pages (%.2f MiB), %" PRIu64 " xbzrle, %" PRIu64
-                   " bytes%s\n",
+                   " bytes%s; by %s, started %.6f, loaded %.6f, released "
+                   "%.6f\n",
                    fig->number, fig->pause_us / 1000.0, fig->stop_us / 1000.0,
                    fig->capture_us / 1000.0, fig->scan_wait_us / 1000.0,
                    fig->cont_us / 1000.0, fig->dirty_pages,
                    fig->dirty_pages / 256.0, fig->xbzrle_pages,
-                   fig->wire_bytes,
-                   verified);
+                   fig->wire_bytes, verified,
+                   checkpoint_trigger_name(fig->trigger), fig->start_at / 1e6,
+                   fig->loaded_at / 1e6, fig->released_at / 1e6);
         }
         fflush(stdout);
     }
@@ -398,7 +438,7 @@ static bool session_initial_sync(Session *s, GError **errp)
         return false;
     }
     s->model = device_capture_parse(first, model_dir, s->cfg.ram_block,
-                                    s->cfg.ram_size, errp);
+                                    s->cfg.ram_size, s->vmdesc, errp);
     if (!s->model) {
         primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
@@ -483,12 +523,16 @@ static bool session_initial_sync(Session *s, GError **errp)
     return true;
 }
 
-static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
+static bool session_checkpoint(Session *s, uint64_t number,
+                               CheckpointTrigger trigger, int64_t output_at,
+                               GError **errp)
 {
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     g_autoptr(GBytes) live = NULL;
-    CheckpointFigures fig = { .number = number };
+    CheckpointFigures fig = { .number = number, .trigger = trigger };
     int64_t t0 = g_get_monotonic_time();
+    int64_t cont_at;
+    ColoSendTimes sent;
     uint64_t xbzrle_before = s->rs.xbzrle_pages;
     DeviceCapture *dc = session_pause(s, &fig, true, false, errp);
     g_autofree char *what = NULL;
@@ -497,6 +541,9 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     if (!dc) {
         return false;
     }
+    fig.start_at = t0;
+    fig.output_wait_us = output_at ? t0 - output_at : 0;
+    cont_at = t0 + fig.pause_us + fig.verify_us;
     s->rs.f = f;
     colo_put_checkpoint_head(f, s->section_id, s->switchover);
     dirty_scan_foreach(s->cfg.scan, put_dirty_page, s);
@@ -509,7 +556,7 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     fig.device_bytes = g_bytes_get_size(dc->lv.devices->blob);
     fig.wire_bytes = g_bytes_get_size(live) + 12 + fig.device_bytes;
     ok = colo_peer_send_checkpoint(s->peer, live, dc->lv.devices->blob,
-                                   errp);
+                                   &sent, errp);
     device_capture_free(dc);
     if (!ok) {
         primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
@@ -520,7 +567,13 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
         primary_error_tag(errp, PRIMARY_ERROR_QEMU);
         return false;
     }
-    fig.total_us = g_get_monotonic_time() - t0;
+    fig.released_at = g_get_monotonic_time();
+    fig.loaded_at = sent.loaded_us;
+    fig.total_us = sent.loaded_us - t0;
+    fig.send_us = sent.sent_us - cont_at;
+    fig.received_us = sent.received_us - sent.sent_us;
+    fig.commit_us = sent.loaded_us - sent.received_us;
+    fig.release_us = fig.released_at - sent.loaded_us;
     what = g_strdup_printf("checkpoint %" PRIu64, number);
     if (!session_check(s, what, errp)) {
         return false;
@@ -529,21 +582,47 @@ static bool session_checkpoint(Session *s, uint64_t number, GError **errp)
     return true;
 }
 
-/* Waits for the next checkpoint's time; false if the session must end. */
-static bool session_wait(Session *s, int64_t since)
+/* Waits until checkpoint @next is due: x-checkpoint-delay after the
+ * last one ended (@ended_at), or, with the output trigger, once the
+ * guest has output held for epoch @next: x-checkpoint-coalesce after its
+ * first packet and no sooner than x-checkpoint-min-gap after the last
+ * checkpoint began (@started_at).  Says what started it and since when
+ * output was held (0: none); false if the session must end. */
+static bool session_wait(Session *s, uint64_t next, int64_t ended_at,
+                         int64_t started_at, CheckpointTrigger *trigger,
+                         int64_t *output_at)
 {
     bool go_on;
 
     g_mutex_lock(&s->lock);
     for (;;) {
-        int64_t due = since + s->params.checkpoint_delay_ms * 1000;
+        int64_t due = ended_at + s->params.checkpoint_delay_ms * 1000;
+        bool held = s->output_epoch == next && s->output_at;
 
-        if (s->stop_requested || s->checkpoint_now ||
-            g_get_monotonic_time() >= due) {
+        *trigger = CHECKPOINT_TRIGGER_TIMER;
+        if (s->stop_requested) {
+            break;
+        }
+        if (s->checkpoint_now) {
+            *trigger = CHECKPOINT_TRIGGER_REQUEST;
+            break;
+        }
+        if (held && s->params.output_trigger) {
+            int64_t by_output = MAX(s->output_at + s->params.coalesce_us,
+                                    started_at +
+                                    s->params.min_gap_ms * 1000);
+
+            if (by_output < due) {
+                due = by_output;
+                *trigger = CHECKPOINT_TRIGGER_OUTPUT;
+            }
+        }
+        if (g_get_monotonic_time() >= due) {
             break;
         }
         g_cond_wait_until(&s->wake, &s->lock, due);
     }
+    *output_at = s->output_epoch == next ? s->output_at : 0;
     s->checkpoint_now = false;
     go_on = !s->stop_requested;
     g_mutex_unlock(&s->lock);
@@ -603,6 +682,20 @@ static void net_limit_reached(void *opaque)
     session_checkpoint_now(opaque);
 }
 
+/* The reader thread saw the first packet of @epoch a client waits for. */
+static void net_output_held(void *opaque, uint64_t epoch, int64_t at)
+{
+    Session *s = opaque;
+
+    g_mutex_lock(&s->lock);
+    if (epoch > s->output_epoch || !s->output_at) {
+        s->output_epoch = epoch;
+        s->output_at = at;
+        g_cond_broadcast(&s->wake);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
 /* Holds the VM's network output per epoch unless told not to. */
 static bool session_net_start(Session *s, GError **errp)
 {
@@ -616,10 +709,17 @@ static bool session_net_start(Session *s, GError **errp)
     }
     /* --held-output keep: no guard releases anything behind the back of
      * whoever decides (a cluster manager) */
+    NetBufferCallbacks cb = {
+        .limit = net_limit_reached,
+        .output = net_output_held,
+        .acks_are_output = s->cfg.acks_are_output,
+        .opaque = s,
+    };
+
     s->net = net_buffer_new(vm_control_qmp(s->cfg.vm), s->cfg.vm_qmp_path,
                             s->cfg.work, s->cfg.keep_held_output ? NULL :
                             s->cfg.guard_exe ? s->cfg.guard_exe :
-                            "colo-primary", net_limit_reached, s, errp);
+                            "colo-primary", &cb, errp);
     if (!s->net) {
         g_prefix_error(errp, "cannot hold the VM's network output (run with "
                        "--no-net-buffer to protect it without): ");
@@ -732,10 +832,19 @@ static gpointer session_thread(gpointer opaque)
         s->colo_start_us = g_get_monotonic_time();
         g_mutex_unlock(&s->lock);
         set_status(s, MIGRATION_STATUS_COLO);
+        int64_t started_at = g_get_monotonic_time();
+
         for (uint64_t k = 1; s->cfg.max_checkpoints == 0 ||
              k <= (uint64_t)s->cfg.max_checkpoints; k++) {
-            if (!session_wait(s, g_get_monotonic_time()) ||
-                !session_checkpoint(s, k, &err)) {
+            CheckpointTrigger trigger;
+            int64_t output_at;
+
+            if (!session_wait(s, k, g_get_monotonic_time(), started_at,
+                              &trigger, &output_at)) {
+                break;
+            }
+            started_at = g_get_monotonic_time();
+            if (!session_checkpoint(s, k, trigger, output_at, &err)) {
                 break;
             }
         }
@@ -772,6 +881,7 @@ Session *session_start(const SessionConfig *cfg)
                            .hostname = s->tls_hostname };
     g_mutex_init(&s->lock);
     g_cond_init(&s->wake);
+    s->vmdesc = vmdesc_memo_new();
     s->params = cfg->params;
     s->pauses_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
     s->status = MIGRATION_STATUS_SETUP;
@@ -839,6 +949,7 @@ void session_free(Session *s)
     session_join(s);
     g_mutex_clear(&s->lock);
     g_cond_clear(&s->wake);
+    vmdesc_memo_free(s->vmdesc);
     g_array_unref(s->pauses_us);
     g_free(s->uri);
     g_free(s->tls_creds);
@@ -873,6 +984,13 @@ void session_query(Session *s, SessionInfo *info)
     info->total_bytes = s->total_bytes;
     info->checkpoints = s->checkpoints;
     info->xbzrle_pages = s->xbzrle_pages;
+    memcpy(info->by_trigger, s->by_trigger, sizeof(info->by_trigger));
+    info->sum_output_wait_us = s->sums.output_wait_us;
+    info->sum_pause_us = s->sums.pause_us;
+    info->sum_send_us = s->sums.send_us;
+    info->sum_received_us = s->sums.received_us;
+    info->sum_commit_us = s->sums.commit_us;
+    info->sum_release_us = s->sums.release_us;
     info->last = s->last;
     info->colo_time_us = s->colo_start_us ?
         (s->end_us ? s->end_us : g_get_monotonic_time()) - s->colo_start_us :

@@ -29,9 +29,25 @@
 
 typedef struct Session Session;
 
+/* What started a checkpoint. */
+typedef enum CheckpointTrigger {
+    CHECKPOINT_TRIGGER_TIMER,   /* x-checkpoint-delay since the last one */
+    CHECKPOINT_TRIGGER_OUTPUT,  /* the guest's output was held */
+    CHECKPOINT_TRIGGER_REQUEST, /* a client, new parameters, a full
+                                   output buffer */
+    CHECKPOINT_TRIGGER__MAX
+} CheckpointTrigger;
+
+const char *checkpoint_trigger_name(CheckpointTrigger t);
+
 /* One checkpoint, as query-migrate and the bench report it. */
 typedef struct CheckpointFigures {
     uint64_t number;            /* 0: the initial synchronisation */
+    CheckpointTrigger trigger;
+    int64_t start_at;           /* monotonic us: the stop began */
+    int64_t loaded_at;          /* monotonic us: LOADED was read */
+    int64_t released_at;        /* monotonic us: its output went out */
+    int64_t output_wait_us;     /* the first output held -> start_at */
     int64_t pause_us;           /* stop -> cont, of which: */
     int64_t stop_us;            /*   QEMU's stop */
     int64_t capture_us;         /*   device state (the scan runs along) */
@@ -40,6 +56,11 @@ typedef struct CheckpointFigures {
     int64_t verify_us;          /* the checker's snapshot, not counted in
                                    pause_us */
     int64_t total_us;           /* stop -> the secondary's LOADED */
+    int64_t send_us;            /* cont -> the last byte sent */
+    int64_t received_us;        /*   -> RECEIVED (the rest of the bytes
+                                   on their way, read) */
+    int64_t commit_us;          /*   -> LOADED (loaded, committed) */
+    int64_t release_us;         /*   -> the held output let out */
     uint64_t dirty_pages;       /* of main RAM */
     uint64_t scanned_pages;     /* digested to find them (all without
                                    a tracker) */
@@ -70,7 +91,11 @@ typedef struct SessionChecker {
 
 /* What a client may change while the session runs. */
 typedef struct SessionParams {
-    int64_t checkpoint_delay_ms;
+    int64_t checkpoint_delay_ms;    /* the longest gap, output or not */
+    bool output_trigger;            /* held output starts a checkpoint */
+    int64_t min_gap_ms;             /* ... no sooner after the last
+                                       one's start */
+    int64_t coalesce_us;            /* ... nor after its first packet */
 } SessionParams;
 
 typedef struct SessionConfig {
@@ -99,6 +124,7 @@ typedef struct SessionConfig {
     int max_checkpoints;        /* 0: until stopped */
     bool no_net_buffer;
     bool keep_held_output;      /* --held-output keep */
+    bool acks_are_output;       /* pure TCP acks trigger too (measuring) */
     const char *guard_exe;      /* for the network release guard; NULL:
                                    "colo-primary" */
     bool quiet;
@@ -123,6 +149,7 @@ typedef struct SessionInfo {
     uint64_t xbzrle_pages;
     CheckpointFigures last;
     uint64_t pauses;            /* checkpoints with a pause figure */
+    uint64_t by_trigger[CHECKPOINT_TRIGGER__MAX];
     int64_t pause_median_us, pause_p99_us;
     int64_t colo_time_us;       /* since the first checkpoint began */
     bool net_buffered;
@@ -131,6 +158,10 @@ typedef struct SessionInfo {
     const char *tracking;       /* "uffd-wp", "soft-dirty", "digest" */
     char *tracking_why;         /* owned; what was refused, or NULL */
     char *tracking_fallback;    /* owned; why given up mid-session */
+    /* Sums over the checkpoints after the first sync, for a client to
+     * take differences of: where a held reply's time goes. */
+    int64_t sum_output_wait_us, sum_pause_us, sum_send_us, sum_received_us,
+            sum_commit_us, sum_release_us;
 } SessionInfo;
 
 /* Starts a session on its own thread. */

@@ -29,7 +29,7 @@ class ProtectedLinuxGuest:
     def __init__(self, workdir, ns, agent_args=(), mem_mb=256,
                  heartbeat_ms=1500, failover_net=True, qemu_extra=(),
                  queues=1, wait_checkpoint=True, protect=True, disk_mb=0,
-                 run="service"):
+                 run="service", append=""):
         kernel, initrd = require_linux_guest()
         self.workdir = workdir
         self.ns = ns
@@ -56,7 +56,7 @@ class ProtectedLinuxGuest:
                            extra=[
                 "-kernel", kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 quiet colo.run=%s "
-                           "colo.ip=%s/24" % (run, GUEST_IP),
+                           "colo.ip=%s/24 %s" % (run, GUEST_IP, append),
                 "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"
                            + mq,
                 "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + mq_dev]
