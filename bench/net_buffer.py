@@ -15,8 +15,10 @@ compute loop's speed while one connection's requests run:
                        (--no-output-trigger)
   trigger gap N        held output starts a checkpoint, no sooner than
                        N ms after the last one began (the default
-                       coalescing window)
-  trigger acks too     the same, pure TCP acknowledgements trigger too
+                       coalescing window and ack delay)
+  coalesce 2 ms        the default gap (0), output waits 2 ms for more
+  acks at once         pure TCP acks start one as other output does
+  acks never           they wait for other output or the timer
 
 Also per config: checkpoints/s of the idle guest, what started them, and
 where a held reply's time goes (pause, send, the rest of the bytes to
@@ -49,8 +51,9 @@ CONFIGS = [
     ("trigger gap 0", ["--x-checkpoint-min-gap", "0"], {}),
     ("trigger gap 5", ["--x-checkpoint-min-gap", "5"], {}),
     ("trigger gap 10", ["--x-checkpoint-min-gap", "10"], {}),
-    ("trigger acks too", ["--x-checkpoint-min-gap", "0"],
-     {"COLO_PRIMARY_ACKS_ARE_OUTPUT": "1"}),
+    ("coalesce 2 ms", ["--x-checkpoint-coalesce", "2000"], {}),
+    ("acks at once", ["--x-checkpoint-ack-delay", "0"], {}),
+    ("acks never", ["--x-checkpoint-ack-delay", "60000000"], {}),
 ]
 SPLIT = ("output-wait-us", "pause-us", "send-us", "received-us",
          "commit-us", "release-us")

@@ -43,6 +43,8 @@ static const struct {
                                                    60 * 1000, true },
     [MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE] = { "x-checkpoint-coalesce",
                                                     500, 1000 * 1000, true },
+    [MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY] = {
+        "x-checkpoint-ack-delay", 5000, 60 * 1000 * 1000, true },
 };
 
 void migration_options_init(MigrationOptions *o)

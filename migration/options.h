@@ -45,6 +45,8 @@ typedef enum MigrationParameter {
      * for more to ride the same checkpoint */
     MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP,
     MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE,
+    /* ... and us a pure TCP ack waits when it is all the output */
+    MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY,
     MIGRATION_PARAMETER__MAX
 } MigrationParameter;
 

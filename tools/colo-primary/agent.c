@@ -136,6 +136,8 @@ static void agent_session_params(Agent *a, SessionParams *p)
             a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP],
         .coalesce_us =
             a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE],
+        .ack_delay_us =
+            a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY],
     };
 }
 
@@ -165,7 +167,6 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
         .keep_held_output = a->cfg.keep_held_output,
         .guard_exe = a->cfg.guard_exe,
         .quiet = a->cfg.quiet,
-        .acks_are_output = g_getenv("COLO_PRIMARY_ACKS_ARE_OUTPUT") != NULL,
         .notify = {
             .event = agent_on_event,
             .ended = agent_on_session_end,
@@ -304,6 +305,10 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     if (cfg->checkpoint_min_gap_ms >= 0) {
         a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP] =
             cfg->checkpoint_min_gap_ms;
+    }
+    if (cfg->checkpoint_ack_delay_us >= 0) {
+        a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY] =
+            cfg->checkpoint_ack_delay_us;
     }
     if (cfg->checkpoint_coalesce_us >= 0) {
         a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE] =

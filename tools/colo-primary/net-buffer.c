@@ -69,7 +69,7 @@ struct NetBuffer {
     uint64_t epoch;             /* catching packets now; 0: none yet */
     uint64_t epoch_packets, epoch_bytes;
     bool limit_told;
-    bool output_told;           /* this epoch's output was said */
+    bool output_told, ack_told; /* this epoch's output was said */
     bool quit;
     NetBufferStats st;
     double latency_sum_us;
@@ -212,6 +212,7 @@ static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len, bool ack)
     int64_t now = g_get_monotonic_time();
     HeldBuffer *h;
     bool tell = false, output = false;
+    bool *told;
     uint64_t epoch = 0;
 
     g_mutex_lock(&nb->lock);
@@ -239,14 +240,15 @@ static void count_packet(NetBuffer *nb, NetdevBuf *d, uint32_t len, bool ack)
             nb->st.early_checkpoints++;
         }
         nb->st.pure_acks += ack;
-        if (!nb->output_told && (!ack || nb->cb.acks_are_output)) {
-            nb->output_told = output = true;
+        told = ack ? &nb->ack_told : &nb->output_told;
+        if (!*told) {
+            *told = output = true;
             epoch = nb->epoch;
         }
     }
     g_mutex_unlock(&nb->lock);
     if (output && nb->cb.output) {
-        nb->cb.output(nb->cb.opaque, epoch, now);
+        nb->cb.output(nb->cb.opaque, epoch, now, ack);
     }
     if (tell && nb->cb.limit) {
         nb->cb.limit(nb->cb.opaque);
@@ -464,7 +466,7 @@ bool net_buffer_begin_epoch(NetBuffer *nb, uint64_t epoch, GError **errp)
     nb->epoch = epoch;
     nb->epoch_packets = nb->epoch_bytes = 0;
     nb->limit_told = false;
-    nb->output_told = false;
+    nb->output_told = nb->ack_told = false;
     g_mutex_unlock(&nb->lock);
     g_mutex_unlock(&nb->add_lock);
     return ok;

@@ -58,17 +58,17 @@ typedef struct NetBufferStats {
 /* Called on the reader thread when an epoch holds too much: the owner
  * should checkpoint now. */
 typedef void (*NetBufferLimitFn)(void *opaque);
-/* Called on the reader thread for the first packet of epoch @epoch a
- * client may wait for (packet-class.h; pure acknowledgements count too
- * when net_buffer_new was told so), seen at @at (monotonic us): output
- * is pending. */
-typedef void (*NetBufferOutputFn)(void *opaque, uint64_t epoch, int64_t at);
+/* Called on the reader thread for the first packet of epoch @epoch of
+ * each kind, seen at @at (monotonic us): output is pending.  @ack: a
+ * pure TCP acknowledgement (packet-class.h), else output of any other
+ * kind. */
+typedef void (*NetBufferOutputFn)(void *opaque, uint64_t epoch, int64_t at,
+                                  bool ack);
 
 /* What net_buffer_new tells its owner. */
 typedef struct NetBufferCallbacks {
     NetBufferLimitFn limit;
     NetBufferOutputFn output;   /* NULL: not told */
-    bool acks_are_output;       /* pure acknowledgements call output too */
     void *opaque;
 } NetBufferCallbacks;
 

@@ -78,6 +78,8 @@ struct Session {
     bool stop_requested;
     uint64_t output_epoch;      /* the epoch whose output is held ... */
     int64_t output_at;          /* ... since (monotonic us); 0: none */
+    uint64_t ack_epoch;         /* the same for pure TCP acks */
+    int64_t ack_at;
     MigrationStatus stop_as;    /* COMPLETED (failover, quit) or CANCELLED */
     MigrationStatus status;
     COLOMode mode, last_mode;
@@ -598,6 +600,7 @@ static bool session_wait(Session *s, uint64_t next, int64_t ended_at,
     for (;;) {
         int64_t due = ended_at + s->params.checkpoint_delay_ms * 1000;
         bool held = s->output_epoch == next && s->output_at;
+        bool acks = s->ack_epoch == next && s->ack_at;
 
         *trigger = CHECKPOINT_TRIGGER_TIMER;
         if (s->stop_requested) {
@@ -607,10 +610,20 @@ static bool session_wait(Session *s, uint64_t next, int64_t ended_at,
             *trigger = CHECKPOINT_TRIGGER_REQUEST;
             break;
         }
-        if (held && s->params.output_trigger) {
-            int64_t by_output = MAX(s->output_at + s->params.coalesce_us,
-                                    started_at +
-                                    s->params.min_gap_ms * 1000);
+        if ((held || acks) && s->params.output_trigger) {
+            /* output a client waits for after the coalescing window; a
+             * pure ack alone after its own delay: a reply it precedes
+             * rides the same checkpoint, an upload's acks still go */
+            int64_t first = held ? s->output_at + s->params.coalesce_us :
+                            INT64_MAX;
+            int64_t by_output;
+
+            if (acks) {
+                first = MIN(first, s->ack_at +
+                            MAX(s->params.ack_delay_us,
+                                s->params.coalesce_us));
+            }
+            by_output = MAX(first, started_at + s->params.min_gap_ms * 1000);
 
             if (by_output < due) {
                 due = by_output;
@@ -623,6 +636,10 @@ static bool session_wait(Session *s, uint64_t next, int64_t ended_at,
         g_cond_wait_until(&s->wake, &s->lock, due);
     }
     *output_at = s->output_epoch == next ? s->output_at : 0;
+    if (s->ack_epoch == next && s->ack_at &&
+        (!*output_at || s->ack_at < *output_at)) {
+        *output_at = s->ack_at;
+    }
     s->checkpoint_now = false;
     go_on = !s->stop_requested;
     g_mutex_unlock(&s->lock);
@@ -682,15 +699,19 @@ static void net_limit_reached(void *opaque)
     session_checkpoint_now(opaque);
 }
 
-/* The reader thread saw the first packet of @epoch a client waits for. */
-static void net_output_held(void *opaque, uint64_t epoch, int64_t at)
+/* The reader thread saw the first packet of @epoch of a kind: a pure
+ * TCP ack (@ack) or other output. */
+static void net_output_held(void *opaque, uint64_t epoch, int64_t at,
+                            bool ack)
 {
     Session *s = opaque;
+    uint64_t *held_epoch = ack ? &s->ack_epoch : &s->output_epoch;
+    int64_t *held_at = ack ? &s->ack_at : &s->output_at;
 
     g_mutex_lock(&s->lock);
-    if (epoch > s->output_epoch || !s->output_at) {
-        s->output_epoch = epoch;
-        s->output_at = at;
+    if (epoch > *held_epoch || !*held_at) {
+        *held_epoch = epoch;
+        *held_at = at;
         g_cond_broadcast(&s->wake);
     }
     g_mutex_unlock(&s->lock);
@@ -712,7 +733,6 @@ static bool session_net_start(Session *s, GError **errp)
     NetBufferCallbacks cb = {
         .limit = net_limit_reached,
         .output = net_output_held,
-        .acks_are_output = s->cfg.acks_are_output,
         .opaque = s,
     };
 

@@ -96,6 +96,8 @@ typedef struct SessionParams {
     int64_t min_gap_ms;             /* ... no sooner after the last
                                        one's start */
     int64_t coalesce_us;            /* ... nor after its first packet */
+    int64_t ack_delay_us;           /* ... or after its first pure TCP
+                                       ack, when that is all there is */
 } SessionParams;
 
 typedef struct SessionConfig {
@@ -124,7 +126,6 @@ typedef struct SessionConfig {
     int max_checkpoints;        /* 0: until stopped */
     bool no_net_buffer;
     bool keep_held_output;      /* --held-output keep */
-    bool acks_are_output;       /* pure TCP acks trigger too (measuring) */
     const char *guard_exe;      /* for the network release guard; NULL:
                                    "colo-primary" */
     bool quiet;
