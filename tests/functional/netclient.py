@@ -98,20 +98,32 @@ def udp_count(addr, port, idle):
           % (got, in_order, first_missing, last), flush=True)
 
 
-def rr_one(host, port, end, took):
+def echo_connection(host, port):
     s = socket.create_connection((host, port), timeout=60)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def ask_once(s, req):
+    """Sends @req and waits for it to come back; (sent, received) on
+    CLOCK_MONOTONIC."""
+    t0 = time.monotonic()
+    s.sendall(req)
+    got = b""
+    while len(got) < len(req):
+        data = s.recv(65536)
+        if not data:
+            raise SystemExit("rr: the server closed")
+        got += data
+    return t0, time.monotonic()
+
+
+def rr_one(host, port, end, took):
+    s = echo_connection(host, port)
     req = b"r" * 63 + b"\n"
     while time.monotonic() < end:
-        t0 = time.monotonic()
-        s.sendall(req)
-        got = b""
-        while len(got) < len(req):
-            data = s.recv(65536)
-            if not data:
-                raise SystemExit("rr: the server closed")
-            got += data
-        took.append((time.monotonic() - t0) * 1000)
+        sent, got = ask_once(s, req)
+        took.append((got - sent) * 1000)
     s.close()
 
 
@@ -188,20 +200,9 @@ def spin(host, port, secs):
 
 
 def rr_log(host, port, count):
-    s = socket.create_connection((host, port), timeout=60)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s = echo_connection(host, port)
     req = b"q" * 63 + b"\n"
-    out = []
-    for _ in range(count):
-        t0 = time.monotonic()
-        s.sendall(req)
-        got = b""
-        while len(got) < len(req):
-            data = s.recv(65536)
-            if not data:
-                raise SystemExit("rr-log: the server closed")
-            got += data
-        out.append([t0, time.monotonic()])
+    out = [list(ask_once(s, req)) for _ in range(count)]
     s.close()
     print(json.dumps(out), flush=True)
 
