@@ -266,6 +266,29 @@ void vmdesc_memo_free(VmdescMemo *m)
     }
 }
 
+/* The parse of @json, from @memo when the text is the one it holds. */
+static JsonNode *vmdesc_parse(VmdescMemo *memo, const char *json,
+                              uint32_t jlen, GError **errp)
+{
+    JsonNode *root;
+
+    if (memo && memo->root && memo->len == jlen &&
+        memcmp(memo->json, json, jlen) == 0) {
+        return json_node_ref(memo->root);
+    }
+    root = json_input_parse(json, jlen, JSON_INPUT_STRICT, errp);
+    if (root && memo) {
+        g_free(memo->json);
+        if (memo->root) {
+            json_node_unref(memo->root);
+        }
+        memo->json = g_memdup2(json, jlen);
+        memo->len = jlen;
+        memo->root = json_node_ref(root);
+    }
+    return root;
+}
+
 /* Tries the candidate EOF at @p: true if it delimits everything. */
 static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
                              uint32_t jlen, VmdescMemo *memo, char **why)
@@ -277,25 +300,12 @@ static bool device_state_try(VMDeviceState *ds, const uint8_t *t, size_t p,
     if (memchr(json, '\0', jlen)) {
         return false;   /* not JSON; any later candidate's header has one */
     }
-    if (memo && memo->root && memo->len == jlen &&
-        memcmp(memo->json, json, jlen) == 0) {
-        root = json_node_ref(memo->root);
-    } else {
-        root = json_input_parse(json, jlen, JSON_INPUT_STRICT, &err);
-        if (root && memo) {
-            g_free(memo->json);
-            if (memo->root) {
-                json_node_unref(memo->root);
-            }
-            memo->json = g_memdup2(json, jlen);
-            memo->len = jlen;
-            memo->root = json_node_ref(root);
-        }
-    }
+    root = vmdesc_parse(memo, json, jlen, &err);
     if (!root) {
         /* not this candidate; the reason stays unless a later one fits */
         g_free(*why);
-        *why = g_strdup_printf("VMDESCRIPTION: %s", err->message);
+        *why = g_strdup_printf("VMDESCRIPTION: %s",
+                               err ? err->message : "not JSON");
         return false;
     }
     if (!JSON_NODE_HOLDS_OBJECT(root)) {
