@@ -139,6 +139,28 @@ class ColoPrimary(PrimaryRuns, ct.TempDirTestCase):
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 60000})
             self.assertEqual(q.cmd("query-migrate-parameters")[
                 "x-checkpoint-delay"], 60000)
+            # the output trigger's: on, with its defaults, and settable
+            caps = {c["capability"]: c["state"]
+                    for c in q.cmd("query-migrate-capabilities")}
+            self.assertIs(caps["x-colo-output-trigger"], True)
+            params = q.cmd("query-migrate-parameters")
+            self.assertEqual((params["x-checkpoint-min-gap"],
+                              params["x-checkpoint-coalesce"],
+                              params["x-checkpoint-ack-delay"]),
+                             (0, 500, 5000))
+            q.cmd("migrate-set-parameters", **{"x-checkpoint-min-gap": 7})
+            self.assertEqual(q.cmd("query-migrate-parameters")[
+                "x-checkpoint-min-gap"], 7)
+            # colo-secondary neither shows nor takes them
+            sq = secs[1].qmp
+            self.assertNotIn("x-checkpoint-min-gap",
+                             sq.cmd("query-migrate-parameters"))
+            self.assertNotIn("x-colo-output-trigger",
+                             {c["capability"] for c in
+                              sq.cmd("query-migrate-capabilities")})
+            r = sq.cmd_raw("migrate-set-parameters",
+                           **{"x-checkpoint-coalesce": 1})
+            self.assertIn("colo-primary's", r["error"]["desc"])
 
             q.cmd("migrate", uri=uri)
             q.wait_event("MIGRATION", 60,
@@ -150,10 +172,14 @@ class ColoPrimary(PrimaryRuns, ct.TempDirTestCase):
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50000})
             ev = q.wait_event("X_COLO_CHECKPOINT", 20)
             self.assertEqual(ev["data"]["checkpoint"], 1)
+            self.assertEqual(ev["data"]["trigger"], "request")
             # and on demand
             q.cmd("x-colo-checkpoint")
             ev = q.wait_event("X_COLO_CHECKPOINT", 20)
             self.assertEqual(ev["data"]["checkpoint"], 2)
+            self.assertEqual(ev["data"]["trigger"], "request")
+            self.assertEqual(q.cmd("query-migrate")[
+                "x-colo-checkpoint-triggers"]["request"], 2)
             q.cmd("migrate-set-parameters", **{"x-checkpoint-delay": 50})
             ct.wait_for(lambda: q.cmd("query-migrate")[
                 "x-colo-checkpoints"] >= 10, 60, "10 checkpoints")
