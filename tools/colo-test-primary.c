@@ -236,7 +236,12 @@ int main(int argc, char **argv)
         hi <<= 20;
     }
     if (!o.ram_dir) {
-        o.ram_dir = g_strdup("/dev/shm/colo-test-primary-XXXXXX");
+        /* under $COLO_PRIMARY_RUNDIR when set (a test's own folder: gone
+         * with it even when the test kills us) */
+        const char *base = g_getenv("COLO_PRIMARY_RUNDIR");
+
+        o.ram_dir = g_build_filename(base ? base : "/dev/shm",
+                                     "colo-test-primary-XXXXXX", NULL);
         if (!g_mkdtemp(o.ram_dir)) {
             fprintf(stderr, "colo-test-primary: cannot create %s\n",
                     o.ram_dir);

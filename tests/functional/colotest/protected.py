@@ -100,7 +100,10 @@ class ProtectedLinuxGuest:
                                % self.monitor_path] + disk_agent
                 + list(agent_args),
                 stdout=self.agent_log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL,
+                # its work folder in ours, gone with it even after a
+                # SIGKILL (the benchmark and the demo are no TestCase)
+                env=dict(os.environ, COLO_PRIMARY_RUNDIR=workdir))
             if not wait_checkpoint:
                 return
             wait_for(lambda: self.sec.qmp.cmd("query-colo-status")[

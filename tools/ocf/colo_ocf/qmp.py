@@ -46,6 +46,8 @@ class Qmp:
     def _recv(self):
         try:
             return self.sock.recv(65536)
+        except ConnectionResetError as e:
+            raise QmpClosed("%s: %s" % (self.path, e)) from e
         except OSError as e:
             raise QmpError("%s: %s" % (self.path, e)) from e
 
