@@ -146,22 +146,28 @@ def rr(host, port, secs, conns=1):
                       "sorted_ms": took[::step]}), flush=True)
 
 
-def bulk(host, port, secs):
-    s = socket.create_connection((host, port), timeout=60)
+def for_seconds(s, secs, step):
+    """Calls @step (bytes moved, 0 at the end) on @s for @secs seconds;
+    (bytes, seconds taken)."""
     total = 0
     t0 = time.monotonic()
     end = t0 + secs
     while time.monotonic() < end:
         s.settimeout(max(0.01, end - time.monotonic()))
         try:
-            data = s.recv(1 << 20)
+            n = step()
         except socket.timeout:
             break
-        if not data:
+        if not n:
             break
-        total += len(data)
-    print(json.dumps({"bytes": total, "seconds": time.monotonic() - t0}),
-          flush=True)
+        total += n
+    return total, time.monotonic() - t0
+
+
+def bulk(host, port, secs):
+    s = socket.create_connection((host, port), timeout=60)
+    total, took = for_seconds(s, secs, lambda: len(s.recv(1 << 20)))
+    print(json.dumps({"bytes": total, "seconds": took}), flush=True)
 
 
 def upload(host, port, secs):
@@ -170,20 +176,12 @@ def upload(host, port, secs):
     # is little against what was
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)
     chunk = bytes(64 << 10)
-    total = 0
-    t0 = time.monotonic()
-    end = t0 + secs
-    while time.monotonic() < end:
-        s.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            total += s.send(chunk)
-        except socket.timeout:
-            break
+    total, took = for_seconds(s, secs, lambda: s.send(chunk))
     # what the guest has not acknowledged yet is still queued here
     queued = struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ,
                                             b"\0" * 4))[0]
-    print(json.dumps({"bytes": max(0, total - queued),
-                      "seconds": time.monotonic() - t0}), flush=True)
+    print(json.dumps({"bytes": max(0, total - queued), "seconds": took}),
+          flush=True)
     s.close()
 
 

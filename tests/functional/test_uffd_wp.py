@@ -322,14 +322,19 @@ class UffdWp(PrimaryRuns, ct.TempDirTestCase):
         if p.returncode != 0:
             self.skipTest("cannot mount a tmpfs here: %s" %
                           p.stdout.decode().strip())
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
-        vm = self.vm(ram_path=os.path.join(mnt, "pc.ram"))
-        out = self.verified_run(vm, self.secondary(), 20, "--qemu-pid",
-                                str(vm.proc.pid))
-        method, why = tracking_of(out)
-        with open("/proc/%d/smaps" % vm.proc.pid) as f:
-            huge = [line for line in f if line.startswith("ShmemPmdMapped")
-                    and not line.split()[1] == "0"]
+        try:
+            vm = self.vm(ram_path=os.path.join(mnt, "pc.ram"))
+            out = self.verified_run(vm, self.secondary(), 20, "--qemu-pid",
+                                    str(vm.proc.pid))
+            method, why = tracking_of(out)
+            with open("/proc/%d/smaps" % vm.proc.pid) as f:
+                huge = [line for line in f
+                        if line.startswith("ShmemPmdMapped")
+                        and not line.split()[1] == "0"]
+        finally:
+            # before tearDown removes our folder: a cleanup would come
+            # after it, and the mount point would be left behind
+            subprocess.run(["umount", "-l", mnt])
         print("\nhuge=always tmpfs: dirty tracking %s%s; QEMU's PMD-mapped "
               "shmem: %s" % (method, " (%s)" % why if why else "",
                              ", ".join(h.split(":")[1].strip()
