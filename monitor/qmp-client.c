@@ -1,10 +1,12 @@
 /*
  * qmp-client.c: see qmp-client.h.  Newline-framed JSON over a UNIX socket;
- * replies are matched by our "id", events in between are tallied.
+ * replies are matched by our "id", events in between are tallied.  Over a
+ * transport the reply comes back whole and events are not seen.
  */
 #include "qemu/osdep.h"
 
 #include <gio/gio.h>
+#include <gio/gunixfdmessage.h>
 #include <gio/gunixsocketaddress.h>
 
 #include "monitor/qmp-client.h"
@@ -16,6 +18,9 @@ struct QmpClient {
     GOutputStream *out;
     GHashTable *events;     /* name -> count */
     int64_t next_id;
+    const QmpTransport *transport;   /* or NULL: the socket */
+    bool fd_passing;                 /* the socket passes descriptors */
+    void *transport_opaque;
     GMutex lock;            /* one command at a time, from any thread */
 };
 
@@ -23,6 +28,9 @@ void qmp_client_free(QmpClient *c)
 {
     if (!c) {
         return;
+    }
+    if (c->transport && c->transport->free) {
+        c->transport->free(c->transport_opaque);
     }
     if (c->in) {
         g_object_unref(c->in);
@@ -112,15 +120,71 @@ QmpClient *qmp_client_connect(const char *path, int timeout_ms,
     return c;
 }
 
+/* The "return" of a reply, or NULL with its "error" in @errp. */
+static JsonNode *qmp_client_reply(JsonObject *o, const char *command,
+                                  GError **errp)
+{
+    if (json_object_has_member(o, "error")) {
+        JsonObject *e = json_object_get_object_member(o, "error");
+
+        g_set_error(errp, COLO_ERROR, EIO, "QMP %s: %s", command,
+                    e && json_object_has_member(e, "desc") ?
+                    json_object_get_string_member(e, "desc") : "error");
+        return NULL;
+    }
+    if (!json_object_has_member(o, "return")) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "QMP %s: a reply without "
+                    "return or error", command);
+        return NULL;
+    }
+    return json_node_copy(json_object_get_member(o, "return"));
+}
+
+QmpClient *qmp_client_new_transport(const QmpTransport *t, void *opaque)
+{
+    QmpClient *c = g_new0(QmpClient, 1);
+
+    c->events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_mutex_init(&c->lock);
+    c->transport = t;
+    c->transport_opaque = opaque;
+    return c;
+}
+
+/* The first byte of @req goes with @fds (SCM_RIGHTS), the rest after. */
+static bool qmp_client_send_fds(QmpClient *c, const char *req,
+                                const int *fds, unsigned nfds, GError **errp)
+{
+    GSocket *sock = g_socket_connection_get_socket(c->conn);
+    g_autoptr(GUnixFDList) list = g_unix_fd_list_new();
+    g_autoptr(GSocketControlMessage) msg = NULL;
+    GOutputVector v = { req, 1 };
+
+    for (unsigned i = 0; i < nfds; i++) {
+        if (g_unix_fd_list_append(list, fds[i], errp) < 0) {
+            return false;
+        }
+    }
+    msg = g_unix_fd_message_new_with_fd_list(list);
+    if (g_socket_send_message(sock, NULL, &v, 1, &msg, 1, 0, NULL,
+                              errp) != 1) {
+        return false;
+    }
+    return g_output_stream_write_all(c->out, req + 1, strlen(req) - 1, NULL,
+                                     NULL, errp);
+}
+
 static JsonNode *qmp_client_cmd_locked(QmpClient *c, const char *command,
-                                       const char *args_json, GError **errp)
+                                       const char *args_json, const int *fds,
+                                       unsigned nfds, GError **errp)
 {
     int64_t id = ++c->next_id;
     g_autofree char *req = g_strdup_printf(
         "{\"execute\": \"%s\"%s%s, \"id\": %" PRId64 "}\n", command,
         args_json ? ", \"arguments\": " : "", args_json ? args_json : "", id);
 
-    if (!g_output_stream_write_all(c->out, req, strlen(req), NULL, NULL,
+    if (nfds ? !qmp_client_send_fds(c, req, fds, nfds, errp) :
+        !g_output_stream_write_all(c->out, req, strlen(req), NULL, NULL,
                                    errp)) {
         g_prefix_error(errp, "QMP %s: ", command);
         return NULL;
@@ -142,29 +206,75 @@ static JsonNode *qmp_client_cmd_locked(QmpClient *c, const char *command,
                                  GUINT_TO_POINTER(n + 1));
             continue;
         }
-        if (json_object_has_member(o, "error")) {
-            JsonObject *e = json_object_get_object_member(o, "error");
-
-            g_set_error(errp, COLO_ERROR, EIO, "QMP %s: %s", command,
-                        e && json_object_has_member(e, "desc") ?
-                        json_object_get_string_member(e, "desc") : "error");
-            return NULL;
-        }
-        if (json_object_has_member(o, "return")) {
-            return json_node_copy(json_object_get_member(o, "return"));
+        if (json_object_has_member(o, "error") ||
+            json_object_has_member(o, "return")) {
+            return qmp_client_reply(o, command, errp);
         }
     }
+}
+
+static JsonNode *qmp_client_cmd_transport(QmpClient *c, const char *command,
+                                          const char *args_json,
+                                          const int *fds, unsigned nfds,
+                                          GError **errp)
+{
+    g_autofree char *req = g_strdup_printf(
+        "{\"execute\": \"%s\"%s%s}", command,
+        args_json ? ", \"arguments\": " : "", args_json ? args_json : "");
+    g_autofree char *reply = NULL;
+    g_autoptr(JsonNode) root = NULL;
+
+    reply = c->transport->exec(c->transport_opaque, req, fds, nfds, errp);
+    if (!reply) {
+        g_prefix_error(errp, "QMP %s: ", command);
+        return NULL;
+    }
+    root = json_input_parse(reply, strlen(reply), JSON_INPUT_WIDE_INTEGERS,
+                            errp);
+    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+        g_prefix_error(errp, "QMP %s: bad reply: ", command);
+        if (root && errp && !*errp) {
+            g_set_error(errp, COLO_ERROR, EPROTO, "QMP %s: not an object",
+                        command);
+        }
+        return NULL;
+    }
+    return qmp_client_reply(json_node_get_object(root), command, errp);
+}
+
+JsonNode *qmp_client_cmd_fds(QmpClient *c, const char *command,
+                             const char *args_json, const int *fds,
+                             unsigned nfds, GError **errp)
+{
+    JsonNode *r;
+
+    if (nfds && !qmp_client_passes_fds(c)) {
+        g_set_error(errp, COLO_ERROR, ENOTSUP, "QMP %s: this connection "
+                    "does not pass descriptors", command);
+        return NULL;
+    }
+    g_mutex_lock(&c->lock);
+    r = c->transport ?
+        qmp_client_cmd_transport(c, command, args_json, fds, nfds, errp) :
+        qmp_client_cmd_locked(c, command, args_json, fds, nfds, errp);
+    g_mutex_unlock(&c->lock);
+    return r;
 }
 
 JsonNode *qmp_client_cmd(QmpClient *c, const char *command,
                          const char *args_json, GError **errp)
 {
-    JsonNode *r;
+    return qmp_client_cmd_fds(c, command, args_json, NULL, 0, errp);
+}
 
-    g_mutex_lock(&c->lock);
-    r = qmp_client_cmd_locked(c, command, args_json, errp);
-    g_mutex_unlock(&c->lock);
-    return r;
+bool qmp_client_passes_fds(const QmpClient *c)
+{
+    return c->transport != NULL || c->fd_passing;
+}
+
+void qmp_client_set_fd_passing(QmpClient *c)
+{
+    c->fd_passing = true;
 }
 
 bool qmp_client_try(QmpClient *c, const char *command, const char *args_json)
@@ -190,9 +300,13 @@ guint qmp_client_event_count(QmpClient *c, const char *event)
 
 int qmp_client_peer_pid(QmpClient *c)
 {
-    g_autoptr(GCredentials) cred =
-        g_socket_get_credentials(g_socket_connection_get_socket(c->conn),
-                                 NULL);
+    g_autoptr(GCredentials) cred = NULL;
 
+    if (c->transport) {
+        return c->transport->peer_pid ?
+               c->transport->peer_pid(c->transport_opaque) : -1;
+    }
+    cred = g_socket_get_credentials(g_socket_connection_get_socket(c->conn),
+                                    NULL);
     return cred ? (int)g_credentials_get_unix_pid(cred, NULL) : -1;
 }

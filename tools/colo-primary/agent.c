@@ -33,6 +33,31 @@ static void agent_on_event(void *opaque, const char *name, GVariant *data)
     }
 }
 
+/* Whether a libvirt domain lost its QEMU because someone meant it
+ * (virsh shutdown, destroy, save): then protection just ends, and says
+ * so.  The lifecycle event may come a little after QEMU's monitor went. */
+static bool agent_domain_ended(Agent *a)
+{
+    g_autofree char *end = NULL;
+    bool orderly = false;
+
+    if (!a->domain) {
+        return false;
+    }
+    for (int i = 0; i < 50 && !end; i++) {
+        end = libvirt_domain_end(a->domain, &orderly);
+        if (!end) {
+            g_usleep(20 * 1000);
+        }
+    }
+    if (end) {
+        fprintf(stderr, "colo-primary: libvirt domain %s %s: protection "
+                "ended%s\n", a->cfg.libvirt_domain, end, orderly ? "" :
+                " (the standby may take over)");
+    }
+    return end && orderly;
+}
+
 /* Main thread: joins the session; what it failed of decides how the
  * agent exits. */
 static void agent_session_done(Agent *a)
@@ -45,6 +70,9 @@ static void agent_session_done(Agent *a)
     session_join(a->session);
     a->session_running = false;
     status = session_exit_status(a->session);
+    if (status == PRIMARY_EXIT_QEMU && agent_domain_ended(a)) {
+        status = PRIMARY_EXIT_OK;
+    }
     /* with a monitor, a failed session is reported there and the agent
      * waits for the next; a failed QEMU ends it either way */
     if (status != PRIMARY_EXIT_OK &&
@@ -87,7 +115,8 @@ static gboolean watch_qemu(gpointer opaque)
     st = vm_control_run_state(a->vm, &err);
     if (!st) {
         fprintf(stderr, "colo-primary: QEMU's QMP: %s\n", err->message);
-        a->exit_status = PRIMARY_EXIT_QEMU;
+        a->exit_status = agent_domain_ended(a) ? PRIMARY_EXIT_OK :
+                         PRIMARY_EXIT_QEMU;
         g_main_loop_quit(a->loop);
         return G_SOURCE_REMOVE;
     }
@@ -150,7 +179,7 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
         .ram_size = a->ram_size,
         .ram_file = a->cfg.ram_file,
         .ram_block = a->cfg.ram_block,
-        .vm_qmp_path = a->cfg.vm_qmp_path,
+        .vm_args = (const char *const *)a->vm_args,
         .work = a->work,
         .tracking_mode = a->tracking_mode,
         .qemu_pid = a->cfg.qemu_pid,
@@ -260,6 +289,8 @@ static bool map_ram(Agent *a, GError **errp)
 void agent_config_clear(AgentConfig *cfg)
 {
     g_clear_pointer(&cfg->vm_qmp_path, g_free);
+    g_clear_pointer(&cfg->libvirt_domain, g_free);
+    g_clear_pointer(&cfg->libvirt_uri, g_free);
     g_clear_pointer(&cfg->ram_file, g_free);
     g_clear_pointer(&cfg->ram_block, g_free);
     g_clear_pointer(&cfg->monitor, g_free);
@@ -273,6 +304,64 @@ void agent_config_clear(AgentConfig *cfg)
     g_clear_pointer(&cfg->dirty_tracking, g_free);
 }
 
+QmpClient *agent_open_qemu(const AgentConfig *cfg, LibvirtDomain **domain,
+                           GError **errp)
+{
+    g_autoptr(LibvirtDomain) d = NULL;
+    QmpClient *qmp;
+
+    if (!cfg->libvirt_domain) {
+        return qmp_client_connect(cfg->vm_qmp_path, 10000, errp);
+    }
+    d = libvirt_domain_open(cfg->libvirt_uri, cfg->libvirt_domain, errp);
+    qmp = d ? libvirt_domain_qmp(d, errp) : NULL;
+    if (qmp && domain) {
+        *domain = g_steal_pointer(&d);
+    }
+    return qmp;
+}
+
+/* QEMU's QMP, the RAM file and the options that name them again. */
+static bool agent_connect_qemu(Agent *a, GError **errp)
+{
+    QmpClient *qmp;
+
+    if (!a->cfg.libvirt_domain) {
+        a->vm_args = g_new0(char *, 3);
+        a->vm_args[0] = g_strdup("--qmp");
+        a->vm_args[1] = g_strdup(a->cfg.vm_qmp_path);
+        a->vm = vm_control_new(a->cfg.vm_qmp_path, a->work, errp);
+        return a->vm != NULL;
+    }
+    a->vm_args = g_new0(char *, 5);
+    a->vm_args[0] = g_strdup("--libvirt-domain");
+    a->vm_args[1] = g_strdup(a->cfg.libvirt_domain);
+    if (a->cfg.libvirt_uri) {
+        a->vm_args[2] = g_strdup("--libvirt-uri");
+        a->vm_args[3] = g_strdup(a->cfg.libvirt_uri);
+    }
+    qmp = agent_open_qemu(&a->cfg, &a->domain, errp);
+    if (!qmp) {
+        return false;
+    }
+    if (!a->cfg.quiet) {
+        printf("QEMU's QMP: %s%s\n", libvirt_domain_monitor(a->domain) ?
+               "the second monitor of the domain's XML, " :
+               "libvirt's pass-through (a second monitor in the domain's "
+               "XML makes the pause shorter: docs/libvirt.rst)",
+               libvirt_domain_monitor(a->domain) ?
+               libvirt_domain_monitor(a->domain) : "");
+    }
+    a->vm = vm_control_new_shared(qmp, errp);
+    if (!a->vm) {
+        return false;
+    }
+    g_free(a->cfg.ram_file);
+    a->cfg.ram_file = libvirt_domain_ram_file(a->domain, qmp,
+                                              a->cfg.ram_block, errp);
+    return a->cfg.ram_file != NULL;
+}
+
 Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
 {
     Agent *a = g_new0(Agent, 1);
@@ -284,6 +373,8 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
 
     a->cfg = *cfg;
     a->cfg.vm_qmp_path = g_strdup(cfg->vm_qmp_path);
+    a->cfg.libvirt_domain = g_strdup(cfg->libvirt_domain);
+    a->cfg.libvirt_uri = g_strdup(cfg->libvirt_uri);
     a->cfg.ram_file = g_strdup(cfg->ram_file);
     a->cfg.ram_block = g_strdup(cfg->ram_block ? cfg->ram_block : "pc.ram");
     a->cfg.monitor = g_strdup(cfg->monitor);
@@ -336,11 +427,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
         goto fail;
     }
     *exit_status = PRIMARY_EXIT_QEMU;
-    if (!map_ram(a, errp)) {
-        goto fail;
-    }
-    a->vm = vm_control_new(a->cfg.vm_qmp_path, a->work, errp);
-    if (!a->vm) {
+    if (!agent_connect_qemu(a, errp) || !map_ram(a, errp)) {
         goto fail;
     }
     a->scan = dirty_scan_new(a->ram, a->ram_size, threads, errp);
@@ -425,6 +512,8 @@ void agent_free(Agent *a)
     secondary_check_free(a->check);
     dirty_scan_free(a->scan);
     vm_control_free(a->vm);
+    libvirt_domain_free(a->domain);
+    g_strfreev(a->vm_args);
     if (a->ram) {
         munmap((void *)a->ram, a->ram_size);
     }

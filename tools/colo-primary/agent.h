@@ -19,6 +19,7 @@
 #include "monitor/monitor.h"
 #include "tools/colo-primary/dirty-scan.h"
 #include "tools/colo-primary/dirty-tracking.h"
+#include "tools/colo-primary/libvirt-domain.h"
 #include "tools/colo-primary/primary-error.h"
 #include "tools/colo-primary/secondary-check.h"
 #include "tools/colo-primary/session.h"
@@ -27,8 +28,11 @@
 /* What colo-primary was started with: main.c's options parse straight
  * into it (so strings are owned, freed by agent_config_clear). */
 typedef struct AgentConfig {
-    char *vm_qmp_path;          /* QEMU's QMP socket */
-    char *ram_file;             /* the VM's shared RAM file */
+    char *vm_qmp_path;          /* QEMU's QMP socket, or: */
+    char *libvirt_domain;       /* a libvirt domain's name */
+    char *libvirt_uri;          /* its libvirt (NULL: the default) */
+    char *ram_file;             /* the VM's shared RAM file (found through
+                                   libvirt for a domain) */
     char *ram_block;            /* its block name (pc.ram) */
     char *monitor;              /* our QMP socket spec, or NULL */
     char *connect;              /* protect at once into this, or NULL */
@@ -58,12 +62,19 @@ typedef struct AgentConfig {
 
 void agent_config_clear(AgentConfig *cfg);
 
+/* QEMU's QMP as @cfg names it: its socket, or a libvirt domain (checked,
+ * *@domain set, if @domain is not NULL). */
+QmpClient *agent_open_qemu(const AgentConfig *cfg, LibvirtDomain **domain,
+                           GError **errp);
+
 typedef struct Agent {
     /* Fixed after start. */
     AgentConfig cfg;            /* a copy, ram_block filled in */
     char *work;                 /* captures, the device-state socket */
     const uint8_t *ram;         /* the shared RAM file, read only */
     uint64_t ram_size;
+    LibvirtDomain *domain;      /* --libvirt-domain, else NULL */
+    char **vm_args;             /* the options that name QEMU again */
     VmControl *vm;              /* lent to the session while one runs */
     DirtyScan *scan;            /* lent to the session while one runs */
     DirtyTrackingMode tracking_mode;

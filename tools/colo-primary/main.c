@@ -14,6 +14,7 @@
  *                [--qemu-pid N]
  *                [--disk NODE=nbd://HOST:PORT/EXPORT ...]
  *                [--held-output release|keep] [--quiet]
+ *   colo-primary --libvirt-domain NAME [--libvirt-uri URI] [the same]
  *   colo-primary --qmp QEMU_QMP_SOCKET --release-held-output
  *
  * --connect starts protecting the VM at once (x-colo implied); with
@@ -39,11 +40,20 @@ static int usage_error(const char *msg)
     return PRIMARY_EXIT_USAGE;
 }
 
+/* The release guard's way to QEMU: what the options name (NULL quietly
+ * when it is gone: nothing is held any more). */
+static QmpClient *guard_open_qemu(void *opaque, GError **errp)
+{
+    const AgentConfig *cfg = opaque;
+
+    return agent_open_qemu(cfg, NULL, errp);
+}
+
 /* --release-held-output: what a --held-output keep run left in QEMU. */
-static int release_held_output(const char *qmp_path)
+static int release_held_output(const AgentConfig *cfg)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(QmpClient) qmp = qmp_client_connect(qmp_path, 5000, &err);
+    g_autoptr(QmpClient) qmp = agent_open_qemu(cfg, NULL, &err);
     guint n;
 
     if (!qmp) {
@@ -65,9 +75,18 @@ int main(int argc, char **argv)
     g_auto(GStrv) objects = NULL;
     g_autofree char *held_output = NULL;
     gboolean release_held = FALSE;
+    gboolean release_guard = FALSE;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &c->vm_qmp_path,
           "the VM's QMP socket (QEMU's -qmp unix:PATH)", "PATH" },
+        { "libvirt-domain", 0, 0, G_OPTION_ARG_STRING, &c->libvirt_domain,
+          "or: the running libvirt domain NAME (its QMP through libvirt, "
+          "its RAM file from QEMU; no --qmp or --ram-file)", "NAME" },
+        { "libvirt-uri", 0, 0, G_OPTION_ARG_STRING, &c->libvirt_uri,
+          "the libvirt of --libvirt-domain (default: libvirt's own "
+          "default, qemu:///system for root)", "URI" },
+        { "x-net-release-guard", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE,
+          &release_guard, "our own child (net-buffer.c)", NULL },
         { "ram-file", 0, 0, G_OPTION_ARG_FILENAME, &c->ram_file,
           "the VM's shared memory-backend-file", "PATH" },
         { "ram-block", 0, 0, G_OPTION_ARG_STRING, &c->ram_block,
@@ -117,7 +136,8 @@ int main(int argc, char **argv)
           "over)", "release|keep" },
         { "release-held-output", 0, 0, G_OPTION_ARG_NONE, &release_held,
           "let out what a colo-primary run with --held-output keep left "
-          "held in the VM of --qmp, oldest first, and exit", NULL },
+          "held in the VM of --qmp or --libvirt-domain, oldest first, and "
+          "exit", NULL },
         { "dirty-tracking", 0, 0, G_OPTION_ARG_STRING, &c->dirty_tracking,
           "how changed pages are found: auto (uffd-wp, else soft-dirty, "
           "where it can be had), digest, uffd-wp, soft-dirty", "MODE" },
@@ -145,24 +165,28 @@ int main(int argc, char **argv)
     Agent *a;
     int status = PRIMARY_EXIT_USAGE;
 
-    if (argc == 3 && strcmp(argv[1], "--x-net-release-guard") == 0) {
-        /* our own child (net-buffer.c), not a user's command */
-        return net_buffer_guard_main(argv[2]);
-    }
     g_option_context_add_main_entries(ctx, entries, NULL);
     cfg.guard_exe = g_file_read_link("/proc/self/exe", NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         usage_error(err->message);
+    } else if (!!cfg.vm_qmp_path == !!cfg.libvirt_domain) {
+        usage_error("one of --qmp or --libvirt-domain is required");
+    } else if (release_guard) {
+        /* our own child (net-buffer.c), not a user's command */
+        status = net_buffer_guard_main(guard_open_qemu, &cfg);
     } else if (release_held) {
-        status = cfg.vm_qmp_path ? release_held_output(cfg.vm_qmp_path) :
-                 usage_error("--release-held-output needs --qmp");
+        status = release_held_output(&cfg);
     } else if (held_output && strcmp(held_output, "keep") != 0 &&
                strcmp(held_output, "release") != 0) {
         usage_error("--held-output takes release or keep");
-    } else if (!cfg.vm_qmp_path || !cfg.ram_file ||
+    } else if ((cfg.vm_qmp_path && !cfg.ram_file) ||
+               (cfg.libvirt_domain && cfg.ram_file) ||
                (!cfg.connect && !cfg.monitor)) {
-        usage_error("--qmp, --ram-file and one of --connect or --monitor "
-                    "are required");
+        usage_error("--qmp with --ram-file, or --libvirt-domain alone, and "
+                    "one of --connect or --monitor are required");
+    } else if (cfg.libvirt_domain && cfg.disks) {
+        usage_error("--disk does not work with --libvirt-domain yet: "
+                    "libvirt would not know the mirror's block job");
     } else if (cfg.checkpoint_delay_ms < 0 || cfg.max_checkpoints < 0 ||
                cfg.scan_threads < 0 || cfg.checkpoint_min_gap_ms < -1 ||
                cfg.checkpoint_coalesce_us < -1 ||

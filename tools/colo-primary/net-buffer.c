@@ -165,6 +165,40 @@ static bool find_netdevs(NetBuffer *nb, GError **errp)
 
 /* --- the mirror ------------------------------------------------------------ */
 
+/* The mirror's chardev over a socket pair whose far end QEMU gets with
+ * getfd: for a QEMU that cannot see our folder (libvirt's namespaces and
+ * confinement). */
+static bool mirror_connect_fd(NetBuffer *nb, NetdevBuf *d, GError **errp)
+{
+    g_autofree char *name = g_strdup_printf(ID_CHARDEV "%u", d->index);
+    g_autofree char *getfd = g_strdup_printf("{\"fdname\": \"%s\"}", name);
+    g_autofree char *args = g_strdup_printf(
+        "{\"id\": \"%s\", \"backend\": {\"type\": \"socket\", "
+        "\"data\": {\"addr\": {\"type\": \"fd\", \"data\": {\"str\": "
+        "\"%s\"}}, \"server\": false}}}", name, name);
+    JsonNode *r;
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "socketpair: %s",
+                    g_strerror(errno));
+        return false;
+    }
+    r = qmp_client_cmd_fds(nb->qmp, "getfd", getfd, &sv[1], 1, errp);
+    close(sv[1]);
+    if (!r) {
+        close(sv[0]);
+        return false;
+    }
+    json_node_unref(r);
+    if (!qmp_ok(nb, "chardev-add", args, errp)) {
+        close(sv[0]);
+        return false;
+    }
+    d->fd = sv[0];
+    return true;
+}
+
 static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
                          GError **errp)
 {
@@ -172,6 +206,12 @@ static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
     struct pollfd pfd;
     int lfd;
 
+    if (qmp_client_passes_fds(nb->qmp)) {
+        if (!mirror_connect_fd(nb, d, errp)) {
+            return false;
+        }
+        goto add_filter;
+    }
     d->sock_path = g_strdup_printf("%s/net%u.sock", work, d->index);
     lfd = unix_listen(d->sock_path, errp);
     if (lfd < 0) {
@@ -196,6 +236,7 @@ static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
                     "connect to %s", d->sock_path);
         return false;
     }
+add_filter:
     g_free(args);
     args = g_strdup_printf(
         "{\"qom-type\": \"filter-mirror\", \"id\": \"" ID_MIRROR "%u\", "
@@ -492,12 +533,17 @@ bool net_buffer_release(NetBuffer *nb, uint64_t epoch, GError **errp)
 /* --- the release guard ----------------------------------------------------- */
 
 static bool guard_start(NetBuffer *nb, const char *guard_exe,
-                        const char *qmp_path, GError **errp)
+                        const char *const *vm_args, GError **errp)
 {
-    const char *argv[] = { guard_exe, "--x-net-release-guard", qmp_path,
-                           NULL };
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
-    if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+    g_ptr_array_add(argv, (char *)guard_exe);
+    g_ptr_array_add(argv, (char *)"--x-net-release-guard");
+    for (int i = 0; vm_args[i]; i++) {
+        g_ptr_array_add(argv, (char *)vm_args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
                                   G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
                                   &nb->guard_pid, &nb->guard_fd, NULL, NULL,
                                   errp)) {
@@ -591,7 +637,7 @@ guint net_buffer_release_leftovers(QmpClient *qmp)
     return released;
 }
 
-int net_buffer_guard_main(const char *qmp_path)
+int net_buffer_guard_main(NetBufferOpenQemu open_qemu, void *opaque)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(QmpClient) qmp = NULL;
@@ -618,7 +664,7 @@ int net_buffer_guard_main(const char *qmp_path)
             return 0;
         }
     }
-    qmp = qmp_client_connect(qmp_path, 5000, &err);
+    qmp = open_qemu(opaque, &err);
     if (!qmp) {
         /* QEMU went with it: nothing is held any more */
         return 0;
@@ -631,7 +677,7 @@ int net_buffer_guard_main(const char *qmp_path)
 
 /* --- life ------------------------------------------------------------------ */
 
-NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
+NetBuffer *net_buffer_new(QmpClient *qmp, const char *const *vm_args,
                           const char *work_dir, const char *guard_exe,
                           const NetBufferCallbacks *cb, GError **errp)
 {
@@ -651,7 +697,7 @@ NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
     if (!nb->devs->len) {
         return nb;
     }
-    if (guard_exe && !guard_start(nb, guard_exe, qmp_path, errp)) {
+    if (guard_exe && !guard_start(nb, guard_exe, vm_args, errp)) {
         goto fail;
     }
     for (guint i = 0; i < nb->devs->len; i++) {

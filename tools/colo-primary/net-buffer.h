@@ -73,13 +73,16 @@ typedef struct NetBufferCallbacks {
 } NetBufferCallbacks;
 
 /* Finds the VM's netdevs over @qmp and puts a mirror on each (nothing
- * is held yet); @work_dir holds the mirror sockets.  Starts the release
- * guard (@guard_exe --x-net-release-guard QMP_PATH) unless @guard_exe is
+ * is held yet); @work_dir holds the mirror sockets (unless @qmp passes
+ * descriptors: then QEMU gets socket pairs).  Starts the release guard
+ * (@guard_exe --x-net-release-guard VM_ARGS..., @vm_args being the
+ * options that name QEMU: --qmp PATH or --libvirt-domain NAME ...) unless
+ * @guard_exe is
  * NULL (--held-output keep: nothing is released behind the owner's
  * back).  A VM without a NIC
  * gets a NetBuffer with no netdevs.  On error (e.g. a vhost or multiqueue
  * netdev, which QEMU's filters refuse) nothing is left in QEMU. */
-NetBuffer *net_buffer_new(QmpClient *qmp, const char *qmp_path,
+NetBuffer *net_buffer_new(QmpClient *qmp, const char *const *vm_args,
                           const char *work_dir, const char *guard_exe,
                           const NetBufferCallbacks *cb, GError **errp);
 /* With the VM stopped: a buffer per netdev for @epoch, which starts at
@@ -103,9 +106,11 @@ void net_buffer_stats(NetBuffer *nb, NetBufferStats *st);
 /* "n0 (tap), n1 (user)" */
 char *net_buffer_describe(NetBuffer *nb);
 
-/* colo-primary --x-net-release-guard QMP_PATH: waits on stdin; at EOF
- * without a "done" line first, deletes what a dead colo-primary left in
- * QEMU.  Returns the exit status. */
-int net_buffer_guard_main(const char *qmp_path);
+/* colo-primary --x-net-release-guard VM_ARGS...: waits on stdin; at EOF
+ * without a "done" line first, reaches QEMU with @open_qemu (NULL: QEMU
+ * is gone) and deletes what a dead colo-primary left in it.  Returns the
+ * exit status. */
+typedef QmpClient *(*NetBufferOpenQemu)(void *opaque, GError **errp);
+int net_buffer_guard_main(NetBufferOpenQemu open_qemu, void *opaque);
 
 #endif /* COLO_PRIMARY_NET_BUFFER_H */

@@ -736,7 +736,7 @@ static bool session_net_start(Session *s, GError **errp)
         .opaque = s,
     };
 
-    s->net = net_buffer_new(vm_control_qmp(s->cfg.vm), s->cfg.vm_qmp_path,
+    s->net = net_buffer_new(vm_control_qmp(s->cfg.vm), s->cfg.vm_args,
                             s->cfg.work, s->cfg.keep_held_output ? NULL :
                             s->cfg.guard_exe ? s->cfg.guard_exe :
                             "colo-primary", &cb, errp);
@@ -773,6 +773,8 @@ static void session_net_stop(Session *s)
         return;
     }
     if (s->cfg.keep_held_output) {
+        g_autofree char *vm_args_text =
+            g_strjoinv(" ", (char **)s->cfg.vm_args);
         NetBufferStats st;
 
         net_buffer_stats(s->net, &st);
@@ -780,8 +782,8 @@ static void session_net_stop(Session *s)
         fprintf(stderr, "colo-primary: protection ended; the VM's output of "
                 "checkpoints that never committed stays held in QEMU (%"
                 PRIu64 " packets now; --held-output keep): release it with "
-                "colo-primary --qmp %s --release-held-output\n",
-                st.packets_held, s->cfg.vm_qmp_path);
+                "colo-primary %s --release-held-output\n",
+                st.packets_held, vm_args_text);
         net_buffer_free_keeping_held(s->net);
         s->net = NULL;
         return;

@@ -108,7 +108,9 @@ typedef struct SessionConfig {
     uint64_t ram_size;
     const char *ram_file;
     const char *ram_block;      /* main RAM's block name */
-    const char *vm_qmp_path;
+    const char *const *vm_args; /* the options that name QEMU (--qmp PATH
+                                   or --libvirt-domain NAME ...): for the
+                                   release guard and messages */
     const char *work;           /* captures, the device-state socket */
     DirtyTrackingMode tracking_mode;
     int qemu_pid;               /* 0: the QMP socket's peer */

@@ -18,7 +18,16 @@ struct VmControl {
     GBytes *last_capture;
     char *sock_path;
     int listen_fd;
+    bool shared;                /* vm_control_new_shared */
+    bool ignore_shared_on;      /* shared: set for a capture, not yet off */
 };
+
+static const char ignore_shared_on[] =
+    "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", "
+    "\"state\": true}]}";
+static const char ignore_shared_off[] =
+    "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", "
+    "\"state\": false}]}";
 
 static bool qmp_do(VmControl *vc, const char *cmd, const char *args,
                    GError **errp)
@@ -43,9 +52,7 @@ VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
         g_prefix_error(errp, "QEMU's QMP socket %s: ", qmp_path);
         goto fail;
     }
-    if (!qmp_do(vc, "migrate-set-capabilities",
-                "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", "
-                "\"state\": true}]}", errp)) {
+    if (!qmp_do(vc, "migrate-set-capabilities", ignore_shared_on, errp)) {
         goto fail;
     }
     vc->sock_path = g_build_filename(work_dir, "devices.sock", NULL);
@@ -58,6 +65,21 @@ VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
 fail:
     vm_control_free(vc);
     return NULL;
+}
+
+VmControl *vm_control_new_shared(QmpClient *qmp, GError **errp)
+{
+    VmControl *vc = g_new0(VmControl, 1);
+
+    vc->listen_fd = -1;
+    vc->qmp = qmp;
+    vc->shared = true;
+    /* left on by a colo-primary that was killed in a capture */
+    if (!qmp_do(vc, "migrate-set-capabilities", ignore_shared_off, errp)) {
+        vm_control_free(vc);
+        return NULL;
+    }
+    return vc;
 }
 
 void vm_control_free(VmControl *vc)
@@ -108,11 +130,19 @@ bool vm_control_stop(VmControl *vc, int64_t *t_stop, GError **errp)
 
 bool vm_control_cont(VmControl *vc, GError **errp)
 {
-    if (!vc->stopped_by_us) {
-        return true;
+    bool ok = true;
+
+    if (vc->stopped_by_us) {
+        vc->stopped_by_us = false;
+        ok = qmp_do(vc, "cont", NULL, errp);
     }
-    vc->stopped_by_us = false;
-    return qmp_do(vc, "cont", NULL, errp);
+    if (ok && vc->ignore_shared_on) {
+        /* the VM runs again: what libvirt migrates or saves now must
+         * carry the RAM */
+        vc->ignore_shared_on = false;
+        ok = qmp_do(vc, "migrate-set-capabilities", ignore_shared_off, errp);
+    }
+    return ok;
 }
 
 bool vm_control_stopped_by_us(const VmControl *vc)
@@ -156,28 +186,65 @@ char *vm_control_capture_failure(VmControl *vc)
                            "");
 }
 
-static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
-                                      GError **errp)
+/* The migration's connection: accepted on our socket, or the near end
+ * of a socket pair whose far end QEMU got with getfd. */
+static int vm_control_capture_start(VmControl *vc, int timeout_ms,
+                                    GError **errp)
 {
-    g_autofree char *args = g_strdup_printf("{\"uri\": \"unix:%s\"}",
-                                            vc->sock_path);
-    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
-    g_autoptr(GByteArray) buf = g_byte_array_sized_new(512 * 1024);
+    g_autofree char *args = NULL;
     struct pollfd pfd = { .fd = vc->listen_fd, .events = POLLIN };
-    int conn = -1;
+    JsonNode *r = NULL;
+    int sv[2], conn;
+    bool ok;
 
+    if (vc->shared) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+            g_set_error(errp, COLO_ERROR, errno, "socketpair: %s",
+                        g_strerror(errno));
+            return -1;
+        }
+        vc->ignore_shared_on = true;
+        ok = qmp_do(vc, "migrate-set-capabilities", ignore_shared_on,
+                    errp) &&
+             (r = qmp_client_cmd_fds(vc->qmp, "getfd",
+                                     "{\"fdname\": \"colo-capture\"}",
+                                     &sv[1], 1, errp)) != NULL;
+        close(sv[1]);
+        if (r) {
+            json_node_unref(r);
+        }
+        if (!ok || !qmp_do(vc, "migrate", "{\"uri\": \"fd:colo-capture\"}",
+                           errp)) {
+            close(sv[0]);
+            return -1;
+        }
+        return sv[0];
+    }
+    args = g_strdup_printf("{\"uri\": \"unix:%s\"}", vc->sock_path);
     if (!qmp_do(vc, "migrate", args, errp)) {
-        return NULL;
+        return -1;
     }
     if (poll(&pfd, 1, timeout_ms) != 1) {
         g_set_error(errp, COLO_ERROR, ETIMEDOUT, "QEMU did not connect its "
                     "device-state migration to %s", vc->sock_path);
-        return NULL;
+        return -1;
     }
     conn = accept4(vc->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
         g_set_error(errp, COLO_ERROR, errno, "accepting QEMU's device-state "
                     "migration: %s", g_strerror(errno));
+    }
+    return conn;
+}
+
+static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
+                                      GError **errp)
+{
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    g_autoptr(GByteArray) buf = g_byte_array_sized_new(512 * 1024);
+    int conn = vm_control_capture_start(vc, timeout_ms, errp);
+
+    if (conn < 0) {
         return NULL;
     }
     for (;;) {

@@ -2,8 +2,8 @@
  * vm-control.h: what colo-primary asks of the stock QEMU that runs the VM,
  * over its QMP socket: stop, cont, and the device state.
  *
- * The device state is taken with a migration to a UNIX socket of ours
- * while the VM is stopped, with x-ignore-shared on, so the shared main RAM
+ * The device state is taken with a migration to a UNIX socket of ours (or
+ * a descriptor passed to QEMU) while the VM is stopped, with x-ignore-shared on, so the shared main RAM
  * stays out of it: what comes is the device sections and the small
  * non-shared blocks (firmware, option ROMs), a few hundred KiB.
  *
@@ -22,6 +22,12 @@ typedef struct VmControl VmControl;
  * and listens for device-state captures in @work_dir. */
 VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
                           GError **errp);
+/* The same over @qmp (taken), a client that passes descriptors (libvirt's
+ * pass-through): captures go to a socket pair QEMU gets with getfd, so
+ * no path of ours must be visible to QEMU (libvirt's namespaces and
+ * confinement).  x-ignore-shared is on only during our captures: libvirt
+ * may migrate or save the domain between them, and must send its RAM. */
+VmControl *vm_control_new_shared(QmpClient *qmp, GError **errp);
 void vm_control_free(VmControl *vc);
 
 /* Stops a running VM (@t_stop: the moment just before); a VM that is
