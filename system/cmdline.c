@@ -92,6 +92,21 @@ static bool opt_failover_machine(SecondaryOptions *o, const char *v,
     return true;
 }
 
+static bool opt_failover_libvirt_xml(SecondaryOptions *o, const char *v,
+                                     GError **errp)
+{
+    o->failover_libvirt_xml = v;
+    o->failover_enabled = true;
+    return true;
+}
+
+static bool opt_failover_libvirt_uri(SecondaryOptions *o, const char *v,
+                                     GError **errp)
+{
+    o->failover_libvirt_uri = v;
+    return true;
+}
+
 static bool opt_heartbeat(SecondaryOptions *o, const char *v, GError **errp)
 {
     g_ptr_array_add(o->globals,
@@ -149,6 +164,11 @@ static const SecondaryOption options[] = {
       "with -S the resumed VM waits for cont)", opt_failover_args },
     { "failover-machine", "M", "machine type (default: the one in the "
       "stream)", opt_failover_machine },
+    { "failover-libvirt-xml", "FILE", "instead: restore the VM as the "
+      "libvirt domain\nof this XML (its name, UUID and devices;\n"
+      "docs/libvirt.rst)", opt_failover_libvirt_xml },
+    { "failover-libvirt-uri", "URI", "that domain's libvirt (default: "
+      "libvirt's\ndefault)", opt_failover_libvirt_uri },
     { "heartbeat-timeout", "MS", "fail over on its own MS ms after the "
       "primary's\nstream broke (0, the default: wait for\n"
       "x-colo-lost-heartbeat; QMP x-heartbeat-timeout)", opt_heartbeat },

@@ -18,6 +18,8 @@ typedef struct SecondaryOptions {
     bool failover_enabled;
     const char *failover_qemu;
     const char *failover_machine;
+    const char *failover_libvirt_xml;
+    const char *failover_libvirt_uri;
     char **failover_args;           /* -failover-args, split as a shell
                                        would */
     bool once;

@@ -29,6 +29,7 @@
 void failover_result_clear(FailoverResult *r)
 {
     g_free(r->qmp_path);
+    g_free(r->libvirt_domain);
     g_free(r->log_path);
     memset(r, 0, sizeof(*r));
 }
@@ -54,14 +55,12 @@ static RAMList *failover_open_blocks(const char *ram_dir, GArray *blocks,
     return g_steal_pointer(&rl);
 }
 
-bool failover_write_stream(const char *path, const char *ram_dir,
-                           GArray *blocks, VMDeviceState *ds,
-                           const char *machine, uint32_t ram_section_id,
-                           GError **errp)
+bool failover_put_stream(QEMUFile *f, const char *ram_dir, GArray *blocks,
+                         VMDeviceState *ds, const char *machine,
+                         uint32_t ram_section_id, bool main_ram,
+                         GError **errp)
 {
     static const char *const caps[] = { "x-ignore-shared", NULL };
-    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
-    g_autoptr(GBytes) bytes = NULL;
     g_autoptr(RAMList) rl = NULL;
     RAMSaveState rs;
     gsize blen;
@@ -78,13 +77,16 @@ bool failover_write_stream(const char *path, const char *ram_dir,
     }
     ram_save_init(&rs, f);
     qemu_savevm_put_header(f, machine);
-    qemu_savevm_put_capabilities(f, caps);
-    ram_save_section_start(&rs, ram_section_id, rl, true);
+    if (!main_ram) {
+        qemu_savevm_put_capabilities(f, caps);
+    }
+    ram_save_section_start(&rs, ram_section_id, rl, !main_ram);
 
-    /* Block 0 is the main RAM, shared with QEMU through its file; the
-     * small blocks (ROMs) QEMU cannot take from a file go in full. */
+    /* Block 0 is the main RAM: shared with QEMU through its file, unless
+     * @main_ram; the small blocks (ROMs) QEMU cannot take from a file go
+     * in full. */
     qemu_savevm_put_section_header(f, QEMU_VM_SECTION_END, ram_section_id);
-    for (guint i = 1; i < rl->blocks->len; i++) {
+    for (guint i = main_ram ? 0 : 1; i < rl->blocks->len; i++) {
         ram_save_block(&rs, g_ptr_array_index(rl->blocks, i));
     }
     ram_save_section_end(&rs, ram_section_id);
@@ -92,6 +94,21 @@ bool failover_write_stream(const char *path, const char *ram_dir,
     /* The committed device sections already end with EOF. */
     blob = g_bytes_get_data(ds->blob, &blen);
     qemu_put_buffer(f, blob, blen);
+    return true;
+}
+
+bool failover_write_stream(const char *path, const char *ram_dir,
+                           GArray *blocks, VMDeviceState *ds,
+                           const char *machine, uint32_t ram_section_id,
+                           GError **errp)
+{
+    g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
+    g_autoptr(GBytes) bytes = NULL;
+
+    if (!failover_put_stream(f, ram_dir, blocks, ds, machine,
+                             ram_section_id, false, errp)) {
+        return false;
+    }
     bytes = qemu_file_steal_output(f);
     return g_file_set_contents(path, g_bytes_get_data(bytes, NULL),
                                g_bytes_get_size(bytes), errp);
@@ -184,6 +201,10 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     int logfd;
 
     memset(res, 0, sizeof(*res));
+    if (cfg->libvirt_xml) {
+        return failover_libvirt_restore(cfg, ram_dir, blocks, disks, ds,
+                                        machine, ram_section_id, res, errp);
+    }
     if (!failover_write_stream(stream, ram_dir, blocks, ds, m,
                                ram_section_id, errp)) {
         return false;

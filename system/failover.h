@@ -12,15 +12,19 @@
 
 #include "migration/device-state.h"
 #include "migration/migration.h"
+#include "migration/qemu-file.h"
 
 typedef struct FailoverConfig {
     char *qemu;             /* binary, default qemu-system-x86_64 */
     char **args;            /* the operator's extra arguments (devices...) */
     char *machine;          /* overrides the machine type of the stream */
+    char *libvirt_xml;      /* or: restore this domain's XML (a file)... */
+    char *libvirt_uri;      /* ... into this libvirt (NULL: the default) */
 } FailoverConfig;
 
 typedef struct FailoverResult {
-    char *qmp_path;         /* the new QEMU's QMP socket */
+    char *qmp_path;         /* the new QEMU's QMP socket ("" in libvirt) */
+    char *libvirt_domain;   /* the restored domain's name, or NULL */
     char *log_path;         /* its stdout and stderr */
     GPid pid;
     int64_t resume_us;      /* from the call to the guest running */
@@ -59,6 +63,22 @@ const char *failover_job_error(const FailoverJob *job);
 void failover_job_join(FailoverJob *job);
 /* Joins, and drops @done if it has not been delivered. */
 void failover_job_free(FailoverJob *job);
+
+/* The stream that resumes the committed state, into @f: with
+ * x-ignore-shared (the main RAM stays in its file) or, @main_ram, with
+ * every page (for a QEMU whose RAM is its own, as libvirt starts it). */
+bool failover_put_stream(QEMUFile *f, const char *ram_dir, GArray *blocks,
+                         VMDeviceState *ds, const char *machine,
+                         uint32_t ram_section_id, bool main_ram,
+                         GError **errp);
+
+/* failover-libvirt.c: the same committed state restored as the libvirt
+ * domain of cfg->libvirt_xml (a save image streamed to libvirt). */
+bool failover_libvirt_restore(const FailoverConfig *cfg, const char *ram_dir,
+                              GArray *blocks, const GPtrArray *disks,
+                              VMDeviceState *ds, const char *machine,
+                              uint32_t ram_section_id, FailoverResult *res,
+                              GError **errp);
 
 /* Writes the stream a stock QEMU needs to resume from the committed state
  * (x-ignore-shared: no main RAM in it) to @path. */

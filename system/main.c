@@ -57,11 +57,18 @@ static void on_failover_done(void *opaque, const FailoverResult *res,
     GVariantDict d;
 
     g_variant_dict_init(&d, NULL);
-    if (res) {
+    if (res && res->libvirt_domain) {
+        fprintf(stderr, "colo-secondary: failover: the VM runs as libvirt "
+                "domain %s, resumed in %.1f ms\n", res->libvirt_domain,
+                res->resume_us / 1000.0);
+        g_variant_dict_insert(&d, "libvirt-domain", "s", res->libvirt_domain);
+    } else if (res) {
         fprintf(stderr, "colo-secondary: failover: the VM %s in QEMU pid "
                 "%d (QMP %s), resumed in %.1f ms\n",
                 res->paused ? "waits for cont (-S)" : "runs",
                 (int)res->pid, res->qmp_path, res->resume_us / 1000.0);
+    }
+    if (res) {
         g_variant_dict_insert(&d, "qmp", "s", res->qmp_path);
         g_variant_dict_insert(&d, "pid", "x", (gint64)res->pid);
         g_variant_dict_insert(&d, "resume-us", "x", (gint64)res->resume_us);
@@ -112,6 +119,10 @@ static void on_colo_status(void *opaque, JsonObject *o)
                                   names[failover_job_state(m->failover_job)]);
     if (res) {
         json_object_set_string_member(o, "x-failover-qmp", res->qmp_path);
+        if (res->libvirt_domain) {
+            json_object_set_string_member(o, "x-failover-libvirt-domain",
+                                          res->libvirt_domain);
+        }
         json_object_set_int_member(o, "x-failover-pid", res->pid);
         json_object_set_int_member(o, "x-failover-resume-us",
                                    res->resume_us);
@@ -342,6 +353,8 @@ static bool secondary_build(SecondaryMain *m, SecondaryOptions *o,
     m->failover.args = g_steal_pointer(&o->failover_args);
     m->failover.qemu = g_strdup(o->failover_qemu);
     m->failover.machine = g_strdup(o->failover_machine);
+    m->failover.libvirt_xml = g_strdup(o->failover_libvirt_xml);
+    m->failover.libvirt_uri = g_strdup(o->failover_libvirt_uri);
     g_unix_signal_add(SIGINT, on_signal, m);
     g_unix_signal_add(SIGTERM, on_signal, m);
     g_unix_signal_add(SIGHUP, on_signal, m);
@@ -385,6 +398,8 @@ static void secondary_free(SecondaryMain *m)
     }
     g_free(m->failover.qemu);
     g_free(m->failover.machine);
+    g_free(m->failover.libvirt_xml);
+    g_free(m->failover.libvirt_uri);
     g_strfreev(m->failover.args);
 }
 

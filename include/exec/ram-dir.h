@@ -26,11 +26,15 @@
 #define FAILOVER_STREAM_FILE    "failover.mig"
 #define FAILOVER_QMP_FILE       "failover-qemu.qmp"
 #define FAILOVER_LOG_FILE       "failover-qemu.log"
+/* the FIFO a failover into libvirt streams its save image through
+ * (system/failover-libvirt.c) */
+#define FAILOVER_SAVE_FIFO      "failover-libvirt.save"
 
 /* All of them, for the reserved list. */
 #define RAM_DIR_OWN_NAMES                                               \
     COLO_CHECKPOINT_FILE, COLO_JOURNAL_FILE, COLO_CACHE_DIR,            \
     COLO_DISK_CACHE_DIR, DEVICE_STATE_FILE, VMDESC_FILE,                \
-    FAILOVER_STREAM_FILE, FAILOVER_QMP_FILE, FAILOVER_LOG_FILE
+    FAILOVER_STREAM_FILE, FAILOVER_QMP_FILE, FAILOVER_LOG_FILE,         \
+    FAILOVER_SAVE_FIFO
 
 #endif /* EXEC_RAM_DIR_H */

@@ -35,7 +35,8 @@ static void agent_on_event(void *opaque, const char *name, GVariant *data)
 
 /* Whether a libvirt domain lost its QEMU because someone meant it
  * (virsh shutdown, destroy, save): then protection just ends, and says
- * so.  The lifecycle event may come a little after QEMU's monitor went. */
+ * so.  libvirt tells every end of a domain, but after it has reaped QEMU
+ * (a destroy took 1.3 s here): we wait for it up to 10 s. */
 static bool agent_domain_ended(Agent *a)
 {
     g_autofree char *end = NULL;
@@ -44,7 +45,10 @@ static bool agent_domain_ended(Agent *a)
     if (!a->domain) {
         return false;
     }
-    for (int i = 0; i < 50 && !end; i++) {
+    for (int i = 0; i < 500 && !end; i++) {
+        /* the event comes through our main context */
+        while (g_main_context_iteration(NULL, FALSE)) {
+        }
         end = libvirt_domain_end(a->domain, &orderly);
         if (!end) {
             g_usleep(20 * 1000);

@@ -19,8 +19,6 @@ struct LibvirtDomain {
     char *monitor;              /* a QMP socket of <qemu:commandline> (in
                                    QEMU's mount namespace), or NULL */
     int lifecycle_cb;           /* -1: none */
-    GThread *events;            /* runs libvirt's event loop */
-    gint stop_events;
     GMutex lock;                /* protects what the events set: */
     char *end;                  /* how the domain ended, or NULL */
     bool orderly;
@@ -51,6 +49,10 @@ static void libvirt_error(GError **errp, int code, const char *fmt, ...)
                 why ? why : "no reason given");
 }
 
+static void libvirt_quiet(void *opaque, virErrorPtr err)
+{
+}
+
 /* --- the end of the domain --------------------------------------------- */
 
 static const char *stopped_why(int detail, bool *orderly)
@@ -72,7 +74,7 @@ static const char *stopped_why(int detail, bool *orderly)
         return "crashed";
     default:
         *orderly = false;
-        return "gone (QEMU failed)";
+        return "died (its QEMU ended unexpectedly)";
     }
 }
 
@@ -96,27 +98,45 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
     return 0;
 }
 
-static gpointer event_thread(gpointer opaque)
+/* libvirt's word on a domain that is shut off (a defined one stays
+ * known; a transient one is gone, and only its event tells). */
+static const char *shutoff_why(int reason, bool *orderly)
 {
-    LibvirtDomain *d = opaque;
+    static const int detail[] = {
+        [VIR_DOMAIN_SHUTOFF_SHUTDOWN] = VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN,
+        [VIR_DOMAIN_SHUTOFF_DESTROYED] = VIR_DOMAIN_EVENT_STOPPED_DESTROYED,
+        [VIR_DOMAIN_SHUTOFF_CRASHED] = VIR_DOMAIN_EVENT_STOPPED_CRASHED,
+        [VIR_DOMAIN_SHUTOFF_MIGRATED] = VIR_DOMAIN_EVENT_STOPPED_MIGRATED,
+        [VIR_DOMAIN_SHUTOFF_SAVED] = VIR_DOMAIN_EVENT_STOPPED_SAVED,
+        [VIR_DOMAIN_SHUTOFF_FAILED] = VIR_DOMAIN_EVENT_STOPPED_FAILED,
+        [VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT] =
+            VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT,
+    };
 
-    while (!g_atomic_int_get(&d->stop_events)) {
-        if (virEventRunDefaultImpl() < 0) {
-            break;
-        }
-    }
-    return NULL;
-}
-
-static void wake_events(int timer, void *opaque)
-{
-    virEventRemoveTimeout(timer);
+    return stopped_why(reason >= 0 && reason < (int)G_N_ELEMENTS(detail) ?
+                       detail[reason] : VIR_DOMAIN_EVENT_STOPPED_FAILED,
+                       orderly);
 }
 
 char *libvirt_domain_end(LibvirtDomain *d, bool *orderly)
 {
+    int state = 0, reason = 0;
     char *end;
 
+    /* asking also brings in what libvirt has queued for this connection:
+     * left alone, its lifecycle event came 10 s late here */
+    if (virDomainGetState(d->dom, &state, &reason, 0) == 0 &&
+        state == VIR_DOMAIN_SHUTOFF) {
+        bool o;
+        const char *why = shutoff_why(reason, &o);
+
+        g_mutex_lock(&d->lock);
+        if (!d->end) {
+            d->end = g_strdup(why);
+            d->orderly = o;
+        }
+        g_mutex_unlock(&d->lock);
+    }
     g_mutex_lock(&d->lock);
     end = g_strdup(d->end);
     *orderly = d->orderly;
@@ -227,6 +247,11 @@ LibvirtDomain *libvirt_domain_open(const char *uri, const char *name,
     int state = 0, reason = 0;
 
     if (g_once_init_enter(&event_impl)) {
+        /* libvirt's errors reach the user in ours, not on stderr too */
+        virSetErrorFunc(NULL, libvirt_quiet);
+        /* libvirt's default event loop is GLib's default main context:
+         * the main loop of whoever runs it (the agent's) delivers the
+         * events */
         virEventRegisterDefaultImpl();
         g_once_init_leave(&event_impl, 1);
     }
@@ -264,7 +289,6 @@ LibvirtDomain *libvirt_domain_open(const char *uri, const char *name,
                       name);
         goto fail;
     }
-    d->events = g_thread_new("libvirt-events", event_thread, d);
     return d;
 
 fail:
@@ -279,11 +303,6 @@ void libvirt_domain_free(LibvirtDomain *d)
     }
     if (d->lifecycle_cb >= 0) {
         virConnectDomainEventDeregisterAny(d->conn, d->lifecycle_cb);
-    }
-    if (d->events) {
-        g_atomic_int_set(&d->stop_events, 1);
-        virEventAddTimeout(0, wake_events, NULL, NULL);
-        g_thread_join(d->events);
     }
     if (d->dom) {
         virDomainFree(d->dom);

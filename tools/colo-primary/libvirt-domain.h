@@ -11,9 +11,9 @@
  * taints the domain (custom-argv).  Both work; docs/libvirt.rst has the
  * figures.
  *
- * Owner: the thread that opened it; the QMP client it hands out is
- * thread-safe like any QmpClient, and the end reason may be asked from
- * any thread.
+ * Owner: the thread that opened it, which must run GLib's default main
+ * context (libvirt's events come through it); the QMP client it hands
+ * out is thread-safe like any QmpClient.
  */
 #ifndef COLO_PRIMARY_LIBVIRT_DOMAIN_H
 #define COLO_PRIMARY_LIBVIRT_DOMAIN_H
@@ -47,8 +47,9 @@ char *libvirt_domain_ram_file(LibvirtDomain *d, QmpClient *qmp,
                               const char *block, GError **errp);
 
 /* How the domain ended ("shut down", "destroyed", "crashed", ...), or
- * NULL while it runs; *@orderly: whether someone meant it (libvirt's
- * shutdown, destroy or save), so the standby must not take over. */
+ * NULL while it runs, as far as the events delivered so far tell;
+ * *@orderly: whether someone meant it (libvirt's shutdown, destroy or
+ * save), so the standby must not take over. */
 char *libvirt_domain_end(LibvirtDomain *d, bool *orderly);
 
 #endif /* COLO_PRIMARY_LIBVIRT_DOMAIN_H */

@@ -41,6 +41,17 @@ static bool qmp_do(VmControl *vc, const char *cmd, const char *args,
     return true;
 }
 
+/* x-ignore-shared off again, whatever happened (best effort: QEMU
+ * refuses while a migration runs). */
+static void ignore_shared_reset(VmControl *vc)
+{
+    if (vc->ignore_shared_on &&
+        qmp_client_try(vc->qmp, "migrate-set-capabilities",
+                       ignore_shared_off)) {
+        vc->ignore_shared_on = false;
+    }
+}
+
 VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
                           GError **errp)
 {
@@ -86,6 +97,9 @@ void vm_control_free(VmControl *vc)
 {
     if (!vc) {
         return;
+    }
+    if (vc->qmp) {
+        ignore_shared_reset(vc);
     }
     if (vc->listen_fd >= 0) {
         close(vc->listen_fd);
@@ -186,6 +200,68 @@ char *vm_control_capture_failure(VmControl *vc)
                            "");
 }
 
+/*
+ * The capture of a QEMU someone else (libvirt) also migrates: the far end
+ * of a socket pair goes to QEMU first, then x-ignore-shared is switched
+ * on, then ours starts, each its own command.
+ *
+ * A migration of theirs that runs already makes QEMU refuse the switch:
+ * it carries the RAM, and protection ends.  One that starts between the
+ * switch and ours would carry none (libvirt's save would destroy the
+ * domain after writing an image that cannot be restored), and makes ours
+ * fail: it is cancelled at once, and protection ends.
+ */
+static int vm_control_capture_start_shared(VmControl *vc, GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *r;
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "socketpair: %s",
+                    g_strerror(errno));
+        return -1;
+    }
+    r = qmp_client_cmd_fds(vc->qmp, "getfd",
+                           "{\"fdname\": \"colo-capture\"}", &sv[1], 1,
+                           errp);
+    close(sv[1]);
+    if (!r) {
+        close(sv[0]);
+        return -1;
+    }
+    json_node_unref(r);
+    if (!qmp_do(vc, "migrate-set-capabilities", ignore_shared_on, &err)) {
+        close(sv[0]);
+        qmp_client_try(vc->qmp, "closefd", "{\"fdname\": \"colo-capture\"}");
+        g_propagate_prefixed_error(errp, g_steal_pointer(&err),
+                                   "a migration of the VM that is not ours "
+                                   "runs (libvirt migrates or saves the "
+                                   "domain?): ");
+        return -1;
+    }
+    vc->ignore_shared_on = true;
+    if (!qmp_do(vc, "migrate", "{\"uri\": \"fd:colo-capture\"}", &err)) {
+        close(sv[0]);
+        /* theirs, without the RAM, or none at all: it must not finish */
+        qmp_client_try(vc->qmp, "migrate_cancel", NULL);
+        for (int i = 0; i < 100 && vc->ignore_shared_on; i++) {
+            ignore_shared_reset(vc);
+            if (vc->ignore_shared_on) {
+                g_usleep(10 * 1000);
+            }
+        }
+        g_propagate_prefixed_error(errp, g_steal_pointer(&err),
+                                   "a migration of the VM that is not ours "
+                                   "started within our capture, and was "
+                                   "cancelled: it would have carried no RAM "
+                                   "(stop protection before libvirt migrates "
+                                   "or saves the domain): ");
+        return -1;
+    }
+    return sv[0];
+}
+
 /* The migration's connection: accepted on our socket, or the near end
  * of a socket pair whose far end QEMU got with getfd. */
 static int vm_control_capture_start(VmControl *vc, int timeout_ms,
@@ -193,32 +269,10 @@ static int vm_control_capture_start(VmControl *vc, int timeout_ms,
 {
     g_autofree char *args = NULL;
     struct pollfd pfd = { .fd = vc->listen_fd, .events = POLLIN };
-    JsonNode *r = NULL;
-    int sv[2], conn;
-    bool ok;
+    int conn;
 
     if (vc->shared) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-            g_set_error(errp, COLO_ERROR, errno, "socketpair: %s",
-                        g_strerror(errno));
-            return -1;
-        }
-        vc->ignore_shared_on = true;
-        ok = qmp_do(vc, "migrate-set-capabilities", ignore_shared_on,
-                    errp) &&
-             (r = qmp_client_cmd_fds(vc->qmp, "getfd",
-                                     "{\"fdname\": \"colo-capture\"}",
-                                     &sv[1], 1, errp)) != NULL;
-        close(sv[1]);
-        if (r) {
-            json_node_unref(r);
-        }
-        if (!ok || !qmp_do(vc, "migrate", "{\"uri\": \"fd:colo-capture\"}",
-                           errp)) {
-            close(sv[0]);
-            return -1;
-        }
-        return sv[0];
+        return vm_control_capture_start_shared(vc, errp);
     }
     args = g_strdup_printf("{\"uri\": \"unix:%s\"}", vc->sock_path);
     if (!qmp_do(vc, "migrate", args, errp)) {
@@ -245,6 +299,7 @@ static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
     int conn = vm_control_capture_start(vc, timeout_ms, errp);
 
     if (conn < 0) {
+        ignore_shared_reset(vc);
         return NULL;
     }
     for (;;) {

@@ -1,0 +1,261 @@
+"""libvirt: colo-primary protects a running libvirt domain, and the standby
+fails over into a libvirt domain (docs/libvirt.rst).
+
+Two real libvirtd (Debian's 9.0), each started by the test in a mount
+namespace of its own (colotest.libvirt: its own sockets, state, logs and
+configuration), play the primary host and the standby host; the domains
+run the colo-guest under TCG in Debian's QEMU 10.0.  The oracles are the
+test's and the guest's: colo-primary's --verify-secondary compares the
+secondary's RAM with the domain's after every checkpoint; the colo-guest's
+own invariants hold in the committed RAM and in the RAM of the domain
+libvirt restored on the standby, and its counter goes on from the
+committed one there; libvirt itself (virsh) says what runs where."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import colotest as ct  # noqa: E402
+from colotest.libvirt import (Libvirtd, colo_guest_xml,  # noqa: E402
+                              require_libvirt)
+from test_failover import guest_pages_ok  # noqa: E402
+
+NAME = "colo-lv"
+UUID = "0d6c3b7e-5c1a-4f7e-9d59-6f1b2a3c4d5e"
+CHECKPOINTS = int(os.environ.get("COLO_LIBVIRT_CHECKPOINTS", "20"))
+
+
+class Libvirt(ct.TempDirTestCase):
+
+    def setUp(self):
+        super().setUp()
+        require_libvirt()
+        ct.require_qemu("10.0")
+        self.daemons = []
+        self.procs = []
+        self.secondaries = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for sec in self.secondaries:
+            sec.quit()
+        for d in self.daemons:
+            d.stop()
+        super().tearDown()
+
+    # --- helpers --------------------------------------------------------
+
+    def libvirtd(self, name):
+        d = Libvirtd(self.tmp, name)
+        self.daemons.append(d)
+        return d
+
+    def define(self, lv, serial, start=True, **kw):
+        """Domain NAME on @lv printing on @serial; started (transient)
+        unless not @start; returns its XML file."""
+        xml = os.path.join(self.tmp, "%s.xml" % os.path.basename(lv.root))
+        with open(xml, "w") as f:
+            f.write(colo_guest_xml(NAME, UUID, serial, **kw))
+        if start:
+            lv.virsh("create", xml)
+            ct.wait_for(lambda: ct.guest_counters(serial), 60, "the guest")
+        return xml
+
+    def secondary(self, tag, *extra):
+        d = os.path.join(self.tmp, tag)
+        os.makedirs(d)
+        sec = ct.ColoSecondary(d, extra=list(extra))
+        self.secondaries.append(sec)
+        return sec
+
+    def protect(self, lv, sec, *extra):
+        p = subprocess.Popen(
+            [ct.PRIMARY_AGENT, "--libvirt-domain", NAME, "--libvirt-uri",
+             lv.uri, "--connect", "tcp:127.0.0.1:%d" % sec.port] +
+            list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def refused(self, lv, uri=None, name=NAME):
+        p = subprocess.run(
+            [ct.PRIMARY_AGENT, "--libvirt-domain", name, "--libvirt-uri",
+             uri or lv.uri, "--connect", "tcp:127.0.0.1:1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        return p.stderr.decode()
+
+    @staticmethod
+    def checkpoints(sec):
+        return sec.qmp.cmd("query-colo-status")["x-checkpoints"]
+
+    def wait_checkpoints(self, sec, n, agent):
+        ct.wait_for(lambda: self.checkpoints(sec) >= n or
+                    agent.poll() is not None, 120, "%d checkpoints" % n)
+        if agent.poll() is not None:
+            self.fail("colo-primary ended: %s" % agent.communicate()[1])
+
+    def domain_ram(self, lv):
+        """The domain's RAM file in @lv's state folder."""
+        ram = os.path.join(lv.root, "var/lib/libvirt/qemu/ram")
+        found = [os.path.join(ram, d, "pc.ram") for d in os.listdir(ram)
+                 if d.endswith("-" + NAME)]
+        self.assertEqual(len(found), 1, os.listdir(ram))
+        return found[0]
+
+    # --- tests ----------------------------------------------------------
+
+    def test_protect_fail_over_and_protect_again(self):
+        """A running libvirt domain is protected (checkpoints verified
+        against its RAM), libvirt's view stays true, its QEMU is killed,
+        and the standby's libvirt runs it from the committed checkpoint;
+        that domain is then protected again with the same command."""
+        pri, sby = self.libvirtd("primary"), self.libvirtd("standby")
+        pserial = os.path.join(self.tmp, "primary-serial.log")
+        sserial = os.path.join(self.tmp, "standby-serial.log")
+        self.define(pri, pserial)
+        sxml = self.define(sby, sserial, start=False)
+        sec = self.secondary("sec", "-failover-libvirt-xml", sxml,
+                             "-failover-libvirt-uri", sby.uri)
+        agent = self.protect(pri, sec, "--verify-secondary", sec.ram_dir)
+        self.wait_checkpoints(sec, 3, agent)
+
+        # libvirt's view between checkpoints: running, no job of its own
+        ct.wait_for(lambda: pri.domstate(NAME).startswith("running"), 10,
+                    "domstate running")
+        self.assertRegex(pri.virsh("domjobinfo", NAME).out,
+                         r"Job type:\s+None")
+        # suspend and resume do what they say while protected
+        pri.virsh("suspend", NAME)
+        n = self.checkpoints(sec)
+        self.wait_checkpoints(sec, n + 2, agent)
+        self.assertTrue(pri.domstate(NAME).startswith("paused"),
+                        pri.domstate(NAME))
+        pri.virsh("resume", NAME)
+        self.wait_checkpoints(sec, CHECKPOINTS, agent)
+        self.assertTrue(pri.domstate(NAME).startswith("running"))
+
+        # the primary host's QEMU dies
+        os.kill(pri.qemu_pid(NAME), signal.SIGKILL)
+        _, err = agent.communicate(timeout=60)
+        self.assertEqual(agent.returncode, 3, err)
+        self.assertIn("libvirt domain %s died (its QEMU ended unexpectedly): "
+                      "protection ended (the standby may take over)" % NAME,
+                      err.decode())
+        self.assertNotIn("differ", err.decode())
+        sec.qmp.wait_event("COLO_EXIT", 30)
+        n = self.checkpoints(sec)
+        self.assertGreaterEqual(n, CHECKPOINTS)
+        with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+            ok, committed = guest_pages_ok(f.read())
+        self.assertTrue(ok, "committed state: %s" % committed)
+        self.assertEqual(pri.running(), [])
+
+        sec.qmp.cmd("x-colo-lost-heartbeat")
+        ev = sec.qmp.wait_event("X_COLO_FAILOVER", 120)
+        self.assertNotIn("error", ev["data"], ev)
+        self.assertEqual(ev["data"]["libvirt-domain"], NAME)
+
+        # the standby's libvirt runs it, the same domain
+        self.assertEqual(sby.running(), [NAME])
+        info = sby.virsh("dominfo", NAME).out
+        self.assertRegex(info, r"UUID:\s+%s" % UUID)
+        self.assertRegex(info, r"State:\s+running")
+        first = ct.wait_for(lambda: ct.guest_counters(sserial), 60,
+                            "the restored guest to print")[0]
+        self.assertGreaterEqual(first, committed)
+        self.assertLess(first - committed, 0x10001)
+        sby.virsh("suspend", NAME)
+        with open(self.domain_ram(sby), "rb") as f:
+            ok, now = guest_pages_ok(f.read())
+        self.assertTrue(ok, "restored state: %s" % now)
+        self.assertGreaterEqual(now, committed)
+        sby.virsh("resume", NAME)
+
+        # protected again, into a new standby, with the same command
+        sec2 = self.secondary("sec2")
+        again = self.protect(sby, sec2, "--verify-secondary", sec2.ram_dir,
+                             "--checkpoints", "10")
+        out, err = again.communicate(timeout=180)
+        self.assertEqual(again.returncode, 0, err)
+        self.assertIn("done: 10 checkpoints", out.decode())
+        self.assertIn("libvirt's pass-through", out.decode())
+
+    def test_end_of_the_domain_and_refusals(self):
+        """Protection ends cleanly when libvirt stops the domain (destroy,
+        or libvirt's own save: its migration to a file), leaving nothing
+        behind; domains colo-primary cannot protect are refused, saying
+        why."""
+        lv = self.libvirtd("primary")
+        serial = os.path.join(self.tmp, "serial.log")
+
+        # refused: no such domain, not reachable, RAM not in a shared file
+        self.assertIn("libvirt has no domain nosuch",
+                      self.refused(lv, name="nosuch"))
+        self.define(lv, serial, shared_ram=False)
+        err = self.refused(lv)
+        self.assertIn("<memoryBacking><source type='file'/><access "
+                      "mode='shared'/></memoryBacking>", err)
+        lv.virsh("destroy", NAME)
+
+        # a second monitor in the XML: the faster way in
+        xml = self.define(lv, serial, monitor="/run/colo-lv.qmp")
+        err = self.refused(lv, uri=lv.ro_uri)
+        self.assertIn("libvirt does not let colo-primary reach domain %s's "
+                      "QEMU" % NAME, err)
+        self.assertIn("read only", err)
+        sec = self.secondary("sec")
+        agent = self.protect(lv, sec, "--verify-secondary", sec.ram_dir)
+        self.wait_checkpoints(sec, 5, agent)
+        lv.virsh("destroy", NAME)
+        out, err = agent.communicate(timeout=60)
+        self.assertEqual(agent.returncode, 0, err)
+        self.assertIn("QEMU's QMP: the second monitor of the domain's XML, "
+                      "/run/colo-lv.qmp", out.decode())
+        self.assertIn("libvirt domain %s destroyed: protection ended" % NAME,
+                      err.decode())
+        ct.wait_for(lambda: not lv.qemu_pids(), 10, "no QEMU left")
+        self.assertEqual(lv.running(), [])
+        sec.qmp.wait_event("COLO_EXIT", 30)
+        self.assertEqual(sec.qmp.cmd("query-colo-status")["x-failover"],
+                         "none")
+
+        # libvirt's own save (a migration to a file) ends protection, and
+        # carries the RAM: the saved domain restores and runs on
+        lv.virsh("create", xml)
+        sec2 = self.secondary("sec2")
+        agent = self.protect(lv, sec2)
+        self.wait_checkpoints(sec2, 5, agent)
+        image = os.path.join(self.tmp, "saved.img")
+        for attempt in range(3):
+            # a save that lands in a checkpoint's capture is refused by
+            # QEMU (one migration at a time): libvirt says so, try again
+            p = lv.virsh("save", NAME, image, check=False)
+            if p.returncode == 0:
+                break
+            self.assertIn("migration", p.stderr.decode())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out, err = agent.communicate(timeout=60)
+        self.assertEqual(agent.returncode, 0, err)
+        self.assertIn("libvirt domain %s saved: protection ended" % NAME,
+                      err.decode())
+        before = ct.guest_counters(serial)[-1]
+        lv.virsh("restore", image)
+        ct.wait_for(lambda: ct.guest_counters(serial)[-1] > before + 2, 60,
+                    "the restored guest to go on")
+        lv.virsh("suspend", NAME)
+        with open(self.domain_ram(lv), "rb") as f:
+            ok, now = guest_pages_ok(f.read())
+        self.assertTrue(ok, "restored state: %s" % now)
+        self.assertTrue(re.search(r"Job type:\s+None",
+                                  lv.virsh("domjobinfo", NAME).out))
+
+
+if __name__ == "__main__":
+    ct.main()
