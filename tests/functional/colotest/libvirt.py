@@ -211,10 +211,11 @@ class Libvirtd:
             time.sleep(0.05)
 
 
-def colo_guest_xml(name, uuid, serial, shared_ram=True, monitor=None,
-                   mem_mb=64):
-    """A TCG domain running the colo-guest firmware, printing on @serial;
-    with @monitor, a second QMP socket at that path (in the namespace)."""
+def domain_xml(name, uuid, serial, boot, mem_mb=64, shared_ram=True,
+               monitor=None):
+    """A TCG domain booting @boot (the inside of <os>), printing on
+    @serial; its RAM in a shared file unless not @shared_ram; with
+    @monitor, a second QMP socket at that path (in the namespace)."""
     backing = ("  <memoryBacking><source type='file'/><access mode='shared'/>"
                "</memoryBacking>\n") if shared_ram else ""
     extra = ("  <qemu:commandline><qemu:arg value='-qmp'/><qemu:arg "
@@ -227,7 +228,7 @@ def colo_guest_xml(name, uuid, serial, shared_ram=True, monitor=None,
   <memory unit='MiB'>%d</memory>
   <vcpu>1</vcpu>
 %s  <os><type arch='x86_64' machine='pc'>hvm</type>
-      <loader type='rom'>%s</loader></os>
+      %s</os>
   <features><acpi/></features>
   <devices>
     <emulator>%s</emulator>
@@ -235,8 +236,25 @@ def colo_guest_xml(name, uuid, serial, shared_ram=True, monitor=None,
     <memballoon model='none'/>
   </devices>
 %s</domain>
-""" % (name, uuid, mem_mb, backing, paths.GUEST_BIOS, qemu_emulator(),
-       serial, extra)
+""" % (name, uuid, mem_mb, backing, boot, qemu_emulator(), serial, extra)
+
+
+def colo_guest_xml(name, uuid, serial, **kw):
+    """The colo-guest firmware as a domain (domain_xml)."""
+    return domain_xml(name, uuid, serial,
+                      "<loader type='rom'>%s</loader>" % paths.GUEST_BIOS,
+                      **kw)
+
+
+def linux_guest_xml(name, uuid, serial, cmdline, mem_mb=128, **kw):
+    """The Linux guest (Debian's kernel, the busybox initramfs) as a
+    domain, with @cmdline after console=ttyS0 (domain_xml)."""
+    kernel = os.path.join(paths.LINUX_GUEST, "vmlinuz")
+    initrd = os.path.join(paths.LINUX_GUEST, "initramfs.cpio.gz")
+    return domain_xml(name, uuid, serial,
+                      "<kernel>%s</kernel><initrd>%s</initrd>"
+                      "<cmdline>console=ttyS0 panic=-1 %s</cmdline>"
+                      % (kernel, initrd, cmdline), mem_mb=mem_mb, **kw)
 
 
 def qemu_emulator():
