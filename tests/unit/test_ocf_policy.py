@@ -250,6 +250,51 @@ class Acting(unittest.TestCase):
                 set_score.assert_called_with(score)
 
 
+class LibvirtDomain(unittest.TestCase):
+    """libvirt_xml: the VM is a libvirt domain, named to colo-primary and
+    colo-secondary as docs/libvirt.rst says; the agent's own QEMU
+    parameters are refused with it."""
+
+    def setUp(self):
+        self.xml = os.path.join(RUN, "vm1.xml")
+        with open(self.xml, "w") as f:
+            f.write("<domain type='kvm'><name>vm1</name></domain>")
+        self.env = mock.patch.dict(os.environ, {
+            "OCF_RESKEY_libvirt_xml": self.xml,
+            "OCF_RESKEY_libvirt_uri": "qemu+ssh://n1/system"})
+        self.env.start()
+
+    def tearDown(self):
+        self.env.stop()
+
+    def test_colo_primary_gets_the_domain(self):
+        vm = {"pid": 1, "start": 2, "domain": "vm1"}
+        self.assertEqual(protect.vm_names(vm), [
+            "--libvirt-domain", "vm1", "--libvirt-uri",
+            "qemu+ssh://n1/system"])
+        self.assertEqual(protect.vm_names({"qmp": "q", "ram": "r",
+                                           "pid": 7}),
+                         ["--qmp", "q", "--ram-file", "r", "--qemu-pid",
+                          "7"])
+
+    def test_the_standby_fails_over_into_libvirt(self):
+        self.assertEqual(standby.failover_args(), [
+            "-failover-libvirt-xml", self.xml, "-failover-libvirt-uri",
+            "qemu+ssh://n1/system"])
+
+    def test_validate(self):
+        self.assertEqual(actions.validate_domain(), ocf.OCF_SUCCESS)
+        with mock.patch.dict(os.environ, {"OCF_RESKEY_disks": "d0=/x"}):
+            with self.assertRaises(ocf.Failure) as e:
+                actions.validate_domain()
+            self.assertIn("disks: not with libvirt_xml", str(e.exception))
+        with open(self.xml, "w") as f:
+            f.write("<domain/>")
+        with self.assertRaises(ocf.Failure) as e:
+            actions.validate_domain()
+        self.assertIn("no <name>", str(e.exception))
+
+
 class QmpClient(unittest.TestCase):
     """The shared client against a server that speaks QMP as QEMU does:
     a greeting, an event between command and reply, an error reply."""

@@ -19,6 +19,7 @@ from .protect import (monitor_promoted, primary_state, save_primary_state,
 from .qmp import QmpError
 from .standby import (failover, monitor_unpromoted, secondary_record,
                       secondary_status, start_secondary, stop_secondary)
+from .domain import domain_name, libvirt_mode
 from .vm import boot_vm, disks, nics, stop_vm, tls_dir, vm_args, vm_record
 
 
@@ -141,10 +142,15 @@ def action_notify():
 def action_validate():
     for name in ("qemu", "colo_secondary", "colo_primary"):
         binary(name)
+    if libvirt_mode():
+        return validate_domain()
     try:
         args = vm_args()
     except ValueError as e:
         raise Failure(OCF_ERR_CONFIGURED, "qemu_args: %s" % e)
+    if not args:
+        raise Failure(OCF_ERR_CONFIGURED, "qemu_args or libvirt_xml is "
+                      "required")
     for bad in ("-m", "-qmp", "-daemonize", "-incoming"):
         if bad in args:
             raise Failure(OCF_ERR_CONFIGURED, "qemu_args: %s is the "
@@ -164,6 +170,17 @@ def action_validate():
                           % (node, image))
     nics()
     tls_dir()
+    return OCF_SUCCESS
+
+
+def validate_domain():
+    """libvirt_xml: the domain's XML names the VM's devices, NICs and
+    disks; the agent's own for a QEMU of its own stay empty."""
+    for own in ("qemu_args", "qemu_args_file", "disks", "nics"):
+        if param(own):
+            raise Failure(OCF_ERR_CONFIGURED, "%s: not with libvirt_xml (the "
+                          "domain's XML says it)" % own)
+    domain_name()
     return OCF_SUCCESS
 
 

@@ -6,11 +6,21 @@ import os
 
 PARAMS = [
     # name, default, required, short, long
-    ("qemu_args", "", True, "the VM's devices and options",
+    ("qemu_args", "", False, "the VM's devices and options",
      "QEMU arguments of the VM, shell-quoted, as on a QEMU command line: "
      "-kernel/-bios, -device, -serial, -append ... The agent adds the "
      "memory (a shared file in ram_dir), -qmp, -name, the disks and the "
-     "NICs; the same arguments serve the failover QEMU."),
+     "NICs; the same arguments serve the failover QEMU. Required unless "
+     "libvirt_xml is set."),
+    ("libvirt_xml", "", False, "or: the VM as a libvirt domain",
+     "Instead of qemu_args: the libvirt domain XML of the VM, the same file "
+     "on both nodes (its RAM in a shared file: <memoryBacking><source "
+     "type='file'/><access mode='shared'/></memoryBacking>; "
+     "docs/libvirt.rst). libvirt starts and stops it; failover restores it "
+     "into the standby's libvirt. The XML names the devices and NICs: "
+     "disks and nics stay empty."),
+    ("libvirt_uri", "qemu:///system", False, "the libvirt of libvirt_xml",
+     "libvirt's URI on each node."),
     ("qemu_args_file", "", False, "a file with the VM's QEMU arguments",
      "Read the arguments from this file (shell-quoted, newlines are "
      "spaces) and append them to qemu_args."),

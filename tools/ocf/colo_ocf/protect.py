@@ -16,7 +16,7 @@ from .params import param
 from .policy import release_verdict, session_verdict
 from .procs import alive, spawn
 from .qmp import QmpError, qmp_cmd
-from .vm import TLS_ID, disks, qemu_status, tls_dir
+from .vm import TLS_ID, disks, qemu_status, tls_dir, vm_cmd
 
 
 def primary_state():
@@ -27,15 +27,24 @@ def save_primary_state(st):
     write_json(run_path("primary.json"), st)
 
 
+def vm_names(vm):
+    """The options that name the VM to colo-primary."""
+    if vm.get("domain"):
+        return ["--libvirt-domain", vm["domain"], "--libvirt-uri",
+                param("libvirt_uri")]
+    return ["--qmp", vm["qmp"], "--ram-file", vm["ram"], "--qemu-pid",
+            str(vm["pid"])]
+
+
 def start_primary(vm, peer, token):
     addr, port, nbd_port, _ = token.split(":", 3)
     mon = run_path("primary.qmp")
     remove(mon)
-    argv = [binary("colo_primary"), "--qmp", vm["qmp"], "--ram-file",
-            vm["ram"], "--connect", "tcp:%s:%s" % (addr, port),
+    argv = [binary("colo_primary")] + vm_names(vm) + [
+            "--connect", "tcp:%s:%s" % (addr, port),
             "--monitor", "unix:%s,server=on,wait=off" % mon,
             "--x-checkpoint-delay", param("checkpoint_interval"),
-            "--held-output", "keep", "--qemu-pid", str(vm["pid"])]
+            "--held-output", "keep"]
     for node, _ in disks():
         argv += ["--disk", "%s=nbd://%s:%s/%s" % (node, addr, nbd_port,
                                                   node)]
@@ -60,8 +69,10 @@ def primary_progress(sess):
 
 
 def release_output(vm):
-    p = run([binary("colo_primary"), "--qmp", vm["agent_qmp"],
-             "--release-held-output"], timeout=30)
+    names = vm_names(vm)[:4] if vm.get("domain") else \
+        ["--qmp", vm["agent_qmp"]]
+    p = run([binary("colo_primary")] + names + ["--release-held-output"],
+            timeout=30)
     if p.returncode != 0:
         raise Failure(OCF_ERR_GENERIC, "releasing the VM's held output: %s"
                       % p.stderr.strip())
@@ -69,9 +80,9 @@ def release_output(vm):
     # colo-primary may have been killed with the VM stopped for a
     # checkpoint; the VM always runs under the agent
     try:
-        st = qmp_cmd(vm["agent_qmp"], "query-status")
+        st = vm_cmd(vm, "query-status")
         if st and st.get("status") == "paused":
-            qmp_cmd(vm["agent_qmp"], "cont")
+            vm_cmd(vm, "cont")
     except QmpError as e:
         log("warning", "QEMU: %s" % e)
 

@@ -11,6 +11,7 @@ from .cib import (cib_get, cut_connections, may_boot, my_node, node_address,
 from .ocf import (Failure, OCF_ERR_GENERIC, OCF_SUCCESS, RSC, SCORE_BOOT,
                   SCORE_STANDBY, binary, in_cluster, log, ram_dir, read_json,
                   remove, run_path, write_json)
+from .domain import domain_record, libvirt_mode
 from .params import param
 from .policy import standby_verdict
 from .procs import (alive, kill, proc_record, spawn, stop_recorded,
@@ -22,6 +23,16 @@ from .vm import TLS_ID, device_args, disks, ensure_taps, tls_dir
 def secondary_record():
     rec = read_json(run_path("secondary.json"))
     return rec if alive(rec) else None
+
+
+def failover_args():
+    """How colo-secondary resumes the VM: into a libvirt domain of the
+    same XML, or a QEMU of ours with the VM's devices."""
+    if libvirt_mode():
+        return ["-failover-libvirt-xml", param("libvirt_xml"),
+                "-failover-libvirt-uri", param("libvirt_uri")]
+    return ["-failover-qemu", binary("qemu"),
+            "-failover-args", shlex.join(device_args())]
 
 
 def start_secondary(keep_ram):
@@ -36,9 +47,7 @@ def start_secondary(keep_ram):
     remove(qmp)
     argv = [binary("colo_secondary"), "-name", RSC, "-ram-dir", ram,
             "-qmp", "unix:%s,server=on,wait=off" % qmp,
-            "-incoming", "defer", "-failover", "on",
-            "-failover-qemu", binary("qemu"),
-            "-failover-args", shlex.join(device_args())]
+            "-incoming", "defer", "-failover", "on"] + failover_args()
     for node, image in disks():
         argv += ["-blockdev", "driver=file,node-name=%s,filename=%s"
                  % (node, image)]
@@ -148,12 +157,17 @@ def failover(rec):
                 raise Failure(OCF_ERR_GENERIC, "failover: %s" % colo.get(
                     "x-failover-error", "timed out"))
             time.sleep(0.05)
-        pid = colo["x-failover-pid"]
-        vm = proc_record(pid)
-        vm.update(qmp=colo["x-failover-qmp"], how="failover",
-                  agent_qmp=run_path("vm-agent.qmp"),
-                  ram=os.path.join(ram_dir(), "pc.ram"),
-                  checkpoint=colo.get("x-checkpoints"))
+        if colo.get("x-failover-libvirt-domain"):
+            vm = domain_record(colo["x-failover-libvirt-domain"],
+                               "failover")
+            pid = vm["pid"]
+        else:
+            pid = colo["x-failover-pid"]
+            vm = proc_record(pid)
+            vm.update(qmp=colo["x-failover-qmp"], how="failover",
+                      agent_qmp=run_path("vm-agent.qmp"),
+                      ram=os.path.join(ram_dir(), "pc.ram"))
+        vm["checkpoint"] = colo.get("x-checkpoints")
         q.cmd("quit")
     except QmpError as e:
         raise Failure(OCF_ERR_GENERIC, "failover: colo-secondary: %s" % e)

@@ -7,6 +7,7 @@ import shutil
 import time
 
 from .cib import cut_connections
+from .domain import (boot_domain, domain_qmp, libvirt_mode, stop_domain)
 from .ocf import (Failure, OCF_ERR_CONFIGURED, RSC, binary, log, ram_dir,
                   read_json, remove, run, run_path, write_json)
 from .params import param
@@ -112,6 +113,10 @@ def vm_record():
 
 def boot_vm():
     """Starts the VM from its disks (the cluster has no newer state)."""
+    if libvirt_mode():
+        rec = boot_domain()
+        write_json(run_path("vm.json"), rec)
+        return rec
     ram = ram_dir()
     shutil.rmtree(ram, ignore_errors=True)
     os.makedirs(ram, exist_ok=True)
@@ -143,7 +148,23 @@ def boot_vm():
 
 
 def stop_vm():
+    rec = read_json(run_path("vm.json"))
+    if rec and rec.get("domain"):
+        stop_domain(rec)
+        remove(run_path("vm.json"))
+        return
     stop_recorded("vm.json", "agent_qmp", term_wait=5)
+
+
+def vm_cmd(vm, command, timeout=10):
+    """@command on the VM's QEMU: the agent's own QMP socket, or libvirt's
+    pass-through for a domain."""
+    if vm.get("domain"):
+        try:
+            return domain_qmp(vm["domain"], command)
+        except Failure as e:
+            raise QmpError(str(e))
+    return qmp_cmd(vm["agent_qmp"], command, timeout=timeout)
 
 
 def qemu_status(vm, patience, peer):
@@ -154,7 +175,7 @@ def qemu_status(vm, patience, peer):
     deadline = time.monotonic() + patience
     while True:
         try:
-            return qmp_cmd(vm["agent_qmp"], "query-status", timeout=4)
+            return vm_cmd(vm, "query-status", timeout=4)
         except QmpError as e:
             why = str(e)
         if time.monotonic() > deadline:
