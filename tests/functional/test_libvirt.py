@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
