@@ -34,7 +34,7 @@ MESON_TEST_ARGS ?= --print-errorlogs
 ASAN_CUTS_STRIDE ?= 2
 ASAN_NET_RUNS ?= 1
 
-.PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo \
+.PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo demo-libvirt \
         bench soak clean
 
 all: build
@@ -106,6 +106,12 @@ fuzz: deps
 DEMO_SHORT ?=
 demo: build
 	@DEMO_SHORT=$(DEMO_SHORT) bash scripts/demo.sh
+
+# A libvirt domain protected and failed over between two libvirtd of the
+# demo's own (docs/libvirt.rst)
+demo-libvirt: build
+	@DEMO_SHORT=$(DEMO_SHORT) COLO_BUILD_ROOT=$(CURDIR)/$(BUILD) \
+	    python3 scripts/demo_libvirt.py
 
 bench: build
 	@bash bench/run.sh

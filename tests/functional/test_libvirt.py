@@ -114,12 +114,13 @@ class Libvirt(ct.TempDirTestCase):
         """A running libvirt domain is protected (checkpoints verified
         against its RAM), libvirt's view stays true, its QEMU is killed,
         and the standby's libvirt runs it from the committed checkpoint;
-        that domain is then protected again with the same command."""
+        libvirt's console shows it; that domain is then protected again
+        with the same command."""
         pri, sby = self.libvirtd("primary"), self.libvirtd("standby")
         pserial = os.path.join(self.tmp, "primary-serial.log")
         sserial = os.path.join(self.tmp, "standby-serial.log")
         self.define(pri, pserial)
-        sxml = self.define(sby, sserial, start=False)
+        sxml = self.define(sby, sserial, start=False, console=True)
         sec = self.secondary("sec", "-failover-libvirt-xml", sxml,
                              "-failover-libvirt-uri", sby.uri)
         agent = self.protect(pri, sec, "--verify-secondary", sec.ram_dir)
@@ -170,6 +171,10 @@ class Libvirt(ct.TempDirTestCase):
                             "the restored guest to print")[0]
         self.assertGreaterEqual(first, committed)
         self.assertLess(first - committed, 0x10001)
+        # virsh console: the guest's serial port, live
+        shown = sby.console(NAME, 3)
+        self.assertIn("Connected to domain", shown)
+        self.assertRegex(shown, r"colo-guest C=[0-9a-f]{8}")
         sby.virsh("suspend", NAME)
         with open(self.domain_ram(sby), "rb") as f:
             ok, now = guest_pages_ok(f.read())

@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 
 #include "tools/colo-primary/dirty-tracking.h"
+#include "tools/colo-primary/proc-status.h"
 #include "tools/colo-primary/soft-dirty.h"
 #include "tools/colo-primary/uffd-wp.h"
 
@@ -95,15 +96,9 @@ static bool swap_is_on(void)
 
 static uint64_t locked_bytes(int pid)
 {
-    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
-    g_autofree char *text = NULL;
-    const char *p;
+    uint64_t kib = 0;
 
-    if (!g_file_get_contents(path, &text, NULL, NULL) ||
-        !(p = strstr(text, "VmLck:"))) {
-        return 0;
-    }
-    return g_ascii_strtoull(p + 6, NULL, 10) * 1024;
+    return proc_status_field(pid, "VmLck", &kib) ? kib * 1024 : 0;
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "tools/colo-primary/libvirt-domain.h"
+#include "tools/colo-primary/proc-status.h"
 
 struct LibvirtDomain {
     virConnectPtr conn;
@@ -343,15 +344,9 @@ static char *libvirt_qmp_exec(void *opaque, const char *request,
 /* Tgid of @tid, from /proc. */
 static int thread_group(int tid)
 {
-    g_autofree char *path = g_strdup_printf("/proc/%d/status", tid);
-    g_autofree char *text = NULL;
-    const char *p;
+    uint64_t tgid = 0;
 
-    if (!g_file_get_contents(path, &text, NULL, NULL) ||
-        !(p = strstr(text, "\nTgid:"))) {
-        return -1;
-    }
-    return (int)g_ascii_strtoll(p + 6, NULL, 10);
+    return proc_status_field(tid, "Tgid", &tgid) ? (int)tgid : -1;
 }
 
 /* QEMU's pid: the process of its first vCPU thread. */

@@ -14,6 +14,8 @@ the taps of the domain's NICs."""
 
 import glob
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -185,6 +187,31 @@ class Libvirtd:
                 pids.append(pid)
         return pids
 
+    def console(self, name, seconds):
+        """What `virsh console NAME` shows in @seconds (virsh wants a
+        terminal: it gets a pty), then Ctrl-] ends it."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(VIRSH, [VIRSH, "-c", self.uri, "console", "--force",
+                             name])
+        out = b""
+        deadline = time.time() + seconds
+        try:
+            while time.time() < deadline:
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            os.write(fd, b"\x1d")
+        finally:
+            try:
+                os.waitpid(pid, 0)
+            finally:
+                os.close(fd)
+        return out.decode(errors="replace")
+
     def stop(self):
         """Destroys every domain, ends libvirtd and kills what is left."""
         if self.proc.poll() is None:
@@ -212,10 +239,11 @@ class Libvirtd:
 
 
 def domain_xml(name, uuid, serial, boot, mem_mb=64, shared_ram=True,
-               monitor=None):
+               monitor=None, console=False):
     """A TCG domain booting @boot (the inside of <os>), printing on
-    @serial; its RAM in a shared file unless not @shared_ram; with
-    @monitor, a second QMP socket at that path (in the namespace)."""
+    @serial (with @console: a pty for virsh console, logged to @serial);
+    its RAM in a shared file unless not @shared_ram; with @monitor, a
+    second QMP socket at that path (in the namespace)."""
     backing = ("  <memoryBacking><source type='file'/><access mode='shared'/>"
                "</memoryBacking>\n") if shared_ram else ""
     extra = ("  <qemu:commandline><qemu:arg value='-qmp'/><qemu:arg "
@@ -232,11 +260,14 @@ def domain_xml(name, uuid, serial, boot, mem_mb=64, shared_ram=True,
   <features><acpi/></features>
   <devices>
     <emulator>%s</emulator>
-    <serial type='file'><source path='%s'/></serial>
+    %s
     <memballoon model='none'/>
   </devices>
 %s</domain>
-""" % (name, uuid, mem_mb, backing, boot, qemu_emulator(), serial, extra)
+""" % (name, uuid, mem_mb, backing, boot, qemu_emulator(),
+       ("<serial type='pty'><log file='%s' append='off'/></serial>"
+        "<console type='pty'/>" if console else
+        "<serial type='file'><source path='%s'/></serial>") % serial, extra)
 
 
 def colo_guest_xml(name, uuid, serial, **kw):
