@@ -137,7 +137,8 @@ class OcfAgentTest(colotest.TempDirTestCase):
         p = subprocess.run([PRIMARY_AGENT, "--release-held-output"],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("--release-held-output needs --qmp", p.stderr)
+        self.assertIn("one of --qmp or --libvirt-domain is required",
+                      p.stderr)
         p = subprocess.run([PRIMARY_AGENT, "--qmp",
                             os.path.join(self.tmp, "nothing.qmp"),
                             "--release-held-output"], capture_output=True,
