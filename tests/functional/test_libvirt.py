@@ -11,6 +11,7 @@ own invariants hold in the committed RAM and in the RAM of the domain
 libvirt restored on the standby, and its counter goes on from the
 committed one there; libvirt itself (virsh) says what runs where."""
 
+import json
 import os
 import re
 import signal
@@ -19,8 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest as ct  # noqa: E402
-from colotest.libvirt import (Libvirtd, colo_guest_xml,  # noqa: E402
-                              linux_guest_xml, require_libvirt)
+from colotest.libvirt import (NIC_MAC, Libvirtd,  # noqa: E402
+                              colo_guest_xml, linux_guest_xml,
+                              require_libvirt)
 from test_failover import guest_pages_ok  # noqa: E402
 
 NAME = "colo-lv"
@@ -115,12 +117,14 @@ class Libvirt(ct.TempDirTestCase):
         against its RAM), libvirt's view stays true, its QEMU is killed,
         and the standby's libvirt runs it from the committed checkpoint;
         libvirt's console shows it; that domain is then protected again
-        with the same command."""
+        with the same command, its NIC's output held per checkpoint and
+        nothing of ours left in its QEMU afterwards."""
         pri, sby = self.libvirtd("primary"), self.libvirtd("standby")
         pserial = os.path.join(self.tmp, "primary-serial.log")
         sserial = os.path.join(self.tmp, "standby-serial.log")
-        self.define(pri, pserial)
-        sxml = self.define(sby, sserial, start=False, console=True)
+        self.define(pri, pserial, nic=True)
+        sxml = self.define(sby, sserial, start=False, console=True,
+                           nic=True)
         sec = self.secondary("sec", "-failover-libvirt-xml", sxml,
                              "-failover-libvirt-uri", sby.uri)
         agent = self.protect(pri, sec, "--verify-secondary", sec.ram_dir)
@@ -190,6 +194,14 @@ class Libvirt(ct.TempDirTestCase):
         self.assertEqual(again.returncode, 0, err)
         self.assertIn("done: 10 checkpoints", out.decode())
         self.assertIn("libvirt's pass-through", out.decode())
+        # the NIC's output was held per checkpoint (through descriptors
+        # passed to QEMU), and nothing of ours is left in it
+        self.assertIn("network output: held until its checkpoint commits, "
+                      "on hostnet0 (user)", out.decode())
+        objects = sby.virsh("qemu-monitor-command", NAME, json.dumps(
+            {"execute": "qom-list", "arguments": {"path": "/objects"}})).out
+        self.assertNotIn("colo-", objects)
+        self.assertIn(NIC_MAC, sby.virsh("domiflist", NAME).out)
 
     def test_end_of_the_domain_and_refusals(self):
         """Protection ends cleanly when libvirt stops the domain (destroy,

@@ -43,6 +43,7 @@ typedef struct NetdevBuf {
     char *name, *type;
     guint index;
     char *sock_path;
+    bool mirror_tried;          /* its chardev and mirror may be in QEMU */
     int fd;                     /* the mirror's connection, or -1 */
     uint8_t hdr_be[8];          /* the frame being read: its length and
                                    its vnet header's */
@@ -206,6 +207,7 @@ static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
     struct pollfd pfd;
     int lfd;
 
+    d->mirror_tried = true;
     if (qmp_client_passes_fds(nb->qmp)) {
         if (!mirror_connect_fd(nb, d, errp)) {
             return false;
@@ -749,7 +751,7 @@ void net_buffer_free(NetBuffer *nb)
         g_autofree char *chardev = g_strdup_printf(
             "{\"id\": \"" ID_CHARDEV "%u\"}", d->index);
 
-        if (d->sock_path) {
+        if (d->mirror_tried) {
             /* either may not exist if setup stopped half way */
             qmp_client_try(nb->qmp, "object-del", mirror);
             qmp_client_try(nb->qmp, "chardev-remove", chardev);

@@ -95,7 +95,9 @@ class Libvirtd:
         self.root = os.path.join(workdir, "libvirt-" + name)
         for d in BOUND:
             os.makedirs(os.path.join(self.root, d))
-        for d in ("var/lib/libvirt", "var/log/libvirt", "var/cache/libvirt"):
+        # /var/lock is /run/lock: libvirtd locks a console's pty there
+        for d in ("var/lib/libvirt", "var/log/libvirt", "var/cache/libvirt",
+                  "run/lock"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         with open(os.path.join(self.root, "etc/libvirt/qemu.conf"), "w") as f:
             f.write(QEMU_CONF)
@@ -238,12 +240,16 @@ class Libvirtd:
             time.sleep(0.05)
 
 
+NIC_MAC = "52:54:00:c0:10:01"
+
+
 def domain_xml(name, uuid, serial, boot, mem_mb=64, shared_ram=True,
-               monitor=None, console=False):
+               monitor=None, console=False, nic=False):
     """A TCG domain booting @boot (the inside of <os>), printing on
     @serial (with @console: a pty for virsh console, logged to @serial);
     its RAM in a shared file unless not @shared_ram; with @monitor, a
-    second QMP socket at that path (in the namespace)."""
+    second QMP socket at that path (in the namespace); with @nic, a
+    virtio NIC on QEMU's user network (MAC NIC_MAC)."""
     backing = ("  <memoryBacking><source type='file'/><access mode='shared'/>"
                "</memoryBacking>\n") if shared_ram else ""
     extra = ("  <qemu:commandline><qemu:arg value='-qmp'/><qemu:arg "
@@ -261,13 +267,15 @@ def domain_xml(name, uuid, serial, boot, mem_mb=64, shared_ram=True,
   <devices>
     <emulator>%s</emulator>
     %s
-    <memballoon model='none'/>
+    %s<memballoon model='none'/>
   </devices>
 %s</domain>
 """ % (name, uuid, mem_mb, backing, boot, qemu_emulator(),
        ("<serial type='pty'><log file='%s' append='off'/></serial>"
         "<console type='pty'/>" if console else
-        "<serial type='file'><source path='%s'/></serial>") % serial, extra)
+        "<serial type='file'><source path='%s'/></serial>") % serial,
+       ("<interface type='user'><mac address='%s'/><model type='virtio'/>"
+        "</interface>\n    " % NIC_MAC) if nic else "", extra)
 
 
 def colo_guest_xml(name, uuid, serial, **kw):
