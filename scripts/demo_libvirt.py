@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "functional"))
 import colotest as ct  # noqa: E402
 from colotest.libvirt import (Libvirtd, colo_guest_xml,  # noqa: E402
                               require_libvirt)
+from test_failover import guest_pages_ok  # noqa: E402
 
 SHORT = os.environ.get("DEMO_SHORT") == "1"
 NAME = "vm1"
@@ -53,9 +54,10 @@ def demo(tmp):
     sby = Libvirtd(tmp, "standby")
     secs = []
     try:
-        say("== two libvirtd: %s\n   primary %s\n   standby %s" % (
-            pri.virsh("version").out.splitlines()[1].strip(), pri.uri,
-            sby.uri))
+        say("== two libvirtd (%s), each in a mount namespace of its own:"
+            "\n   primary %s\n   standby %s" % (
+                pri.virsh("version").out.splitlines()[1].split(": ")[-1],
+                pri.uri, sby.uri))
         pserial = os.path.join(tmp, "primary-serial.log")
         sserial = os.path.join(tmp, "standby-serial.log")
         pxml = os.path.join(tmp, "primary.xml")
@@ -87,15 +89,20 @@ def demo(tmp):
         say("== SIGKILL to the domain's QEMU (pid %d)" % pri.qemu_pid(NAME))
         os.kill(pri.qemu_pid(NAME), signal.SIGKILL)
         out, err = agent.communicate(timeout=60)
-        say("   colo-primary: %s" % err.decode().strip().splitlines()[-1])
+        say("   " + err.decode().strip().splitlines()[-1])
         last = [x for x in out.decode().splitlines() if "checkpoint" in x]
         if last:
             say("   its last: %s" % last[-1][:110])
         sec.qmp.wait_event("COLO_EXIT", 30)
         say("   primary's libvirt now runs: %s" % (pri.running() or "nothing"))
 
+        with open(os.path.join(sec.ram_dir, "pc.ram"), "rb") as f:
+            ok, committed = guest_pages_ok(f.read())
+        if not ok:
+            raise RuntimeError("committed state: %s" % committed)
         say("== x-colo-lost-heartbeat: the standby restores %s into its "
-            "libvirt from checkpoint %d" % (NAME, checkpoints(sec)))
+            "libvirt from checkpoint %d (the guest's counter there: %08x, "
+            "its pages check)" % (NAME, checkpoints(sec), committed))
         sec.qmp.cmd("x-colo-lost-heartbeat")
         ev = sec.qmp.wait_event("X_COLO_FAILOVER", 120)
         if "error" in ev["data"]:
@@ -108,9 +115,10 @@ def demo(tmp):
                              if line.startswith(("UUID", "State"))))
         first = ct.wait_for(lambda: ct.guest_counters(sserial), 60,
                             "the restored guest")[0]
-        say("   the guest's counter: %08x on the primary before the kill, "
-            "%08x first printed on the standby" % (
-                ct.guest_counters(pserial)[-1], first))
+        say("   the guest goes on from the committed checkpoint: it "
+            "printed %08x first on the standby (%08x last on the primary, "
+            "after that checkpoint: serial output is not held)" % (
+                first, ct.guest_counters(pserial)[-1]))
 
         d2 = os.path.join(tmp, "standby2")
         os.makedirs(d2)
