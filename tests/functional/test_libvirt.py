@@ -205,8 +205,9 @@ class Libvirt(ct.TempDirTestCase):
 
     def test_end_of_the_domain_and_refusals(self):
         """Protection ends cleanly when libvirt stops the domain (destroy,
-        or libvirt's own save: its migration to a file), leaving nothing
-        behind; domains colo-primary cannot protect are refused, saying
+        libvirt's own save, its live migration to another host), leaving
+        nothing behind, and what libvirt saves or migrates carries the
+        RAM; domains colo-primary cannot protect are refused, saying
         why."""
         lv = self.libvirtd("primary")
         serial = os.path.join(self.tmp, "serial.log")
@@ -251,11 +252,12 @@ class Libvirt(ct.TempDirTestCase):
         image = os.path.join(self.tmp, "saved.img")
         for attempt in range(3):
             # a save that lands in a checkpoint's capture is refused by
-            # QEMU (one migration at a time): libvirt says so, try again
+            # QEMU (one migration at a time), or cancelled by colo-primary
+            # (it would carry no RAM): libvirt says so, try again
             p = lv.virsh("save", NAME, image, check=False)
             if p.returncode == 0:
                 break
-            self.assertIn("migration", p.stderr.decode())
+            self.assertRegex(p.stderr.decode(), "migration|canceled")
         self.assertEqual(p.returncode, 0, p.stderr)
         out, err = agent.communicate(timeout=60)
         self.assertEqual(agent.returncode, 0, err)
@@ -274,6 +276,32 @@ class Libvirt(ct.TempDirTestCase):
         self.assertTrue(ok, "restored state: %s" % now)
         self.assertTrue(re.search(r"Job type:\s+None",
                                   lv.virsh("domjobinfo", NAME).out))
+        lv.virsh("resume", NAME)
+
+        # libvirt's live migration to another host ends protection, and
+        # carries the RAM: the domain runs on there, its pages check
+        other = self.libvirtd("other")
+        sec3 = self.secondary("sec3")
+        agent = self.protect(lv, sec3)
+        self.wait_checkpoints(sec3, 5, agent)
+        for attempt in range(3):
+            p = lv.virsh("migrate", "--live", NAME, other.uri,
+                         "--migrateuri", "tcp:127.0.0.1", check=False,
+                         timeout=120)
+            if p.returncode == 0:
+                break
+            self.assertRegex(p.stderr.decode(), "migration|canceled")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out, err = agent.communicate(timeout=60)
+        self.assertEqual(agent.returncode, 0, err)
+        self.assertIn("libvirt domain %s migrated away by libvirt: "
+                      "protection ended" % NAME, err.decode())
+        self.assertEqual((lv.running(), other.running()), ([], [NAME]))
+        other.virsh("suspend", NAME)
+        with open(self.domain_ram(other), "rb") as f:
+            ok, moved = guest_pages_ok(f.read())
+        self.assertTrue(ok, "migrated state: %s" % moved)
+        self.assertGreater(moved, now)
 
     def test_linux_guest_until_it_powers_off(self):
         """The Linux guest as a libvirt domain, protected (checkpoints

@@ -209,7 +209,8 @@ char *vm_control_capture_failure(VmControl *vc)
  * it carries the RAM, and protection ends.  One that starts between the
  * switch and ours would carry none (libvirt's save would destroy the
  * domain after writing an image that cannot be restored), and makes ours
- * fail: it is cancelled at once, and protection ends.
+ * fail: it is cancelled at once (ECANCELED; libvirt reports its job
+ * cancelled), and our capture is tried again.
  */
 static int vm_control_capture_start_shared(VmControl *vc, GError **errp)
 {
@@ -251,12 +252,10 @@ static int vm_control_capture_start_shared(VmControl *vc, GError **errp)
                 g_usleep(10 * 1000);
             }
         }
-        g_propagate_prefixed_error(errp, g_steal_pointer(&err),
-                                   "a migration of the VM that is not ours "
-                                   "started within our capture, and was "
-                                   "cancelled: it would have carried no RAM "
-                                   "(stop protection before libvirt migrates "
-                                   "or saves the domain): ");
+        g_clear_error(&err);
+        g_set_error(errp, COLO_ERROR, ECANCELED, "a migration of the VM "
+                    "that is not ours started within our capture, and was "
+                    "cancelled: it would have carried no RAM");
         return -1;
     }
     return sv[0];
@@ -296,10 +295,19 @@ static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
 {
     int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
     g_autoptr(GByteArray) buf = g_byte_array_sized_new(512 * 1024);
-    int conn = vm_control_capture_start(vc, timeout_ms, errp);
+    g_autoptr(GError) err = NULL;
+    int conn = vm_control_capture_start(vc, timeout_ms, &err);
 
+    if (conn < 0 && g_error_matches(err, COLO_ERROR, ECANCELED)) {
+        /* theirs is gone, x-ignore-shared is off: ours, once more */
+        fprintf(stderr, "colo-primary: %s; capturing again\n",
+                err->message);
+        g_clear_error(&err);
+        conn = vm_control_capture_start(vc, timeout_ms, &err);
+    }
     if (conn < 0) {
         ignore_shared_reset(vc);
+        g_propagate_error(errp, g_steal_pointer(&err));
         return NULL;
     }
     for (;;) {

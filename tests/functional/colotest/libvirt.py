@@ -21,6 +21,7 @@ import signal
 import subprocess
 import time
 import unittest
+import uuid
 
 from . import paths
 from .base import wait_for
@@ -93,6 +94,9 @@ class Libvirtd:
 
     def __init__(self, workdir, name, prefix=()):
         self.root = os.path.join(workdir, "libvirt-" + name)
+        # host_uuid: each daemon is a host of its own to libvirt (a
+        # migration between two with the machine's UUID is refused)
+        self.host_uuid = str(uuid.uuid4())
         for d in BOUND:
             os.makedirs(os.path.join(self.root, d))
         # /var/lock is /run/lock: libvirtd locks a console's pty there
@@ -103,7 +107,7 @@ class Libvirtd:
             f.write(QEMU_CONF)
         with open(os.path.join(self.root, "etc/libvirt/libvirtd.conf"),
                   "w") as f:
-            f.write(LIBVIRTD_CONF)
+            f.write(LIBVIRTD_CONF + 'host_uuid = "%s"\n' % self.host_uuid)
         _passwd_with_qemu_user(self.root)
         self.sock = os.path.join(self.root, "run/libvirt/libvirt-sock")
         self.uri = "qemu+unix:///system?socket=" + self.sock
