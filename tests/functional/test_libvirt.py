@@ -92,6 +92,23 @@ class Libvirt(ct.TempDirTestCase):
         self.assertEqual(p.returncode, 3, p.stderr)
         return p.stderr.decode()
 
+    def libvirt_job_ends_protection(self, lv, agent, ended, *virsh):
+        """libvirt's own migration (virsh @virsh...) of the protected
+        domain succeeds and ends protection (status 0, @ended).  One that
+        lands in a checkpoint's capture is refused by QEMU (one migration
+        at a time) or cancelled by colo-primary (it would carry no RAM):
+        libvirt says so, and it is run again."""
+        for attempt in range(3):
+            p = lv.virsh(*virsh, check=False, timeout=120)
+            if p.returncode == 0:
+                break
+            self.assertRegex(p.stderr.decode(), "migration|canceled")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        _, err = agent.communicate(timeout=60)
+        self.assertEqual(agent.returncode, 0, err)
+        self.assertIn("libvirt domain %s %s: protection ended"
+                      % (NAME, ended), err.decode())
+
     @staticmethod
     def checkpoints(sec):
         return sec.qmp.cmd("query-colo-status")["x-checkpoints"]
@@ -250,19 +267,8 @@ class Libvirt(ct.TempDirTestCase):
         agent = self.protect(lv, sec2)
         self.wait_checkpoints(sec2, 5, agent)
         image = os.path.join(self.tmp, "saved.img")
-        for attempt in range(3):
-            # a save that lands in a checkpoint's capture is refused by
-            # QEMU (one migration at a time), or cancelled by colo-primary
-            # (it would carry no RAM): libvirt says so, try again
-            p = lv.virsh("save", NAME, image, check=False)
-            if p.returncode == 0:
-                break
-            self.assertRegex(p.stderr.decode(), "migration|canceled")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        out, err = agent.communicate(timeout=60)
-        self.assertEqual(agent.returncode, 0, err)
-        self.assertIn("libvirt domain %s saved: protection ended" % NAME,
-                      err.decode())
+        self.libvirt_job_ends_protection(lv, agent, "saved",
+                                         "save", NAME, image)
         before = ct.guest_counters(serial)[-1]
         lv.virsh("restore", image)
         # libvirt opens the serial file anew: what the restored guest
@@ -284,18 +290,11 @@ class Libvirt(ct.TempDirTestCase):
         sec3 = self.secondary("sec3")
         agent = self.protect(lv, sec3)
         self.wait_checkpoints(sec3, 5, agent)
-        for attempt in range(3):
-            p = lv.virsh("migrate", "--live", NAME, other.uri,
-                         "--migrateuri", "tcp:127.0.0.1", check=False,
-                         timeout=120)
-            if p.returncode == 0:
-                break
-            self.assertRegex(p.stderr.decode(), "migration|canceled")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        out, err = agent.communicate(timeout=60)
-        self.assertEqual(agent.returncode, 0, err)
-        self.assertIn("libvirt domain %s migrated away by libvirt: "
-                      "protection ended" % NAME, err.decode())
+        self.libvirt_job_ends_protection(lv, agent,
+                                         "migrated away by libvirt",
+                                         "migrate", "--live", NAME,
+                                         other.uri, "--migrateuri",
+                                         "tcp:127.0.0.1")
         self.assertEqual((lv.running(), other.running()), ([], [NAME]))
         other.virsh("suspend", NAME)
         with open(self.domain_ram(other), "rb") as f:

@@ -20,7 +20,8 @@ struct LibvirtDomain {
     char *monitor;              /* a QMP socket of <qemu:commandline> (in
                                    QEMU's mount namespace), or NULL */
     int lifecycle_cb;           /* -1: none */
-    GMutex lock;                /* protects what the events set: */
+    /* set by the lifecycle event (on the thread that runs GLib's
+     * default main context: the owner) */
     char *end;                  /* how the domain ended, or NULL */
     bool orderly;
 };
@@ -90,59 +91,17 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
         return 0;
     }
     why = stopped_why(detail, &orderly);
-    g_mutex_lock(&d->lock);
     if (!d->end) {
         d->end = g_strdup(why);
         d->orderly = orderly;
     }
-    g_mutex_unlock(&d->lock);
     return 0;
-}
-
-/* libvirt's word on a domain that is shut off (a defined one stays
- * known; a transient one is gone, and only its event tells). */
-static const char *shutoff_why(int reason, bool *orderly)
-{
-    static const int detail[] = {
-        [VIR_DOMAIN_SHUTOFF_SHUTDOWN] = VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN,
-        [VIR_DOMAIN_SHUTOFF_DESTROYED] = VIR_DOMAIN_EVENT_STOPPED_DESTROYED,
-        [VIR_DOMAIN_SHUTOFF_CRASHED] = VIR_DOMAIN_EVENT_STOPPED_CRASHED,
-        [VIR_DOMAIN_SHUTOFF_MIGRATED] = VIR_DOMAIN_EVENT_STOPPED_MIGRATED,
-        [VIR_DOMAIN_SHUTOFF_SAVED] = VIR_DOMAIN_EVENT_STOPPED_SAVED,
-        [VIR_DOMAIN_SHUTOFF_FAILED] = VIR_DOMAIN_EVENT_STOPPED_FAILED,
-        [VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT] =
-            VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT,
-    };
-
-    return stopped_why(reason >= 0 && reason < (int)G_N_ELEMENTS(detail) ?
-                       detail[reason] : VIR_DOMAIN_EVENT_STOPPED_FAILED,
-                       orderly);
 }
 
 char *libvirt_domain_end(LibvirtDomain *d, bool *orderly)
 {
-    int state = 0, reason = 0;
-    char *end;
-
-    /* asking also brings in what libvirt has queued for this connection:
-     * left alone, its lifecycle event came 10 s late here */
-    if (virDomainGetState(d->dom, &state, &reason, 0) == 0 &&
-        state == VIR_DOMAIN_SHUTOFF) {
-        bool o;
-        const char *why = shutoff_why(reason, &o);
-
-        g_mutex_lock(&d->lock);
-        if (!d->end) {
-            d->end = g_strdup(why);
-            d->orderly = o;
-        }
-        g_mutex_unlock(&d->lock);
-    }
-    g_mutex_lock(&d->lock);
-    end = g_strdup(d->end);
     *orderly = d->orderly;
-    g_mutex_unlock(&d->lock);
-    return end;
+    return g_strdup(d->end);
 }
 
 /* --- checks ------------------------------------------------------------- */
@@ -256,7 +215,6 @@ LibvirtDomain *libvirt_domain_open(const char *uri, const char *name,
         virEventRegisterDefaultImpl();
         g_once_init_leave(&event_impl, 1);
     }
-    g_mutex_init(&d->lock);
     d->lifecycle_cb = -1;
     d->name = g_strdup(name);
     d->conn = virConnectOpen(uri);
@@ -311,7 +269,6 @@ void libvirt_domain_free(LibvirtDomain *d)
     if (d->conn) {
         virConnectClose(d->conn);
     }
-    g_mutex_clear(&d->lock);
     g_free(d->end);
     g_free(d->monitor);
     g_free(d->name);

@@ -200,20 +200,14 @@ static bool mirror_connect_fd(NetBuffer *nb, NetdevBuf *d, GError **errp)
     return true;
 }
 
-static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
-                         GError **errp)
+/* The mirror's chardev connecting to a socket of ours in @work. */
+static bool mirror_connect_socket(NetBuffer *nb, NetdevBuf *d,
+                                  const char *work, GError **errp)
 {
     g_autofree char *args = NULL;
     struct pollfd pfd;
     int lfd;
 
-    d->mirror_tried = true;
-    if (qmp_client_passes_fds(nb->qmp)) {
-        if (!mirror_connect_fd(nb, d, errp)) {
-            return false;
-        }
-        goto add_filter;
-    }
     d->sock_path = g_strdup_printf("%s/net%u.sock", work, d->index);
     lfd = unix_listen(d->sock_path, errp);
     if (lfd < 0) {
@@ -238,8 +232,19 @@ static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
                     "connect to %s", d->sock_path);
         return false;
     }
-add_filter:
-    g_free(args);
+    return true;
+}
+
+static bool mirror_start(NetBuffer *nb, NetdevBuf *d, const char *work,
+                         GError **errp)
+{
+    g_autofree char *args = NULL;
+
+    d->mirror_tried = true;
+    if (qmp_client_passes_fds(nb->qmp) ? !mirror_connect_fd(nb, d, errp) :
+        !mirror_connect_socket(nb, d, work, errp)) {
+        return false;
+    }
     args = g_strdup_printf(
         "{\"qom-type\": \"filter-mirror\", \"id\": \"" ID_MIRROR "%u\", "
         "\"netdev\": \"%s\", \"queue\": \"rx\", \"outdev\": \"" ID_CHARDEV
