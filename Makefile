@@ -16,9 +16,9 @@
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
 #   make soak     the fault tests at full count (20 random kills each):
 #                 failover-primary, net-buffer and disk-guest; `make
-#                 check` runs the short versions of net-buffer and
-#                 disk-guest (3); colo-journal with 50 outside kills per
-#                 capture and 7 failover points (8, 3)
+#                 check` runs the short versions (10, 3 and 3);
+#                 colo-journal with 50 outside kills per capture and 7
+#                 failover points (8, 3)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -29,10 +29,17 @@ SOAK_JOURNAL_KILLS ?= 50
 SOAK_JOURNAL_POINTS ?= journal-tmp,journal,apply:0,apply:1,apply:200,applied,committed
 MESON_TEST_ARGS ?= --print-errorlogs
 # The sanitizer run repeats the suite on the same code; to fit CI's time it
-# takes every second cut point of colo-cuts and one failover run of
-# net-buffer (make check: all points, 3 runs).
-ASAN_CUTS_STRIDE ?= 2
+# takes every third cut point of colo-cuts, one failover run of
+# net-buffer, 5 random kills of failover-primary and 2 outside kills per
+# capture with one failover point in colo-journal (make check: all
+# points, 3 runs, 10 kills, 8 kills and 3 points).
+ASAN_CUTS_STRIDE ?= 3
 ASAN_NET_RUNS ?= 1
+ASAN_FAILOVER_RUNS ?= 5
+ASAN_JOURNAL_KILLS ?= 2
+ASAN_JOURNAL_POINTS ?= apply:1
+# make check's random kills of failover-primary (make soak: SOAK_RUNS)
+CHECK_FAILOVER_RUNS ?= 10
 
 .PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo demo-libvirt \
         bench soak clean
@@ -58,7 +65,8 @@ build: deps $(BUILD)/build.ninja guest
 SUMMARY = python3 scripts/test-summary.py
 
 check: build
-	@meson test -C $(BUILD) --no-suite cluster $(MESON_TEST_ARGS); rc=$$?; \
+	@COLO_FAILOVER_RUNS=$(CHECK_FAILOVER_RUNS) \
+	meson test -C $(BUILD) --no-suite cluster $(MESON_TEST_ARGS); rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
 
 # A real two-node Pacemaker cluster on this machine protects the Linux
@@ -91,6 +99,9 @@ check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	COLO_CUTS_STRIDE=$(ASAN_CUTS_STRIDE) COLO_NET_RUNS=$(ASAN_NET_RUNS) \
+	COLO_FAILOVER_RUNS=$(ASAN_FAILOVER_RUNS) \
+	COLO_JOURNAL_RANDOM_KILLS=$(ASAN_JOURNAL_KILLS) \
+	COLO_JOURNAL_FAILOVER_POINTS=$(ASAN_JOURNAL_POINTS) \
 	meson test -C $(ASAN_BUILD) --no-suite cluster --timeout-multiplier 3 \
 	    $(MESON_TEST_ARGS); \
 	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
