@@ -126,6 +126,14 @@ static bool opt_help(SecondaryOptions *o, const char *v, GError **errp)
     return true;
 }
 
+/* option_file_expand() (main.c) has put the file's options in its place
+ * before parsing; one met here was not expanded. */
+static bool opt_config(SecondaryOptions *o, const char *v, GError **errp)
+{
+    g_set_error(errp, COLO_ERROR, EINVAL, "-config %s was not read", v);
+    return false;
+}
+
 static bool opt_version(SecondaryOptions *o, const char *v, GError **errp)
 {
     o->version = true;
@@ -174,6 +182,10 @@ static const SecondaryOption options[] = {
       "x-colo-lost-heartbeat; QMP x-heartbeat-timeout)", opt_heartbeat },
     { "once", NULL, "exit when the incoming migration ends: 0 if it\n"
       "completed, 1 (with the error on stderr) if not", opt_once },
+    { "config", "FILE", "more options from FILE, as if they stood here:\n"
+      "one or more a line with shell quoting, lines\n"
+      "starting with # skipped (the systemd unit's\n"
+      "/etc/colo-standby/NAME.conf)", opt_config },
     { "version", NULL, "print the version", opt_version },
     { "h", NULL, "this help (also -help)", opt_help },
     { "help", NULL, NULL, opt_help },

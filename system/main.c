@@ -16,6 +16,7 @@
 #include "crypto/tls-creds.h"
 #include "migration/migration.h"
 #include "monitor/monitor.h"
+#include "qemu/option-file.h"
 #include "system/cmdline.h"
 #include "system/failover.h"
 
@@ -408,9 +409,14 @@ int main(int argc, char **argv)
     SecondaryMain m = { .exit_status = 0 };
     SecondaryOptions o = { 0 };
     g_autoptr(GError) err = NULL;
+    g_auto(GStrv) args = option_file_expand(argc, argv, &err);
     int rc = 1;
 
-    if (!secondary_options_parse(&o, argc, argv, &err)) {
+    if (!args) {
+        fprintf(stderr, "colo-secondary: %s\n", err->message);
+        return rc;
+    }
+    if (!secondary_options_parse(&o, g_strv_length(args), args, &err)) {
         fprintf(stderr, "colo-secondary: %s\n", err->message);
         secondary_usage(stderr);
     } else if (o.help) {

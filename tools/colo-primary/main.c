@@ -31,6 +31,7 @@
 #include <signal.h>
 
 #include "crypto/tls-creds.h"
+#include "qemu/option-file.h"
 #include "tools/colo-primary/agent.h"
 #include "tools/colo-primary/net-buffer.h"
 
@@ -76,6 +77,9 @@ int main(int argc, char **argv)
     g_autofree char *held_output = NULL;
     gboolean release_held = FALSE;
     gboolean release_guard = FALSE;
+    gboolean version = FALSE;
+    g_autofree char *nested_config = NULL;
+    g_auto(GStrv) args = NULL;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &c->vm_qmp_path,
           "the VM's QMP socket (QEMU's -qmp unix:PATH)", "PATH" },
@@ -155,6 +159,13 @@ int main(int argc, char **argv)
         { "verify-secondary", 0, 0, G_OPTION_ARG_FILENAME, &c->verify_dir,
           "tests: compare the secondary's RAM file after every checkpoint",
           "RAM_DIR" },
+        { "config", 0, 0, G_OPTION_ARG_FILENAME, &nested_config,
+          "more options from FILE, as if they stood here: one or more a "
+          "line with shell quoting, lines starting with # skipped (the "
+          "systemd unit's "
+          "/etc/colo-standby/NAME.primary.conf)", "FILE" },
+        { "version", 0, 0, G_OPTION_ARG_NONE, &version,
+          "print the version", NULL },
         { "quiet", 'q', 0, G_OPTION_ARG_NONE, &c->quiet, "no progress",
           NULL },
         { NULL }
@@ -167,8 +178,14 @@ int main(int argc, char **argv)
 
     g_option_context_add_main_entries(ctx, entries, NULL);
     cfg.guard_exe = g_file_read_link("/proc/self/exe", NULL);
-    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+    args = option_file_expand(argc, argv, &err);
+    if (!args || !g_option_context_parse_strv(ctx, &args, &err)) {
         usage_error(err->message);
+    } else if (nested_config) {
+        usage_error("--config was not read");
+    } else if (version) {
+        printf("colo-primary %s\n", COLO_VERSION_STRING);
+        status = PRIMARY_EXIT_OK;
     } else if (!!cfg.vm_qmp_path == !!cfg.libvirt_domain) {
         usage_error("one of --qmp or --libvirt-domain is required");
     } else if (release_guard) {
