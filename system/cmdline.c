@@ -269,7 +269,7 @@ void secondary_options_clear(SecondaryOptions *o)
 
 void secondary_usage(FILE *out)
 {
-    fprintf(out, "usage: colo-secondary [options] -incoming URI\n\n");
+    fprintf(out, "Usage: colo-secondary [options] -incoming URI\n\n");
     for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
         const SecondaryOption *opt = &options[i];
         g_autofree char *head = NULL;

@@ -27,6 +27,10 @@ typedef struct SecondaryOptions {
     bool version;
 } SecondaryOptions;
 
+/* colo-secondary's exit status when its RAM folder is another process's
+ * (its systemd unit does not restart it then); 1 for other errors. */
+#define SECONDARY_EXIT_RAM_DIR_BUSY 2
+
 /* Parses argv into @o (zeroed by the caller); false with @errp set on a
  * bad command line.  -object is applied as it is met (crypto/). */
 bool secondary_options_parse(SecondaryOptions *o, int argc, char **argv,

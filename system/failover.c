@@ -114,10 +114,18 @@ bool failover_write_stream(const char *path, const char *ram_dir,
                                g_bytes_get_size(bytes), errp);
 }
 
-static void child_setup(gpointer unused)
+static void child_setup(gpointer opaque)
 {
-    /* The resumed VM must outlive colo-secondary. */
+    const FailoverConfig *cfg = opaque;
+
+    /* The resumed VM must outlive colo-secondary, and keep the RAM folder
+     * locked as long as it runs on the folder's files: a colo-secondary
+     * started on the folder again must not take them for a standby's.
+     * (GLib has marked every other descriptor close-on-exec.) */
     setsid();
+    if (cfg->ram_dir_lock >= 0) {
+        fcntl(cfg->ram_dir_lock, F_SETFD, 0);
+    }
 }
 
 static bool failover_wait_migration(QmpClient *c, GError **errp)
@@ -250,7 +258,8 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
         !g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL,
                                 G_SPAWN_SEARCH_PATH |
                                 G_SPAWN_STDIN_FROM_DEV_NULL,
-                                child_setup, NULL, &res->pid, -1, logfd,
+                                child_setup, (gpointer)cfg, &res->pid,
+                                -1, logfd,
                                 logfd, errp)) {
         if (logfd >= 0) {
             close(logfd);

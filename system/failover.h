@@ -20,6 +20,8 @@ typedef struct FailoverConfig {
     char *machine;          /* overrides the machine type of the stream */
     char *libvirt_xml;      /* or: restore this domain's XML (a file)... */
     char *libvirt_uri;      /* ... into this libvirt (NULL: the default) */
+    int ram_dir_lock;       /* the RAM folder's lock (ram_dir_lock()): the
+                               QEMU started on its files holds it too */
 } FailoverConfig;
 
 typedef struct FailoverResult {

@@ -29,6 +29,7 @@ typedef struct SecondaryMain {
     bool once;
     bool quitting;
     int exit_status;
+    bool ram_dir_busy;              /* another process holds the folder */
 
     /* failover into a stock QEMU (system/failover.c) */
     bool failover_enabled;
@@ -312,6 +313,12 @@ static bool secondary_build(SecondaryMain *m, SecondaryOptions *o,
     if (!ram_dir_prepare(o, errp)) {
         return false;
     }
+    m->failover.ram_dir_lock = ram_dir_lock(o->ram_dir, errp);
+    if (m->failover.ram_dir_lock < 0) {
+        m->ram_dir_busy = g_error_matches(*errp, COLO_ERROR, EBUSY);
+        g_prefix_error(errp, "-ram-dir: ");
+        return false;
+    }
     m->disks = block_devices_new(o->ram_dir);
     for (guint i = 0; i < o->blockdevs->len; i++) {
         if (!block_devices_add_spec(m->disks,
@@ -402,11 +409,14 @@ static void secondary_free(SecondaryMain *m)
     g_free(m->failover.libvirt_xml);
     g_free(m->failover.libvirt_uri);
     g_strfreev(m->failover.args);
+    if (m->failover.ram_dir_lock >= 0) {
+        close(m->failover.ram_dir_lock);
+    }
 }
 
 int main(int argc, char **argv)
 {
-    SecondaryMain m = { .exit_status = 0 };
+    SecondaryMain m = { .failover.ram_dir_lock = -1 };
     SecondaryOptions o = { 0 };
     g_autoptr(GError) err = NULL;
     g_auto(GStrv) args = option_file_expand(argc, argv, &err);
@@ -429,6 +439,7 @@ int main(int argc, char **argv)
         rc = secondary_run(&m);
     } else {
         fprintf(stderr, "colo-secondary: %s\n", err->message);
+        rc = m.ram_dir_busy ? SECONDARY_EXIT_RAM_DIR_BUSY : 1;
     }
     secondary_free(&m);
     secondary_options_clear(&o);

@@ -6,6 +6,7 @@
 #include "qemu/osdep.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -78,6 +79,33 @@ uint64_t ram_list_total(RAMList *rl)
         total += ((RAMBlock *)g_ptr_array_index(rl->blocks, i))->used_length;
     }
     return total;
+}
+
+int ram_dir_lock(const char *dir, GError **errp)
+{
+    g_autofree char *path = g_build_filename(dir, RAM_DIR_LOCK_FILE, NULL);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "%s: %s", path,
+                    g_strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            g_set_error(errp, COLO_ERROR, EBUSY,
+                        "%s is in use: another colo-secondary, or the QEMU "
+                        "a failover started on its RAM files, holds %s",
+                        dir, RAM_DIR_LOCK_FILE);
+        } else {
+            g_set_error(errp, COLO_ERROR, e, "%s: %s", path, g_strerror(e));
+        }
+        return -1;
+    }
+    return fd;
 }
 
 bool ram_dir_name_reserved(const char *name)

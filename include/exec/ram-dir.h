@@ -30,11 +30,15 @@
  * (system/failover-libvirt.c) */
 #define FAILOVER_SAVE_FIFO      "failover-libvirt.save"
 
+/* held locked (flock) by the folder's colo-secondary, and by the QEMU a
+ * failover started on the folder's RAM files, as long as they run */
+#define RAM_DIR_LOCK_FILE       "owner.lock"
+
 /* All of them, for the reserved list. */
 #define RAM_DIR_OWN_NAMES                                               \
     COLO_CHECKPOINT_FILE, COLO_JOURNAL_FILE, COLO_CACHE_DIR,            \
     COLO_DISK_CACHE_DIR, DEVICE_STATE_FILE, VMDESC_FILE,                \
     FAILOVER_STREAM_FILE, FAILOVER_QMP_FILE, FAILOVER_LOG_FILE,         \
-    FAILOVER_SAVE_FIFO
+    FAILOVER_SAVE_FIFO, RAM_DIR_LOCK_FILE
 
 #endif /* EXEC_RAM_DIR_H */

@@ -77,6 +77,10 @@ uint64_t ram_list_total(RAMList *rl);
 /* Whether @name (a first path component) is one of the files
  * colo-secondary keeps in a RAM folder, not usable for a block. */
 bool ram_dir_name_reserved(const char *name);
+/* Locks the RAM folder @dir for its one user (RAM_DIR_LOCK_FILE); the
+ * descriptor holding the lock, close-on-exec, or -1 with @errp set (code
+ * EBUSY if another process holds it). */
+int ram_dir_lock(const char *dir, GError **errp);
 /* The file a block with @idstr lives in, or NULL (error set) if the name
  * cannot be a file name under the RAM folder. */
 char *ram_block_path(const char *dir, const char *idstr, GError **errp);

@@ -189,11 +189,26 @@ class Failover(ct.TempDirTestCase):
             print("\nfailover: heartbeat -> guest running in %.0f ms "
                   "(QEMU says %d us)" % (took * 1000, ev["data"]["resume-us"]),
                   file=sys.stderr)
+            # The QEMU runs on the RAM folder's files and holds its lock:
+            # a colo-secondary started on the folder again (a restarted
+            # systemd unit) refuses it, also once ours has gone.
+            fds = [os.readlink(os.path.join("/proc/%d/fd" % pid, fd))
+                   for fd in os.listdir("/proc/%d/fd" % pid)]
+            self.assertIn(os.path.join(sec.ram_dir, "owner.lock"), fds)
+            self.assertEqual(sec.quit(), 0, sec.stderr())
+            again = subprocess.run(
+                [ct.SECONDARY, "-ram-dir", sec.ram_dir, "-incoming",
+                 "defer", "-once"],
+                stderr=subprocess.PIPE, text=True, timeout=30)
+            self.assertEqual(again.returncode, 2, again.stderr)
+            self.assertIn("is in use", again.stderr)
+            # the VM's QEMU lives on (check_guest_runs_on left it paused)
+            self.assertEqual(q.cmd("query-status")["status"], "paused")
             q.cmd("quit")
             q.close()
         finally:
             ct.kill_pid(pid)
-            self.assertEqual(sec.quit(), 0, sec.stderr())
+            sec.quit()
 
 
 if __name__ == "__main__":
