@@ -42,7 +42,7 @@ ASAN_JOURNAL_POINTS ?= apply:1
 CHECK_FAILOVER_RUNS ?= 10
 
 .PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo demo-libvirt \
-        bench soak clean
+        bench soak clean deb check-package
 
 all: build
 
@@ -66,7 +66,8 @@ SUMMARY = python3 scripts/test-summary.py
 
 check: build
 	@COLO_FAILOVER_RUNS=$(CHECK_FAILOVER_RUNS) \
-	meson test -C $(BUILD) --no-suite cluster $(MESON_TEST_ARGS); rc=$$?; \
+	meson test -C $(BUILD) --no-suite cluster --no-suite package \
+	    $(MESON_TEST_ARGS); rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
 
 # A real two-node Pacemaker cluster on this machine protects the Linux
@@ -102,7 +103,8 @@ check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	COLO_FAILOVER_RUNS=$(ASAN_FAILOVER_RUNS) \
 	COLO_JOURNAL_RANDOM_KILLS=$(ASAN_JOURNAL_KILLS) \
 	COLO_JOURNAL_FAILOVER_POINTS=$(ASAN_JOURNAL_POINTS) \
-	meson test -C $(ASAN_BUILD) --no-suite cluster --timeout-multiplier 3 \
+	meson test -C $(ASAN_BUILD) --no-suite cluster --no-suite package \
+	    --timeout-multiplier 3 \
 	    $(MESON_TEST_ARGS); \
 	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
 
@@ -126,6 +128,19 @@ demo-libvirt: build
 
 bench: build
 	@bash bench/run.sh
+
+# The Debian package (debian/): build/deb/colo-standby_VERSION_amd64.deb,
+# checked by lintian; make check-package installs it into a throwaway
+# root and runs what it installed (tests/functional/test_package.py).
+DEB_DIR = $(BUILD)/deb
+deb: deps
+	@bash scripts/build-deb.sh $(DEB_DIR)
+
+PACKAGE_LOG = $(BUILD)/meson-logs/testlog-package.json
+check-package: deb build
+	@COLO_DEB_DIR=$(CURDIR)/$(DEB_DIR) \
+	meson test -C $(BUILD) --suite package --logbase testlog-package \
+	    $(MESON_TEST_ARGS); rc=$$?; $(SUMMARY) $(PACKAGE_LOG) && exit $$rc
 
 soak: build
 	@COLO_FAILOVER_RUNS=$(SOAK_RUNS) COLO_NET_RUNS=$(SOAK_RUNS) \

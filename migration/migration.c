@@ -435,14 +435,23 @@ bool migration_incoming_colo_failover(MigrationIncomingState *mis,
                                       GError **errp)
 {
     g_mutex_lock(&mis->lock);
-    if (!mis->started && mis->recovery.record &&
-        !mis->failover_requested) {
-        /* A folder left by an earlier colo-secondary: resume from it. */
+    if (mis->recovery.record && !mis->failover_requested) {
+        /* A folder left by an earlier colo-secondary, not yet touched by a
+         * stream (the record goes with a stream's first byte): resume
+         * from it, also while an incoming migration waits for a primary
+         * (a restarted service listens at once). */
+        bool waiting = mis->started;
+
         mis->failover_requested = true;
         mis->last_mode = COLO_MODE_SECONDARY;
         mis->reason = COLO_EXIT_REASON_REQUEST;
         g_mutex_unlock(&mis->lock);
-        if (mis->notifier.thread_done) {
+        if (waiting) {
+            /* the thread stops waiting, and its end starts the failover;
+             * a stream that begins meanwhile is refused (it looks under
+             * the lock) */
+            migration_channel_shutdown(mis->channel);
+        } else if (mis->notifier.thread_done) {
             mis->notifier.thread_done(mis->notifier.opaque);
         }
         return true;
@@ -546,11 +555,18 @@ static gpointer migration_incoming_thread(gpointer opaque)
         goto fail;
     }
     /* From here on the RAM files change: a checkpoint recorded in the
-     * folder by an earlier run no longer describes them. */
-    colo_journal_invalidate(mis->ram_dir);
+     * folder by an earlier run no longer describes them, unless a
+     * failover from it was asked for first. */
     g_mutex_lock(&mis->lock);
+    if (mis->failover_requested) {
+        g_mutex_unlock(&mis->lock);
+        g_set_error(&err, COLO_ERROR, ECANCELED, "refused: the VM fails "
+                    "over from the checkpoint the RAM folder held");
+        goto fail;
+    }
     colo_recovery_clear(&mis->recovery);
     g_mutex_unlock(&mis->lock);
+    colo_journal_invalidate(mis->ram_dir);
     migration_set_status(mis, MIGRATION_STATUS_ACTIVE);
 
     ok = qemu_loadvm_state(&mis->lv, &err);

@@ -11,7 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 need_pkgs="build-essential meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev zlib1g-dev libgnutls28-dev openssl
            python3 clang llvm libclang-rt-14-dev clang-tidy cppcheck nasm xxd procps iproute2 python3-matplotlib cpio
            python3-pyflakes pacemaker pacemaker-cli-utils corosync resource-agents libxml2-utils
-           libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
+           libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+           help2man debhelper lintian"
 
 bpo=/etc/apt/sources.list.d/colo-standby-backports.sources
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then

@@ -28,6 +28,7 @@
  */
 #include "qemu/osdep.h"
 
+#include <locale.h>
 #include <signal.h>
 
 #include "crypto/tls-creds.h"
@@ -176,6 +177,8 @@ int main(int argc, char **argv)
     Agent *a;
     int status = PRIMARY_EXIT_USAGE;
 
+    /* the character set of the help's text; numbers stay in C's form */
+    setlocale(LC_CTYPE, "");
     g_option_context_add_main_entries(ctx, entries, NULL);
     cfg.guard_exe = g_file_read_link("/proc/self/exe", NULL);
     args = option_file_expand(argc, argv, &err);
