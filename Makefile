@@ -11,6 +11,8 @@
 #   make check-cluster  a two-node Pacemaker cluster (corosync, pacemaker,
 #                 fencing) protecting the Linux guest, faults and all
 #   make demo     the main job: a protected VM, end to end
+#   make deb      the Debian package in build/deb, checked by lintian
+#   make check-package  installs it into a throwaway root and uses it
 #   make lint     cppcheck + clang-tidy, findings are errors
 #   make fuzz     each fuzzer for FUZZ_SECONDS (120)
 #   make bench    the benchmarks (figures on stdout, plots in bench/out)
