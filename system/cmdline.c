@@ -144,8 +144,10 @@ static const SecondaryOption options[] = {
     { "incoming", "URI", "tcp:HOST:PORT, unix:PATH, exec:CMD, "
       "file:PATH[,offset=N]\nor defer (then QMP migrate-incoming)",
       opt_incoming },
-    { "ram-dir", "DIR", "where the RAM block files live (default: a new\n"
-      "folder under /dev/shm)", opt_ram_dir },
+    { "ram-dir", "DIR", "where the RAM block files live, kept at exit\n"
+      "(default: a new folder under /dev/shm, removed\n"
+      "at exit; one a killed colo-secondary left goes\n"
+      "at the next start)", opt_ram_dir },
     { "qmp", "unix:PATH,server=on,wait=off", "QMP monitor socket",
       opt_qmp },
     { "name", "NAME", "a name for this instance (query-name)", opt_name },

@@ -17,6 +17,7 @@
 #include "migration/migration.h"
 #include "monitor/monitor.h"
 #include "qemu/option-file.h"
+#include "qemu/scratch-dir.h"
 #include "system/cmdline.h"
 #include "system/failover.h"
 
@@ -30,6 +31,7 @@ typedef struct SecondaryMain {
     bool quitting;
     int exit_status;
     bool ram_dir_busy;              /* another process holds the folder */
+    char *own_ram_dir;              /* the RAM folder, if we made it */
 
     /* failover into a stock QEMU (system/failover.c) */
     bool failover_enabled;
@@ -278,16 +280,32 @@ static void report_recovery(SecondaryMain *m, const char *ram_dir)
     }
 }
 
-/* The RAM folder, created if needed (a new one under /dev/shm if none
- * was named). */
-static bool ram_dir_prepare(SecondaryOptions *o, GError **errp)
+/* Whether a process holds the RAM folder @path (its colo-secondary, or
+ * the QEMU a failover started on its files). */
+static bool ram_dir_in_use(const char *path)
+{
+    g_autoptr(GError) err = NULL;
+    int fd = ram_dir_lock(path, &err);
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    return fd < 0;
+}
+
+/* The RAM folder, created if needed.  If none was named, a new one of our
+ * own under /dev/shm, removed at exit (secondary_free()); those that
+ * killed colo-secondaries left go first. */
+static bool ram_dir_prepare(SecondaryMain *m, SecondaryOptions *o,
+                            GError **errp)
 {
     if (!o->ram_dir) {
-        o->ram_dir = g_strdup("/dev/shm/colo-secondary-XXXXXX");
-        if (g_mkdtemp(o->ram_dir)) {
-            return true;
-        }
-    } else if (g_mkdir_with_parents(o->ram_dir, 0700) == 0) {
+        scratch_dir_reap("/dev/shm", "colo-secondary", ram_dir_in_use);
+        o->ram_dir = scratch_dir_create("/dev/shm", "colo-secondary", errp);
+        m->own_ram_dir = g_strdup(o->ram_dir);
+        return o->ram_dir != NULL;
+    }
+    if (g_mkdir_with_parents(o->ram_dir, 0700) == 0) {
         return true;
     }
     g_set_error(errp, COLO_ERROR, errno, "cannot create %s: %s", o->ram_dir,
@@ -310,7 +328,7 @@ static bool secondary_build(SecondaryMain *m, SecondaryOptions *o,
 
     m->once = o->once;
     m->failover_enabled = o->failover_enabled;
-    if (!ram_dir_prepare(o, errp)) {
+    if (!ram_dir_prepare(m, o, errp)) {
         return false;
     }
     m->failover.ram_dir_lock = ram_dir_lock(o->ram_dir, errp);
@@ -411,6 +429,16 @@ static void secondary_free(SecondaryMain *m)
     g_strfreev(m->failover.args);
     if (m->failover.ram_dir_lock >= 0) {
         close(m->failover.ram_dir_lock);
+    }
+    if (m->own_ram_dir) {
+        /* the VM a failover resumed may run on its files: then it stays */
+        if (ram_dir_in_use(m->own_ram_dir)) {
+            fprintf(stderr, "colo-secondary: %s stays: the VM that failed "
+                    "over runs on its RAM files\n", m->own_ram_dir);
+        } else {
+            scratch_dir_remove(m->own_ram_dir);
+        }
+        g_free(m->own_ram_dir);
     }
 }
 

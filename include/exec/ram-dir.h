@@ -32,7 +32,7 @@
 
 /* held locked (flock) by the folder's colo-secondary, and by the QEMU a
  * failover started on the folder's RAM files, as long as they run */
-#define RAM_DIR_LOCK_FILE       "owner.lock"
+#define RAM_DIR_LOCK_FILE       "colo-owner.lock"
 
 /* All of them, for the reserved list. */
 #define RAM_DIR_OWN_NAMES                                               \

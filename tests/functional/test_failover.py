@@ -194,7 +194,7 @@ class Failover(ct.TempDirTestCase):
             # systemd unit) refuses it, also once ours has gone.
             fds = [os.readlink(os.path.join("/proc/%d/fd" % pid, fd))
                    for fd in os.listdir("/proc/%d/fd" % pid)]
-            self.assertIn(os.path.join(sec.ram_dir, "owner.lock"), fds)
+            self.assertIn(os.path.join(sec.ram_dir, "colo-owner.lock"), fds)
             self.assertEqual(sec.quit(), 0, sec.stderr())
             again = subprocess.run(
                 [ct.SECONDARY, "-ram-dir", sec.ram_dir, "-incoming",

@@ -19,6 +19,7 @@
 #include <glib/gstdio.h>
 
 #include "tools/colo-primary/agent.h"
+#include "qemu/scratch-dir.h"
 
 /* --- what the session tells us ---------------------------------------- */
 
@@ -374,6 +375,7 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
      * capture 50% slower and the pause 1.3 ms longer at the median). */
     int threads = cfg->scan_threads ? cfg->scan_threads
                                     : MAX(1, (int)g_get_num_processors() - 1);
+    const char *base;
 
     a->cfg = *cfg;
     a->cfg.vm_qmp_path = g_strdup(cfg->vm_qmp_path);
@@ -420,14 +422,14 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
         goto fail;
     }
     /* COLO_PRIMARY_RUNDIR: where the work folder goes (tests put it in
-     * their own folder, so a SIGKILLed colo-primary leaves nothing) */
-    a->work = g_build_filename(g_getenv("COLO_PRIMARY_RUNDIR") ?
-                               g_getenv("COLO_PRIMARY_RUNDIR") : "/dev/shm",
-                               "colo-primary-XXXXXX", NULL);
-    if (!g_mkdtemp(a->work)) {
-        g_set_error(errp, COLO_ERROR, errno, "cannot create the work folder "
-                    "%s: %s", a->work, g_strerror(errno));
-        g_clear_pointer(&a->work, g_free);
+     * their own folder); what a killed colo-primary left there goes
+     * first */
+    base = g_getenv("COLO_PRIMARY_RUNDIR") ? g_getenv("COLO_PRIMARY_RUNDIR")
+                                           : "/dev/shm";
+    scratch_dir_reap(base, "colo-primary", NULL);
+    a->work = scratch_dir_create(base, "colo-primary", errp);
+    if (!a->work) {
+        g_prefix_error(errp, "the work folder: ");
         goto fail;
     }
     *exit_status = PRIMARY_EXIT_QEMU;
@@ -522,7 +524,7 @@ void agent_free(Agent *a)
         munmap((void *)a->ram, a->ram_size);
     }
     if (a->work) {
-        g_rmdir(a->work);
+        scratch_dir_remove(a->work);
     }
     g_free(a->work);
     g_main_loop_unref(a->loop);
