@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "crypto/tls-creds.h"
@@ -89,6 +90,33 @@ void colo_peer_free(ColoPeer *p)
     g_free(p);
 }
 
+void colo_peer_set_stall_limit(ColoPeer *p, int ms)
+{
+    p->stall_limit_ms = ms;
+    /* a reply must bring a byte within the limit once it is due */
+    qemu_file_set_progress_floor(p->in, ms > 0 ? 1 : 0, ms);
+    qemu_file_set_idle(p->in, true);
+}
+
+/* Waits until @p's socket takes more; false (error set) if the link
+ * made no progress for the stall limit. */
+static bool colo_peer_wait_writable(ColoPeer *p, GError **errp)
+{
+    struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+    int rc;
+
+    do {
+        rc = poll(&pfd, 1, p->stall_limit_ms > 0 ? p->stall_limit_ms : -1);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+        g_set_error(errp, COLO_ERROR, ETIMEDOUT, "the link to the secondary "
+                    "%s stalled: nothing could be sent for %d ms "
+                    "(x-link-stall-limit)", p->uri, p->stall_limit_ms);
+        return false;
+    }
+    return true;
+}
+
 void colo_peer_shutdown(ColoPeer *p)
 {
     shutdown(p->fd, SHUT_RDWR);
@@ -100,9 +128,15 @@ bool colo_peer_send(ColoPeer *p, const void *data, size_t len, GError **errp)
     const uint8_t *b = data;
 
     while (len > 0) {
-        ssize_t n = send(p->fd, b, len, MSG_NOSIGNAL);
+        ssize_t n = send(p->fd, b, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!colo_peer_wait_writable(p, errp)) {
+                return false;
+            }
             continue;
         }
         if (n <= 0) {
@@ -146,7 +180,12 @@ bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp)
 
 bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
 {
-    uint32_t got = qemu_get_be32(p->in);
+    uint32_t got;
+
+    /* due now: the stall limit counts from here (and not while idle) */
+    qemu_file_set_idle(p->in, false);
+    got = qemu_get_be32(p->in);
+    qemu_file_set_idle(p->in, true);
 
     if (!qemu_file_propagate_error(p->in, errp)) {
         g_prefix_error(errp, "the secondary %s, waiting for %s: ", p->uri,

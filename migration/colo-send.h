@@ -21,6 +21,7 @@ typedef struct ColoPeer {
     int fd;
     QEMUFile *in;               /* the secondary's messages */
     TlsPump *tls;               /* with TLS: @fd is its plaintext side */
+    int stall_limit_ms;         /* 0: none (colo_peer_set_stall_limit) */
 } ColoPeer;
 
 /* tcp:HOST:PORT or unix:PATH, over TLS if @tls names credentials (an
@@ -30,6 +31,10 @@ typedef struct ColoPeer {
 ColoPeer *colo_peer_connect(const char *uri, const TlsParams *tls,
                             GError **errp);
 void colo_peer_free(ColoPeer *p);
+/* From now on a send that moves no byte, or a reply due that brings no
+ * byte, for @ms milliseconds fails (ETIMEDOUT) naming the stalled link;
+ * 0: no limit but TCP's own. */
+void colo_peer_set_stall_limit(ColoPeer *p, int ms);
 /* Any thread: shuts the connection down both ways, so that a thread
  * blocked sending to or reading from the secondary returns at once. */
 void colo_peer_shutdown(ColoPeer *p);

@@ -535,8 +535,8 @@ static gpointer migration_incoming_thread(gpointer opaque)
         const char *w = g_getenv("COLO_TEST_PROGRESS_WINDOW_S");
 
         qemu_file_set_progress_floor(mis->file, MIG_PROGRESS_FLOOR_BYTES,
-                                     w ? MAX(1, atoi(w))
-                                       : MIG_PROGRESS_WINDOW_S);
+                                     (w ? MAX(1, atoi(w))
+                                        : MIG_PROGRESS_WINDOW_S) * 1000);
     }
     mis->ram_list = ram_list_new(mis->ram_dir);
     loadvm_init(&mis->lv, mis->file, mis->ram_list);

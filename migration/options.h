@@ -47,6 +47,10 @@ typedef enum MigrationParameter {
     MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE,
     /* ... and us a pure TCP ack waits when it is all the output */
     MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY,
+    /* colo-primary's: ms the link to the secondary may make no progress
+     * (nothing sent, no reply due arriving) before protection ends; 0:
+     * no limit of ours (TCP's) */
+    MIGRATION_PARAMETER_X_LINK_STALL_LIMIT,
     MIGRATION_PARAMETER__MAX
 } MigrationParameter;
 

@@ -40,7 +40,7 @@ struct QEMUFile {
 
     uint64_t base;          /* stream offset of buf[0] (input) / bytes flushed */
     size_t floor_bytes;     /* input: progress floor, 0: none */
-    int floor_window_s;
+    int floor_window_ms;
     bool idle;              /* input: waiting at a message boundary */
     int64_t window_start_us;
     size_t window_bytes;
@@ -74,10 +74,10 @@ void qemu_file_set_quickack(QEMUFile *f, bool on)
 }
 
 void qemu_file_set_progress_floor(QEMUFile *f, size_t min_bytes,
-                                  int window_s)
+                                  int window_ms)
 {
     f->floor_bytes = min_bytes;
-    f->floor_window_s = window_s;
+    f->floor_window_ms = window_ms;
     f->window_start_us = g_get_monotonic_time();
     f->window_bytes = 0;
 }
@@ -101,19 +101,19 @@ static bool qemu_file_wait_input(QEMUFile *f)
     while (f->floor_bytes && !f->idle) {
         int64_t now = g_get_monotonic_time();
         int64_t left = f->window_start_us +
-                       f->floor_window_s * G_USEC_PER_SEC - now;
+                       (int64_t)f->floor_window_ms * 1000 - now;
         struct pollfd p = { .fd = f->fd, .events = POLLIN };
         int rc;
 
         if (left <= 0) {
             if (f->window_bytes < f->floor_bytes) {
-                qemu_file_set_error(f, -ETIMEDOUT, "the source sent %zu "
-                                    "bytes in %d s in the middle of the "
-                                    "stream (at least %zu wanted) at byte "
+                qemu_file_set_error(f, -ETIMEDOUT, "the peer sent %zu "
+                                    "bytes in %.1f s in the middle of a "
+                                    "message (at least %zu wanted) at byte "
                                     "offset %" PRIu64 ": stalled or too "
                                     "slow", f->window_bytes,
-                                    f->floor_window_s, f->floor_bytes,
-                                    f->base + f->len);
+                                    f->floor_window_ms / 1000.0,
+                                    f->floor_bytes, f->base + f->len);
                 return false;
             }
             f->window_start_us = now;

@@ -35,12 +35,12 @@ int qemu_file_fd(QEMUFile *f);
 void qemu_file_set_quickack(QEMUFile *f, bool on);
 /*
  * Input from a peer: while a read waits in the middle of the stream, at
- * least @min_bytes must arrive in every @window_s seconds, or the read
+ * least @min_bytes must arrive in every @window_ms milliseconds, or the read
  * fails naming the rate (a source that stalls or trickles cannot hold
  * the stream forever).  @min_bytes 0 turns it off (the default).
  */
 void qemu_file_set_progress_floor(QEMUFile *f, size_t min_bytes,
-                                  int window_s);
+                                  int window_ms);
 /* The reader waits at a message boundary, where a silent source is fine
  * (COLO between checkpoints); false again once the message begins. */
 void qemu_file_set_idle(QEMUFile *f, bool idle);

@@ -81,6 +81,7 @@ static JsonNode *qmp_migrate_set_parameters(const MonitorContext *ctx,
                           (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP) |
                           (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE) |
                           (1ull << MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY) |
+                          (1ull << MIGRATION_PARAMETER_X_LINK_STALL_LIMIT) |
                           (1ull << MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE) |
                           (str0 << MIGRATION_PARAMETER_TLS_CREDS) |
                           (str0 << MIGRATION_PARAMETER_TLS_HOSTNAME);
@@ -125,6 +126,8 @@ static JsonNode *qmp_query_migrate_parameters(const MonitorContext *ctx,
         MIGRATION_PARAMETER_X_CHECKPOINT_COALESCE]);
     json_object_set_int_member(o, "x-checkpoint-ack-delay", a->opts.params[
         MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY]);
+    json_object_set_int_member(o, "x-link-stall-limit", a->opts.params[
+        MIGRATION_PARAMETER_X_LINK_STALL_LIMIT]);
     json_object_set_int_member(o, "xbzrle-cache-size", a->opts.params[
         MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE]);
     json_object_set_string_member(o, "tls-creds", a->opts.strs[

@@ -192,6 +192,8 @@ bool agent_session_start(Agent *a, const char *uri, GError **errp)
         .tls_creds = a->opts.strs[MIGRATION_PARAMETER_TLS_CREDS],
         .tls_hostname = a->opts.strs[MIGRATION_PARAMETER_TLS_HOSTNAME],
         .disks = a->cfg.disks,
+        .link_stall_limit_ms =
+            a->opts.params[MIGRATION_PARAMETER_X_LINK_STALL_LIMIT],
         .xbzrle = a->opts.caps[MIGRATION_CAPABILITY_XBZRLE],
         .xbzrle_cache_size =
             a->opts.params[MIGRATION_PARAMETER_XBZRLE_CACHE_SIZE],
@@ -402,6 +404,10 @@ Agent *agent_new(const AgentConfig *cfg, int *exit_status, GError **errp)
     if (cfg->checkpoint_min_gap_ms >= 0) {
         a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_MIN_GAP] =
             cfg->checkpoint_min_gap_ms;
+    }
+    if (cfg->link_stall_limit_ms >= 0) {
+        a->opts.params[MIGRATION_PARAMETER_X_LINK_STALL_LIMIT] =
+            cfg->link_stall_limit_ms;
     }
     if (cfg->checkpoint_ack_delay_us >= 0) {
         a->opts.params[MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY] =

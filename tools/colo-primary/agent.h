@@ -48,6 +48,7 @@ typedef struct AgentConfig {
     int checkpoint_min_gap_ms;  /* -1: the default */
     int checkpoint_coalesce_us; /* -1: the default */
     int checkpoint_ack_delay_us; /* -1: the default */
+    int link_stall_limit_ms;    /* -1: the default */
     gboolean keep_held_output;  /* --held-output keep: what never committed
                                    stays held in QEMU when the session
                                    ends (a cluster manager releases it) */

@@ -73,7 +73,8 @@ int main(int argc, char **argv)
     AgentConfig cfg = { .checkpoint_delay_ms = 100,
                         .checkpoint_min_gap_ms = -1,
                         .checkpoint_coalesce_us = -1,
-                        .checkpoint_ack_delay_us = -1 }, *c = &cfg;
+                        .checkpoint_ack_delay_us = -1,
+                        .link_stall_limit_ms = -1 }, *c = &cfg;
     g_auto(GStrv) objects = NULL;
     g_autofree char *held_output = NULL;
     gboolean release_held = FALSE;
@@ -111,6 +112,10 @@ int main(int argc, char **argv)
         { "x-checkpoint-ack-delay", 0, 0, G_OPTION_ARG_INT,
           &c->checkpoint_ack_delay_us, "when the held output is only pure "
           "TCP acks, wait US for more before a checkpoint (5000)", "US" },
+        { "x-link-stall-limit", 0, 0, G_OPTION_ARG_INT,
+          &c->link_stall_limit_ms, "end protection when for MS nothing "
+          "can be sent to the secondary, or a reply that is due brings "
+          "nothing; the VM runs on (10000; 0: TCP's own limit)", "MS" },
         { "no-output-trigger", 0, 0, G_OPTION_ARG_NONE,
           &c->no_output_trigger, "checkpoint every --x-checkpoint-delay "
           "only, not as soon as the VM's output is held", NULL },
@@ -210,7 +215,8 @@ int main(int argc, char **argv)
     } else if (cfg.checkpoint_delay_ms < 0 || cfg.max_checkpoints < 0 ||
                cfg.scan_threads < 0 || cfg.checkpoint_min_gap_ms < -1 ||
                cfg.checkpoint_coalesce_us < -1 ||
-               cfg.checkpoint_ack_delay_us < -1) {
+               cfg.checkpoint_ack_delay_us < -1 ||
+               cfg.link_stall_limit_ms < -1) {
         usage_error("numbers must not be negative");
     } else {
         cfg.keep_held_output = held_output &&

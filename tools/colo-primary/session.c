@@ -411,6 +411,7 @@ static bool session_connect(Session *s, GError **errp)
         primary_error_tag(errp, PRIMARY_ERROR_SECONDARY);
         return false;
     }
+    colo_peer_set_stall_limit(peer, s->cfg.link_stall_limit_ms);
     g_mutex_lock(&s->lock);
     s->peer = peer;
     g_mutex_unlock(&s->lock);

@@ -120,6 +120,7 @@ typedef struct SessionConfig {
     const char *tls_creds;      /* "" or NULL: no TLS */
     const char *tls_hostname;
     char **disks;               /* --disk NODE=URI, or NULL (lent) */
+    int link_stall_limit_ms;    /* x-link-stall-limit (0: none) */
 
     /* How to protect. */
     bool xbzrle;

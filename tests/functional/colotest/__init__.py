@@ -28,6 +28,7 @@ from .guest import (cpio_newc, guest_counters, make_colo_initial_stream,
     qemu_load_reference, require_linux_guest, run_in_linux_guest)
 from .record import (block_file, ram_files, ram_matches, read_record,
     record_devices, recv_exact, replay)
+from .badlink import (BadLink)
 from .net import (LineStream, LoopbackProxy, NetNs, require_netns,
     service_stream_problems, shut_down, socket_lines, TcpRecorder)
 from .oracle import (_REG_SKIP, CommitWatch, parse_registers, PrimaryOracle,
@@ -37,6 +38,7 @@ from .tls import (_openssl, _tls_ca, _tls_leaf, make_tls_certs,
     make_tls_node_certs)
 
 __all__ = [
+    "BadLink",
     "paths", "BUILD_ROOT", "DATA", "EXIT_SKIP", "GUEST_BIOS", "HALT_BIOS",
     "LINUX_GUEST", "NETCLIENT", "PRIMARY_AGENT", "QEMU72_ROOT", "SECONDARY",
     "SOURCE_ROOT", "TEST_PRIMARY", "complete_lines", "kill_pid", "main",
