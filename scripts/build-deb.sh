@@ -10,6 +10,10 @@ version=$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)
 src="$out/colo-standby-$version"
 
 rm -rf "$src" "$out"/colo-standby_*
+# lintian (and the build) leave files in $TMPDIR: a folder of our own
+TMPDIR=$(mktemp -d "$out/tmp.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 mkdir -p "$src"
 # what git knows of (a clean clone: everything), without the build trees
 (cd "$top" && git ls-files -z --cached --others --exclude-standard |
