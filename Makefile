@@ -20,7 +20,8 @@
 #                 failover-primary, net-buffer and disk-guest; `make
 #                 check` runs the short versions (10, 3 and 3);
 #                 colo-journal with 50 outside kills per capture and 7
-#                 failover points (8, 3)
+#                 failover points (8, 3); colo-cuts at every cut point
+#                 (every second); libvirt with its Linux guest case
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -31,17 +32,19 @@ SOAK_JOURNAL_KILLS ?= 50
 SOAK_JOURNAL_POINTS ?= journal-tmp,journal,apply:0,apply:1,apply:200,applied,committed
 MESON_TEST_ARGS ?= --print-errorlogs
 # The sanitizer run repeats the suite on the same code; to fit CI's time it
-# takes every third cut point of colo-cuts, one failover run of
+# takes every fourth cut point of colo-cuts, one failover run of
 # net-buffer, 5 random kills of failover-primary and 2 outside kills per
-# capture with one failover point in colo-journal (make check: all
-# points, 3 runs, 10 kills, 8 kills and 3 points).
-ASAN_CUTS_STRIDE ?= 3
+# capture with one failover point in colo-journal (make check: every
+# second point, 3 runs, 10 kills, 8 kills and 3 points; make soak: all).
+ASAN_CUTS_STRIDE ?= 4
 ASAN_NET_RUNS ?= 1
 ASAN_FAILOVER_RUNS ?= 5
 ASAN_JOURNAL_KILLS ?= 2
 ASAN_JOURNAL_POINTS ?= apply:1
-# make check's random kills of failover-primary (make soak: SOAK_RUNS)
+# make check's random kills of failover-primary (make soak: SOAK_RUNS) and
+# cut points of colo-cuts (make soak: all of them)
 CHECK_FAILOVER_RUNS ?= 10
+CHECK_CUTS_STRIDE ?= 2
 
 .PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo demo-libvirt \
         bench soak clean deb check-package
@@ -68,6 +71,7 @@ SUMMARY = python3 scripts/test-summary.py
 
 check: build
 	@COLO_FAILOVER_RUNS=$(CHECK_FAILOVER_RUNS) \
+	COLO_CUTS_STRIDE=$(CHECK_CUTS_STRIDE) \
 	meson test -C $(BUILD) --no-suite cluster --no-suite package \
 	    $(MESON_TEST_ARGS); rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
@@ -148,10 +152,12 @@ soak: build
 	@COLO_FAILOVER_RUNS=$(SOAK_RUNS) COLO_NET_RUNS=$(SOAK_RUNS) \
 	COLO_DISK_RUNS=$(SOAK_RUNS) \
 	COLO_JOURNAL_RANDOM_KILLS=$(SOAK_JOURNAL_KILLS) \
-	COLO_JOURNAL_FAILOVER_POINTS=$(SOAK_JOURNAL_POINTS) \
+	COLO_JOURNAL_FAILOVER_POINTS=$(SOAK_JOURNAL_POINTS) COLO_CUTS_STRIDE=1 \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
-	    failover-primary net-buffer colo-journal disk-guest; rc=$$?; \
-	$(SUMMARY) $(BUILD) && exit $$rc
+	    failover-primary net-buffer colo-journal disk-guest colo-cuts; \
+	rc=$$?; COLO_LIBVIRT_LINUX_GUEST=1 meson test -C $(BUILD) \
+	    $(MESON_TEST_ARGS) --logbase testlog-soak-libvirt libvirt \
+	    || rc=1; $(SUMMARY) $(BUILD) && exit $$rc
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -14,8 +14,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import colodecode  # noqa: E402
 import colotest as ct  # noqa: E402
 
-# Every STRIDE-th cut point: 1 (all of them) in `make check`; the sanitizer
-# run (`make check-asan`) takes every second one to fit CI's time.
+# Every STRIDE-th cut point: all of them by default and in `make soak`;
+# `make check` takes every second one, `make check-asan` every fourth, to
+# fit CI's time.
 STRIDE = int(os.environ.get("COLO_CUTS_STRIDE", "1"))
 
 
