@@ -21,7 +21,11 @@
 #                 check` runs the short versions (10, 3 and 3);
 #                 colo-journal with 50 outside kills per capture and 7
 #                 failover points (8, 3); colo-cuts at every cut point
-#                 (every second); libvirt with its Linux guest case
+#                 (every second); libvirt with its Linux guest case; and
+#                 15 minutes of the cluster soak (make soak-cluster)
+#   make soak-long  the cluster soak for SOAK_HOURS (2): random faults
+#                 under load, daemons' memory and fds every minute
+#                 (tests/functional/test_cluster_soak.py)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -47,7 +51,7 @@ CHECK_FAILOVER_RUNS ?= 10
 CHECK_CUTS_STRIDE ?= 2
 
 .PHONY: all deps guest build check check-cluster check-unit check-qtest check-asan lint fuzz demo demo-libvirt \
-        bench soak clean deb check-package
+        bench soak soak-cluster soak-long clean deb check-package
 
 all: build
 
@@ -72,7 +76,7 @@ SUMMARY = python3 scripts/test-summary.py
 check: build
 	@COLO_FAILOVER_RUNS=$(CHECK_FAILOVER_RUNS) \
 	COLO_CUTS_STRIDE=$(CHECK_CUTS_STRIDE) \
-	meson test -C $(BUILD) --no-suite cluster --no-suite package \
+	meson test -C $(BUILD) --no-suite cluster --no-suite package --no-suite soak \
 	    $(MESON_TEST_ARGS); rc=$$?; \
 	$(SUMMARY) $(BUILD) && exit $$rc
 
@@ -109,7 +113,7 @@ check-asan: deps guest $(ASAN_BUILD)/build.ninja
 	COLO_FAILOVER_RUNS=$(ASAN_FAILOVER_RUNS) \
 	COLO_JOURNAL_RANDOM_KILLS=$(ASAN_JOURNAL_KILLS) \
 	COLO_JOURNAL_FAILOVER_POINTS=$(ASAN_JOURNAL_POINTS) \
-	meson test -C $(ASAN_BUILD) --no-suite cluster --no-suite package \
+	meson test -C $(ASAN_BUILD) --no-suite cluster --no-suite package --no-suite soak \
 	    --timeout-multiplier 3 \
 	    $(MESON_TEST_ARGS); \
 	rc=$$?; $(SUMMARY) $(ASAN_BUILD) && exit $$rc
@@ -157,7 +161,24 @@ soak: build
 	    failover-primary net-buffer colo-journal disk-guest colo-cuts; \
 	rc=$$?; COLO_LIBVIRT_LINUX_GUEST=1 meson test -C $(BUILD) \
 	    $(MESON_TEST_ARGS) --logbase testlog-soak-libvirt libvirt \
-	    || rc=1; $(SUMMARY) $(BUILD) && exit $$rc
+	    || rc=1; $(SUMMARY) $(BUILD) || rc=1; \
+	$(MAKE) --no-print-directory soak-cluster SOAK_SECONDS=900 || rc=1; \
+	exit $$rc
+
+# The cluster soak alone: random faults for SOAK_SECONDS (soak-long:
+# SOAK_HOURS, 2 by default), then its table and plot (bench/out/soak.png)
+SOAK_HOURS ?= 2
+SOAK_SECONDS ?= $(shell echo $$(( $(SOAK_HOURS) * 3600 )))
+SOAK_OUT = $(CURDIR)/$(BUILD)/meson-logs/soak.jsonl
+soak-cluster: build
+	@COLO_SOAK_SECONDS=$(SOAK_SECONDS) COLO_SOAK_OUT=$(SOAK_OUT) \
+	meson test -C $(BUILD) --suite soak --logbase testlog-soak \
+	    $(MESON_TEST_ARGS); rc=$$?; \
+	/usr/bin/python3 scripts/soak-report.py $(SOAK_OUT) || rc=1; \
+	exit $$rc
+
+soak-long: build
+	@$(MAKE) --no-print-directory soak-cluster SOAK_HOURS=$(SOAK_HOURS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

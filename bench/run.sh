@@ -21,11 +21,13 @@ disk) "$PY" bench/disk.py ;;
 nbd) "$PY" bench/nbd_latency.py ;;
 libvirt) "$PY" bench/libvirt.py ;;
 bad-link) "$PY" bench/bad_link.py ;;
+density) "$PY" bench/density.py ;;
 fuzz) bash bench/fuzz.sh "${FUZZ_SECONDS:-120}" ;;
 all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py
      "$PY" bench/colo_primary.py; "$PY" bench/failover.py
      "$PY" bench/net_buffer.py; "$PY" bench/tls.py
      "$PY" bench/pause_linux.py; "$PY" bench/soft_dirty_vm.py
      "$PY" bench/disk.py; "$PY" bench/nbd_latency.py
-     "$PY" bench/libvirt.py; "$PY" bench/bad_link.py ;;
+     "$PY" bench/libvirt.py; "$PY" bench/bad_link.py
+     "$PY" bench/density.py ;;
 esac

@@ -62,6 +62,8 @@ gcc -O2 -static -o "$root/bin/udpflood" "$guest_src/udpflood.c"
 gcc -O2 -static -o "$root/bin/diskcheck" "$guest_src/diskcheck.c"
 # the benchmark's compute loop (the CPU checkpoints leave the guest)
 gcc -O2 -static -o "$root/bin/spin" "$guest_src/spin.c"
+# the soak's memory writer and checker (colo.memwrite=MIB:RATE)
+gcc -O2 -static -o "$root/bin/memwrite" "$guest_src/memwrite.c"
 
 mkdir -p "$out"
 cp "$tmp/x/boot/vmlinuz-$kver" "$out/vmlinuz"

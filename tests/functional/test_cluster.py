@@ -197,6 +197,15 @@ class ClusterTest(unittest.TestCase):
               % (name, standby, took), flush=True)
         return pid
 
+    def start_client(self, seconds=3600):
+        """The client on the LAN reading the guest's service stream."""
+        self.client = subprocess.Popen(
+            ["ip", "netns", "exec", self.cluster.ns["lan"], sys.executable,
+             NETCLIENT, "lines", GUEST_IP, "7777", str(seconds)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stream = LineStream(self.client)
+        self.assertTrue(self.stream.wait_lines(5, 60))
+
     def kill_vm_qemu(self):
         _, pid = self.cluster.vm_node()
         os.kill(pid, 9)
@@ -234,12 +243,7 @@ class ClusterTest(unittest.TestCase):
             c.configure(self.kernel, self.initrd)
             wait_for(lambda: "serving on port 7777" in self.serial("n1"),
                      180, "the guest's service on n1", interval=0.5)
-            self.client = subprocess.Popen(
-                ["ip", "netns", "exec", c.ns["lan"], sys.executable,
-                 NETCLIENT, "lines", GUEST_IP, "7777", "3600"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            self.stream = LineStream(self.client)
-            self.assertTrue(self.stream.wait_lines(5, 60))
+            self.start_client()
             _, sec = self.wait_protected("n1", "n2")
             self.assertEqual(self.watch.take_peak(), 1)
             self.check_link_tls("n1", "n2")

@@ -343,12 +343,17 @@ class Cluster:
                     return n, pid
         return None, None
 
-    def configure(self, kernel, initrd):
+    def configure(self, kernel, initrd, memwrite=None):
+        """The fence device and the VM's resource; @memwrite MIB:RATE
+        runs the guest's memory writer too (the soak)."""
+        append = "console=ttyS0 quiet colo.run=service colo.ip=%s/24" % \
+            GUEST_IP
+        if memwrite:
+            append += " colo.memwrite=" + memwrite
         qemu_args = (
-            "-accel tcg -kernel %s -initrd %s -append 'console=ttyS0 quiet "
-            "colo.run=service colo.ip=%s/24' -chardev file,id=ser0,"
-            "path=/srv/serial.log,append=on -serial chardev:ser0 "
-            "-device virtio-blk-pci,drive=disk0" % (kernel, initrd, GUEST_IP))
+            "-accel tcg -kernel %s -initrd %s -append '%s' -chardev file,"
+            "id=ser0,path=/srv/serial.log,append=on -serial chardev:ser0 "
+            "-device virtio-blk-pci,drive=disk0" % (kernel, initrd, append))
         params = {
             "qemu": qemu_binary(), "qemu_args": qemu_args,
             "memory": str(MEM_MB), "state_dir": "/srv/state",
