@@ -3,15 +3,26 @@
  */
 #include "fuzz-common.h"
 
+#include "qemu/scratch-dir.h"
+
 static char *ram_dir;
 
+static void remove_ram_dir(void)
+{
+    scratch_dir_remove(ram_dir);
+}
+
+/* colo-fuzz.PID.START (qemu/scratch-dir.h): removed when the fuzzer
+ * exits, or by the next fuzzer if this one was killed */
 const char *fuzz_ram_dir(void)
 {
     if (!ram_dir) {
-        ram_dir = g_strdup("/dev/shm/colo-fuzz-XXXXXX");
-        if (!g_mkdtemp(ram_dir)) {
+        scratch_dir_reap("/dev/shm", "colo-fuzz", NULL);
+        ram_dir = scratch_dir_create("/dev/shm", "colo-fuzz", NULL);
+        if (!ram_dir) {
             abort();
         }
+        atexit(remove_ram_dir);
     }
     return ram_dir;
 }
