@@ -46,7 +46,7 @@ static const struct {
     [MIGRATION_PARAMETER_X_CHECKPOINT_ACK_DELAY] = {
         "x-checkpoint-ack-delay", 5000, 60 * 1000 * 1000, true },
     /* docs/colo-primary.rst, "A bad link" */
-    [MIGRATION_PARAMETER_X_LINK_STALL_LIMIT] = { "x-link-stall-limit", 10000,
+    [MIGRATION_PARAMETER_X_LINK_STALL_LIMIT] = { "x-link-stall-limit", 60000,
                                                  3600 * 1000, true },
 };
 

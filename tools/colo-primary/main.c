@@ -115,7 +115,7 @@ int main(int argc, char **argv)
         { "x-link-stall-limit", 0, 0, G_OPTION_ARG_INT,
           &c->link_stall_limit_ms, "end protection when for MS nothing "
           "can be sent to the secondary, or a reply that is due brings "
-          "nothing; the VM runs on (10000; 0: TCP's own limit)", "MS" },
+          "nothing; the VM runs on (60000; 0: TCP's own limit)", "MS" },
         { "no-output-trigger", 0, 0, G_OPTION_ARG_NONE,
           &c->no_output_trigger, "checkpoint every --x-checkpoint-delay "
           "only, not as soon as the VM's output is held", NULL },
