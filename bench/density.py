@@ -41,14 +41,6 @@ def status_kb(pid, field):
     return 0
 
 
-def folder_bytes(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            total += os.lstat(os.path.join(root, f)).st_blocks * 512
-    return total
-
-
 def run(count, tracking, tmp):
     """@count VMs protected at once; per VM (pauses, checkpoints/s) and
     the standby's memory per VM at the end (MiB: anonymous RSS, files)."""
@@ -76,7 +68,7 @@ def run(count, tracking, tmp):
                                 ["x-checkpoints"] >= N // 2 for s in secs),
                     900, "every VM half way")
         anon = [status_kb(s.proc.pid, "RssAnon") / 1024.0 for s in secs]
-        files = [folder_bytes(s.ram_dir) / 2 ** 20 for s in secs]
+        files = [ct.folder_bytes(s.ram_dir) / 2 ** 20 for s in secs]
         results = []
         for a in agents:
             out, _ = a.communicate(timeout=1800)

@@ -78,17 +78,6 @@ def used_bytes(path):
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-def folder_bytes(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
-
-
 class Sampler:
     """Once a SAMPLE_S: the figures of every daemon of the nodes and
     the nodes' /dev/shm, one JSON line each."""
@@ -123,7 +112,7 @@ class Sampler:
             if node:
                 root = "/proc/%d/root" % pid
                 self.write({"t": t, "node": node, "daemon": "shm",
-                            "ram_dir_bytes": folder_bytes(
+                            "ram_dir_bytes": colotest.folder_bytes(
                                 root + "/dev/shm/colo-standby/" + RSC),
                             "shm_bytes": used_bytes(root + "/dev/shm")})
 

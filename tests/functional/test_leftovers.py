@@ -31,21 +31,6 @@ def listing():
     return {d: sorted(os.listdir(d)) for d in FOLDERS if os.path.isdir(d)}
 
 
-def size_of(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    try:
-        total += os.lstat(path).st_size if not os.path.isdir(path) else 0
-    except OSError:
-        pass
-    return total
-
-
 def before():
     with open(SNAPSHOT, "w") as f:
         json.dump(listing(), f)
@@ -61,7 +46,7 @@ def after():
     for d, names in listing().items():
         for n in sorted(set(names) - set(was.get(d, []))):
             p = os.path.join(d, n)
-            left.append("%s (%d bytes)" % (p, size_of(p)))
+            left.append("%s (%d bytes)" % (p, ct.folder_bytes(p)))
     if left:
         print("the test suite left %d entries behind:\n  %s"
               % (len(left), "\n  ".join(left)), file=sys.stderr)

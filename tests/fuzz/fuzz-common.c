@@ -27,29 +27,12 @@ const char *fuzz_ram_dir(void)
     return ram_dir;
 }
 
-static void remove_tree(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-
-    while (d && (name = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(path, name, NULL);
-
-        if (g_file_test(p, G_FILE_TEST_IS_DIR)) {
-            remove_tree(p);
-            g_rmdir(p);
-        } else {
-            g_unlink(p);
-        }
-    }
-    if (d) {
-        g_dir_close(d);
-    }
-}
-
 void fuzz_clear_ram_dir(void)
 {
-    remove_tree(fuzz_ram_dir());
+    const char *dir = fuzz_ram_dir();
+
+    scratch_dir_remove(dir);
+    g_mkdir(dir, 0700);
 }
 
 RAMList *fuzz_ram_list(void)

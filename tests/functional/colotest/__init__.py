@@ -19,7 +19,8 @@ from . import paths          # ct.paths.SECONDARY may be replaced
 from .paths import (BUILD_ROOT, DATA, EXIT_SKIP, GUEST_BIOS, HALT_BIOS,
     LINUX_GUEST, NETCLIENT, PRIMARY_AGENT, QEMU72_ROOT, SECONDARY, SOURCE_ROOT,
     TEST_PRIMARY)
-from .base import (complete_lines, kill_pid, main, read_manifest, read_text,
+from .base import (complete_lines, folder_bytes, kill_pid, main,
+    read_manifest, read_text,
     sha256_file, TempDirTestCase, wait_for)
 from .qmp import (QMP)
 from .procs import (ColoSecondary, DiskSecondary, LoggedProcess, Qemu,
@@ -41,7 +42,7 @@ __all__ = [
     "BadLink",
     "paths", "BUILD_ROOT", "DATA", "EXIT_SKIP", "GUEST_BIOS", "HALT_BIOS",
     "LINUX_GUEST", "NETCLIENT", "PRIMARY_AGENT", "QEMU72_ROOT", "SECONDARY",
-    "SOURCE_ROOT", "TEST_PRIMARY", "complete_lines", "kill_pid", "main",
+    "SOURCE_ROOT", "TEST_PRIMARY", "complete_lines", "folder_bytes", "kill_pid", "main",
     "read_manifest", "read_text", "sha256_file", "TempDirTestCase", "wait_for",
     "QMP", "ColoSecondary", "DiskSecondary", "LoggedProcess", "Qemu",
     "qemu_binary", "qemu_command", "require_qemu", "run_once", "Secondary",

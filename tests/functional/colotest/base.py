@@ -24,6 +24,24 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def folder_bytes(path):
+    """The bytes a file or folder tree takes (allocated blocks: on tmpfs,
+    the memory it costs); 0 if it is gone."""
+    if not os.path.isdir(path):
+        try:
+            return os.lstat(path).st_blocks * 512
+        except OSError:
+            return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
 def read_manifest():
     """{stream: {block file name: sha256}} from tests/data/ram-manifest.tsv"""
     out = {}
