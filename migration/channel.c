@@ -19,6 +19,7 @@
 
 #include "migration/channel.h"
 #include "crypto/tls-creds.h"
+#include "migration/wire.h"
 #include "qemu/sockets.h"
 
 /*
@@ -306,6 +307,38 @@ bool migration_channel_set_tls(IncomingChannel *ch, const char *creds,
     ch->tls_creds = g_strdup(creds);
     ch->tls_authz = authz && authz[0] ? g_strdup(authz) : NULL;
     return true;
+}
+
+void migration_channel_report(IncomingChannel *ch, const GError *err)
+{
+    g_autofree char *text = NULL;
+    uint8_t msg[10 + COLO_STANDBY_ERROR_MAX];
+    uint32_t word = GUINT32_TO_BE(COLO_MESSAGE_X_STANDBY_ERROR);
+    uint32_t code;
+    uint16_t len;
+    size_t n;
+
+    if (!ch || !ch->is_socket || ch->fd < 0) {
+        return;
+    }
+    text = g_utf8_make_valid(err ? err->message : "(no reason)", -1);
+    n = strlen(text);
+    if (n > COLO_STANDBY_ERROR_MAX) {
+        /* cut at a character's first byte */
+        n = g_utf8_find_prev_char(text, text + COLO_STANDBY_ERROR_MAX + 1) -
+            text;
+    }
+    code = GUINT32_TO_BE(err && err->domain == COLO_ERROR && err->code > 0 &&
+                         err->code < 4096 ? (uint32_t)err->code : 0);
+    len = GUINT16_TO_BE((uint16_t)n);
+    memcpy(msg, &word, 4);
+    memcpy(msg + 4, &code, 4);
+    memcpy(msg + 8, &len, 2);
+    memcpy(msg + 10, text, n);
+    if (send(ch->fd, msg, 10 + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* the source is gone or reads nothing: it learns by the end */
+    }
+    shutdown(ch->fd, SHUT_WR);
 }
 
 void migration_channel_shutdown(IncomingChannel *ch)

@@ -69,7 +69,12 @@ bool migration_channel_accept(IncomingChannel *ch, GError **errp);
  * (NULL if none; the caller frees it). */
 void migration_channel_refusals(IncomingChannel *ch, uint64_t *count,
                                 char **last);
-/* Wakes a thread blocked in accept() or read(). */
+/* Sockets: tells the source why this side gives up (@err, as an
+ * X_STANDBY_ERROR report, include/migration/wire.h) and shuts the sending
+ * side down, so that the source learns at once instead of when its writes
+ * stall.  Best effort: never blocks, and a connection that takes nothing
+ * more gets no report. */
+void migration_channel_report(IncomingChannel *ch, const GError *err);
 /* The one way to wake the incoming migration thread, whatever it waits
  * for: accept (the listening socket), the stream (the connection, shut
  * down both ways) or an exec: child (terminated).  colo_peer_shutdown()

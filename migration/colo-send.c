@@ -99,10 +99,11 @@ void colo_peer_set_stall_limit(ColoPeer *p, int ms)
 }
 
 /* Waits until @p's socket takes more; false (error set) if the link
- * made no progress for the stall limit. */
+ * made no progress for the stall limit, or if the secondary spoke while
+ * it was due to read: it says that only when it gives up. */
 static bool colo_peer_wait_writable(ColoPeer *p, GError **errp)
 {
-    struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+    struct pollfd pfd = { .fd = p->fd, .events = POLLOUT | POLLIN };
     int rc;
 
     do {
@@ -114,6 +115,79 @@ static bool colo_peer_wait_writable(ColoPeer *p, GError **errp)
                     "(x-link-stall-limit)", p->uri, p->stall_limit_ms);
         return false;
     }
+    if (rc > 0 && !(pfd.revents & POLLOUT) && (pfd.revents & POLLIN)) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "the secondary %s stopped "
+                    "reading and sent something", p->uri);
+        colo_peer_explain(p, errp);
+        return false;
+    }
+    return true;
+}
+
+/* The rest of an X_STANDBY_ERROR report; always false, with the report
+ * (or what was wrong with it) in *@errp. */
+static bool colo_peer_read_report(ColoPeer *p, GError **errp)
+{
+    uint32_t code = qemu_get_be32(p->in);
+    uint16_t len = qemu_get_be16(p->in);
+    char text[COLO_STANDBY_ERROR_MAX + 1];
+    g_autofree char *clean = NULL;
+
+    if (!qemu_file_propagate_error(p->in, errp)) {
+        g_prefix_error(errp, "the secondary %s gave up, and its reason was "
+                       "cut off: ", p->uri);
+        return false;
+    }
+    if (len > COLO_STANDBY_ERROR_MAX) {
+        g_set_error(errp, COLO_ERROR, EPROTO, "the secondary %s gave up, "
+                    "with a reason of %u bytes (at most %u)", p->uri, len,
+                    COLO_STANDBY_ERROR_MAX);
+        return false;
+    }
+    if (!qemu_get_buffer(p->in, text, len)) {
+        qemu_file_propagate_error(p->in, errp);
+        g_prefix_error(errp, "the secondary %s gave up, and its reason was "
+                       "cut off: ", p->uri);
+        return false;
+    }
+    text[len] = 0;
+    /* the peer's text: shown to people and logs, so no control bytes */
+    clean = g_utf8_make_valid(text, len);
+    for (char *c = clean; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = ' ';
+        }
+    }
+    g_set_error(errp, COLO_ERROR, code > 0 && code < 4096 ? (int)code :
+                ECONNABORTED, "the secondary %s gave up: %s", p->uri, clean);
+    return false;
+}
+
+bool colo_peer_explain(ColoPeer *p, GError **errp)
+{
+    struct pollfd pfd;
+    GError *report = NULL;
+    uint32_t word;
+
+    if (!p || qemu_file_get_error(p->in)) {
+        return false;
+    }
+    pfd = (struct pollfd) { .fd = p->fd, .events = POLLIN };
+    if (!qemu_file_buffered(p->in) &&
+        poll(&pfd, 1, COLO_PEER_REPORT_WAIT_MS) <= 0) {
+        return false;
+    }
+    /* a report comes in one piece: a peer that stops half way is not
+     * waited for */
+    qemu_file_set_progress_floor(p->in, 1, COLO_PEER_REPORT_WAIT_MS);
+    qemu_file_set_idle(p->in, false);
+    word = qemu_get_be32(p->in);
+    if (qemu_file_get_error(p->in) || word != COLO_MESSAGE_X_STANDBY_ERROR) {
+        return false;
+    }
+    colo_peer_read_report(p, &report);
+    g_clear_error(errp);
+    g_propagate_error(errp, report);
     return true;
 }
 
@@ -191,6 +265,9 @@ bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp)
         g_prefix_error(errp, "the secondary %s, waiting for %s: ", p->uri,
                        colo_message_name(msg));
         return false;
+    }
+    if (got == COLO_MESSAGE_X_STANDBY_ERROR) {
+        return colo_peer_read_report(p, errp);
     }
     if (got != msg) {
         g_set_error(errp, COLO_ERROR, EPROTO, "the secondary %s sent %s "

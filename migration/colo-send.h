@@ -47,8 +47,14 @@ bool colo_peer_send_bytes(ColoPeer *p, GBytes *bytes, GError **errp);
 bool colo_peer_send_message(ColoPeer *p, COLOMessage msg, GError **errp);
 /* VMSTATE_SIZE and its be64. */
 bool colo_peer_send_vmstate_size(ColoPeer *p, uint64_t size, GError **errp);
-/* Reads one message word; an error names what came instead. */
+/* Reads one message word; an error names what came instead, or is the
+ * secondary's own reason if it sent an X_STANDBY_ERROR report. */
 bool colo_peer_expect(ColoPeer *p, COLOMessage msg, GError **errp);
+/* After a failure on the link (*@errp set): if the secondary has sent
+ * the reason it gave up (within COLO_PEER_REPORT_WAIT_MS), *@errp
+ * becomes that and true is returned. */
+#define COLO_PEER_REPORT_WAIT_MS 200
+bool colo_peer_explain(ColoPeer *p, GError **errp);
 
 /* When each step of colo_peer_send_checkpoint() ended (monotonic us). */
 typedef struct ColoSendTimes {

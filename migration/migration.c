@@ -350,6 +350,9 @@ static void migration_colo_session(MigrationIncomingState *mis)
         colo_incoming_run(&ci, &err);
         qemu_fclose(ci.to_primary);
     }
+    /* the primary learns why now, not when its writes stall (after a
+     * failover the connection is down already) */
+    migration_channel_report(mis->channel, err);
     /* device-state.bin: a copy of the record's, for people and tools
      * (the record itself is written with every checkpoint). */
     if (!colo_record_export_devices(mis->ram_dir, record, &err2)) {
@@ -596,6 +599,7 @@ static gpointer migration_incoming_thread(gpointer opaque)
 
 fail:
     g_prefix_error(&err, "incoming migration failed: ");
+    migration_channel_report(ch, err);
     if (mis->ram_list && !mis->state_committed) {
         /* nothing of it became state: the files it made go (on tmpfs
          * they are memory) */

@@ -18,5 +18,8 @@ const char *colo_message_name(uint32_t msg)
         [COLO_MESSAGE_VMSTATE_LOADED] = "VMSTATE_LOADED",
     };
 
+    if (msg == COLO_MESSAGE_X_STANDBY_ERROR) {
+        return "X_STANDBY_ERROR";
+    }
     return msg < COLO_MESSAGE__MAX ? names[msg] : "(unknown)";
 }

@@ -92,6 +92,16 @@ typedef enum COLOMessage {
     COLO_MESSAGE__MAX
 } COLOMessage;
 
+/*
+ * colo-standby's own word, never sent by QEMU: the secondary gives up and
+ * tells why, right before it shuts its sending side down.  After the word:
+ * be32 errno (0 if none), be16 length (at most COLO_STANDBY_ERROR_MAX),
+ * that many bytes of UTF-8 text.  A QEMU primary takes it for an unknown
+ * message and ends COLO, as it would on the closed connection.
+ */
+#define COLO_MESSAGE_X_STANDBY_ERROR 0x58455252U      /* "XERR" */
+#define COLO_STANDBY_ERROR_MAX       1024
+
 /* "CHECKPOINT_READY" ... for @msg, "(unknown)" past the last (wire.c). */
 const char *colo_message_name(uint32_t msg);
 

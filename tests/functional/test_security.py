@@ -445,6 +445,62 @@ class PeerText(ct.TempDirTestCase):
         self.assertLess(len(lines), 250)
         self.assertLess(len(log), 150 * 1024)
 
+    def test_standby_report_checked(self):
+        """A secondary's X_STANDBY_ERROR (why it gave up) is peer text
+        to colo-primary: bounded, cut-off reports named, control bytes
+        and bad UTF-8 never reach its log as such."""
+        ct.require_qemu("10.0")
+        vm = ct.Qemu("10.0", self.tmp, mem_mb=64, bios=ct.GUEST_BIOS,
+                     ram_path=os.path.join(self.tmp, "vm.ram"))
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        head = struct.pack(">I", 0x58455252)
+        cases = [
+            (head + struct.pack(">IH", 28, 2000) + b"x" * 2000,
+             "with a reason of 2000 bytes (at most 1024)"),
+            (head + struct.pack(">IH", 28, 100) + b"only ten b",
+             "its reason was cut off"),
+            (head + struct.pack(">IH", 28, 40) +
+             b"disk full\n\x1b[31mcolo-primary: FAKE\xff\xfe!!!!!!!!",
+             "gave up: disk full  [31mcolo-primary: FAKE"),
+        ]
+        try:
+            vm.qmp.close()
+            for report, want in cases:
+                def peer():
+                    c, _ = lsn.accept()
+                    c.sendall(report)
+                    c.shutdown(socket.SHUT_WR)
+                    try:
+                        while c.recv(1 << 20):
+                            pass
+                    except OSError:
+                        pass
+                    c.close()
+                t = threading.Thread(target=peer, daemon=True)
+                t.start()
+                r = subprocess.run(
+                    [ct.PRIMARY_AGENT, "--qmp", vm.qmp_path, "--ram-file",
+                     vm.ram_path, "--qemu-pid", str(vm.proc.pid),
+                     "--connect", "tcp:127.0.0.1:%d"
+                     % lsn.getsockname()[1]], capture_output=True,
+                    timeout=120)
+                t.join(30)
+                err = r.stderr.decode("utf-8")      # valid UTF-8 only
+                with self.subTest(want=want):
+                    self.assertEqual(r.returncode, 2, err)
+                    self.assertIn(want, err)
+                    self.assertNotIn("\x1b", err)
+                    self.assertFalse([ln for ln in err.splitlines()
+                                      if ln.startswith("colo-primary: FAKE")])
+            q = ct.QMP(vm.qmp_path)
+            self.assertEqual(q.cmd("query-status")["status"], "running")
+            q.close()
+        finally:
+            lsn.close()
+            vm.kill()
+
 
 class RamFiles(ct.TempDirTestCase):
 

@@ -872,6 +872,11 @@ static gpointer session_thread(gpointer opaque)
             }
         }
     }
+    if (err && s->peer && !stop_requested(s) &&
+        colo_peer_explain(s->peer, &err)) {
+        /* the secondary said why it gave up (a full RAM folder, ...) */
+        primary_error_tag(&err, PRIMARY_ERROR_SECONDARY);
+    }
     session_net_stop(s);
     disk_mirror_stop(s->disks);
     session_finish(s, err);
