@@ -611,10 +611,16 @@ bool colo_journal_recover(const char *ram_dir, ColoRecovery *r,
     colo_journal_remove_cache(ram_dir);
     colo_journal_remove_disk_cache(ram_dir);
     if (g_file_test(record, G_FILE_TEST_EXISTS)) {
+        g_autoptr(GError) copy_err = NULL;
+
         r->record = colo_record_load(record, NULL, errp);
-        if (!r->record ||
-            !colo_record_export_devices(ram_dir, r->record, errp)) {
+        if (!r->record) {
             return false;
+        }
+        /* device-state.bin is a copy for people and tools (the record
+         * holds the state): a full filesystem only costs the copy */
+        if (!colo_record_export_devices(ram_dir, r->record, &copy_err)) {
+            fprintf(stderr, "colo-secondary: %s\n", copy_err->message);
         }
     }
     return true;

@@ -16,6 +16,7 @@
 #include "qemu/osdep.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 
 #include "block/blockdev.h"
 #include "migration/colo-journal.h"
@@ -97,35 +98,72 @@ bool failover_put_stream(QEMUFile *f, const char *ram_dir, GArray *blocks,
     return true;
 }
 
-bool failover_write_stream(const char *path, const char *ram_dir,
-                           GArray *blocks, VMDeviceState *ds,
-                           const char *machine, uint32_t ram_section_id,
-                           GError **errp)
+int failover_stream_memfd(const char *ram_dir, GArray *blocks,
+                          VMDeviceState *ds, const char *machine,
+                          uint32_t ram_section_id, GError **errp)
 {
     g_autoptr(QEMUFile) f = qemu_file_new_output_buffer();
     g_autoptr(GBytes) bytes = NULL;
+    const uint8_t *data;
+    gsize len;
+    int fd;
 
     if (!failover_put_stream(f, ram_dir, blocks, ds, machine,
                              ram_section_id, false, errp)) {
-        return false;
+        return -1;
     }
     bytes = qemu_file_steal_output(f);
-    return g_file_set_contents(path, g_bytes_get_data(bytes, NULL),
-                               g_bytes_get_size(bytes), errp);
+    data = g_bytes_get_data(bytes, &len);
+    fd = memfd_create("colo-failover-stream", MFD_CLOEXEC);
+    if (fd < 0) {
+        g_set_error(errp, COLO_ERROR, errno, "failover: memfd_create: %s",
+                    g_strerror(errno));
+        return -1;
+    }
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            g_set_error(errp, COLO_ERROR, n < 0 ? errno : EIO, "failover: "
+                        "writing the stream to its memfd: %s",
+                        g_strerror(n < 0 ? errno : EIO));
+            close(fd);
+            return -1;
+        }
+        data += n;
+        len -= n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        g_set_error(errp, COLO_ERROR, errno, "failover: %s",
+                    g_strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
+
+/* What the resumed QEMU inherits. */
+typedef struct FailoverChildFds {
+    int ram_dir_lock;           /* or -1 */
+    int stream;                 /* its -incoming fd:N */
+} FailoverChildFds;
 
 static void child_setup(gpointer opaque)
 {
-    const FailoverConfig *cfg = opaque;
+    const FailoverChildFds *fds = opaque;
 
     /* The resumed VM must outlive colo-secondary, and keep the RAM folder
      * locked as long as it runs on the folder's files: a colo-secondary
      * started on the folder again must not take them for a standby's.
      * (GLib has marked every other descriptor close-on-exec.) */
     setsid();
-    if (cfg->ram_dir_lock >= 0) {
-        fcntl(cfg->ram_dir_lock, F_SETFD, 0);
+    if (fds->ram_dir_lock >= 0) {
+        fcntl(fds->ram_dir_lock, F_SETFD, 0);
     }
+    fcntl(fds->stream, F_SETFD, 0);
 }
 
 static bool failover_wait_migration(QmpClient *c, GError **errp)
@@ -196,9 +234,9 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
                           GError **errp)
 {
     int64_t t0 = g_get_monotonic_time();
-    g_autofree char *stream = g_build_filename(ram_dir, FAILOVER_STREAM_FILE,
-                                              NULL);
     g_autofree char *incoming = NULL;
+    FailoverChildFds fds = { cfg->ram_dir_lock, -1 };
+    bool spawned;
     g_autofree char *mopt = NULL, *obj = NULL, *mem = NULL, *qmp = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GPtrArray) disk_args = g_ptr_array_new_with_free_func(g_free);
@@ -212,10 +250,6 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     if (cfg->libvirt_xml) {
         return failover_libvirt_restore(cfg, ram_dir, blocks, disks, ds,
                                         machine, ram_section_id, res, errp);
-    }
-    if (!failover_write_stream(stream, ram_dir, blocks, ds, m,
-                               ram_section_id, errp)) {
-        return false;
     }
     main_ram = &g_array_index(blocks, RAMBlockSummary, 0);
     if (strchr(main_ram->idstr, '/') || !main_ram->idstr[0]) {
@@ -252,15 +286,22 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
     }
     g_ptr_array_add(argv, NULL);
 
+    fds.stream = failover_stream_memfd(ram_dir, blocks, ds, m,
+                                       ram_section_id, errp);
+    if (fds.stream < 0) {
+        return false;
+    }
     logfd = open(res->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                  0600);
-    if (logfd < 0 ||
-        !g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL,
-                                G_SPAWN_SEARCH_PATH |
-                                G_SPAWN_STDIN_FROM_DEV_NULL,
-                                child_setup, (gpointer)cfg, &res->pid,
-                                -1, logfd,
-                                logfd, errp)) {
+    spawned = logfd >= 0 &&
+              g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL,
+                                     G_SPAWN_SEARCH_PATH |
+                                     G_SPAWN_STDIN_FROM_DEV_NULL,
+                                     child_setup, &fds, &res->pid,
+                                     -1, logfd, logfd, errp);
+    /* QEMU has its own copy of the memfd now */
+    close(fds.stream);
+    if (!spawned) {
         if (logfd >= 0) {
             close(logfd);
         } else {
@@ -276,7 +317,9 @@ bool colo_failover_resume(const FailoverConfig *cfg, const char *ram_dir,
         g_prefix_error(errp, "failover: QEMU (see %s): ", res->log_path);
         return false;
     }
-    incoming = g_strdup_printf("{\"uri\": \"exec:cat '%s'\"}", stream);
+    /* QEMU reads the stream from the memfd it inherited (a number after
+     * "fd:" is a descriptor of its own, in 7.2 as in 10.0) */
+    incoming = g_strdup_printf("{\"uri\": \"fd:%d\"}", fds.stream);
     r = qmp_client_cmd(c, "migrate-set-capabilities",
                        "{\"capabilities\": [{\"capability\": "
                        "\"x-ignore-shared\", \"state\": true}]}", errp);

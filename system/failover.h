@@ -82,12 +82,13 @@ bool failover_libvirt_restore(const FailoverConfig *cfg, const char *ram_dir,
                               uint32_t ram_section_id, FailoverResult *res,
                               GError **errp);
 
-/* Writes the stream a stock QEMU needs to resume from the committed state
- * (x-ignore-shared: no main RAM in it) to @path. */
-bool failover_write_stream(const char *path, const char *ram_dir,
-                           GArray *blocks, VMDeviceState *ds,
-                           const char *machine, uint32_t ram_section_id,
-                           GError **errp);
+/* The stream a stock QEMU needs to resume from the committed state
+ * (x-ignore-shared: no main RAM in it) in a memfd, read from its start;
+ * -1 on failure.  Not a file in the RAM folder: a failover must work
+ * when that folder's filesystem is full. */
+int failover_stream_memfd(const char *ram_dir, GArray *blocks,
+                          VMDeviceState *ds, const char *machine,
+                          uint32_t ram_section_id, GError **errp);
 
 /* @disks (of ColoRecordDisk, or NULL): images to give QEMU as -blockdev
  * nodes. */

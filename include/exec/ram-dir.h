@@ -23,7 +23,6 @@
 #define DEVICE_STATE_FILE       "device-state.bin"
 #define VMDESC_FILE             "vmdesc.json"
 /* what a failover writes and starts (system/failover.c) */
-#define FAILOVER_STREAM_FILE    "failover.mig"
 #define FAILOVER_QMP_FILE       "failover-qemu.qmp"
 #define FAILOVER_LOG_FILE       "failover-qemu.log"
 /* the FIFO a failover into libvirt streams its save image through
@@ -38,7 +37,7 @@
 #define RAM_DIR_OWN_NAMES                                               \
     COLO_CHECKPOINT_FILE, COLO_JOURNAL_FILE, COLO_CACHE_DIR,            \
     COLO_DISK_CACHE_DIR, DEVICE_STATE_FILE, VMDESC_FILE,                \
-    FAILOVER_STREAM_FILE, FAILOVER_QMP_FILE, FAILOVER_LOG_FILE,         \
+    FAILOVER_QMP_FILE, FAILOVER_LOG_FILE,         \
     FAILOVER_SAVE_FIFO, RAM_DIR_LOCK_FILE
 
 #endif /* EXEC_RAM_DIR_H */

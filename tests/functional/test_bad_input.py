@@ -196,7 +196,7 @@ class BadInput(ct.TempDirTestCase):
         for name in ("colo-checkpoint", "colo-journal", "colo-cache",
                      "/colo-cache/pc.ram", "colo-disk-cache",
                      "colo-disk-cache/disk0", "device-state.bin",
-                     "vmdesc.json", "failover.mig", "failover-qemu.qmp",
+                     "vmdesc.json", "failover-qemu.qmp",
                      "failover-qemu.log", "colo-journal.tmp",
                      "vmdesc.json.tmp", "colo-owner.lock"):
             with self.subTest(name=name):
