@@ -40,7 +40,7 @@ from colotest.cluster import NODES, RSC, pids_named, netns_of  # noqa: E402
 import test_cluster  # noqa: E402
 
 SECONDS = int(os.environ.get("COLO_SOAK_SECONDS", "900"))
-GAP = [int(x) for x in os.environ.get("COLO_SOAK_GAP", "60,180").split(",")]
+GAP = [int(x) for x in os.environ.get("COLO_SOAK_GAP", "45,150").split(",")]
 SEED = int(os.environ.get("COLO_SOAK_SEED", "29"))
 SAMPLE_S = int(os.environ.get("COLO_SOAK_SAMPLE_S", "60"))
 OUT = os.environ.get("COLO_SOAK_OUT", os.path.join(
