@@ -872,9 +872,10 @@ static gpointer session_thread(gpointer opaque)
             }
         }
     }
-    if (err && s->peer && !stop_requested(s) &&
-        colo_peer_explain(s->peer, &err)) {
-        /* the secondary said why it gave up (a full RAM folder, ...) */
+    if (g_error_matches(err, PRIMARY_ERROR, PRIMARY_ERROR_SECONDARY) &&
+        s->peer && !stop_requested(s) && colo_peer_explain(s->peer, &err)) {
+        /* the secondary said why it gave up (a full RAM folder, ...);
+         * QEMU's own failures stay QEMU's */
         primary_error_tag(&err, PRIMARY_ERROR_SECONDARY);
     }
     session_net_stop(s);
