@@ -147,8 +147,4 @@ class PrimaryRuns:
                     before + 2, 60, "the guest running on")
 
     def vm_running(self, vm):
-        q = ct.QMP(vm.qmp_path)
-        try:
-            return q.cmd("query-status")["status"]
-        finally:
-            q.close()
+        return ct.qemu_status(vm.qmp_path)

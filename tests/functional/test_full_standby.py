@@ -90,7 +90,6 @@ class FullStandby(ct.TempDirTestCase):
             vm.qmp_path, vm.ram_path, os.path.join(self.tmp, name + ".qmp"),
             secondary_ram=os.path.join(self.fs, "standby", "pc.ram"))
         self.addCleanup(oracle.close)
-        log = open(os.path.join(self.tmp, name + ".log"), "wb")
         argv = [ct.PRIMARY_AGENT, "--qmp", oracle.path, "--ram-file",
                 vm.ram_path, "--qemu-pid", str(vm.proc.pid)]
         mon = os.path.join(self.tmp, name + ".mon")
@@ -98,16 +97,8 @@ class FullStandby(ct.TempDirTestCase):
             argv += ["--monitor", "unix:%s,server=on,wait=off" % mon]
         else:
             argv += ["--connect", "tcp:127.0.0.1:%d" % sec.port]
-        agent = subprocess.Popen(argv + list(extra), stdout=log,
-                                 stderr=subprocess.STDOUT)
-        log.close()
-        agent.log_path = log.name
-
-        def stop():
-            if agent.poll() is None:
-                agent.kill()
-                agent.wait()
-        self.addCleanup(stop)
+        agent = ct.start_logged(self, argv + list(extra),
+                                os.path.join(self.tmp, name + ".log"))
         q = None
         if monitor:
             q = ct.QMP(mon)
@@ -120,13 +111,6 @@ class FullStandby(ct.TempDirTestCase):
         before = len(ct.guest_counters(serial_path))
         ct.wait_for(lambda: len(ct.guest_counters(serial_path)) > before + 2,
                     60, "the guest running on")
-
-    def vm_status(self, vm):
-        q = ct.QMP(vm.qmp_path)
-        try:
-            return q.cmd("query-status")["status"]
-        finally:
-            q.close()
 
     def start_vm(self):
         ct.require_qemu("10.0")
@@ -169,7 +153,7 @@ class FullStandby(ct.TempDirTestCase):
             # nothing of the refused stream stays in the folder
             left = set(os.listdir(os.path.join(self.fs, "standby")))
             self.assertLessEqual(left, {"colo-owner.lock"}, left)
-            self.assertEqual(self.vm_status(vm), "running")
+            self.assertEqual(ct.qemu_status(vm.qmp_path), "running")
             self.guest_runs_on(vm.serial_path)
             self.assertEqual(sec.quit(), 0, sec.stderr())
 
@@ -230,7 +214,7 @@ class FullStandby(ct.TempDirTestCase):
             q.cmd("quit")
             self.assertEqual(agent.wait(timeout=30), 0)
             # (QEMU's monitor takes one client: the agent's is gone now)
-            self.assertEqual(self.vm_status(vm), "running")
+            self.assertEqual(ct.qemu_status(vm.qmp_path), "running")
 
             # ... and fails over from it with the filesystem still full
             sec.qmp.cmd("x-colo-lost-heartbeat")

@@ -17,7 +17,6 @@ and QMP are theirs alone).  bench/density.py measures the same layout at
 
 import os
 import signal
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -51,20 +50,11 @@ class ManyVms(ct.TempDirTestCase):
             vm.qmp_path, vm.ram_path, os.path.join(d, "oracle.qmp"),
             secondary_ram=os.path.join(sec.ram_dir, "pc.ram"))
         self.addCleanup(oracle.close)
-        log = open(os.path.join(d, "primary.log"), "wb")
-        agent = subprocess.Popen(
-            [ct.PRIMARY_AGENT, "--qmp", oracle.path, "--ram-file",
-             vm.ram_path, "--connect", "tcp:127.0.0.1:%d" % sec.port,
-             "--qemu-pid", str(vm.proc.pid), "--x-checkpoint-delay", "200"],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        agent.log_path = log.name
-
-        def stop():
-            if agent.poll() is None:
-                agent.kill()
-                agent.wait()
-        self.addCleanup(stop)
+        agent = ct.start_logged(self, [
+            ct.PRIMARY_AGENT, "--qmp", oracle.path, "--ram-file",
+            vm.ram_path, "--connect", "tcp:127.0.0.1:%d" % sec.port,
+            "--qemu-pid", str(vm.proc.pid), "--x-checkpoint-delay", "200"],
+            os.path.join(d, "primary.log"))
         return oracle, agent
 
     @staticmethod

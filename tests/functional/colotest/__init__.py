@@ -24,7 +24,8 @@ from .base import (complete_lines, folder_bytes, kill_pid, main,
     sha256_file, TempDirTestCase, wait_for)
 from .qmp import (QMP)
 from .procs import (ColoSecondary, DiskSecondary, LoggedProcess, Qemu,
-    qemu_binary, qemu_command, require_qemu, run_once, Secondary)
+    qemu_binary, qemu_command, qemu_status, require_qemu, run_once,
+    Secondary, start_logged)
 from .guest import (cpio_newc, guest_counters, make_colo_initial_stream,
     qemu_load_reference, require_linux_guest, run_in_linux_guest)
 from .record import (block_file, ram_files, ram_matches, read_record,
@@ -45,7 +46,8 @@ __all__ = [
     "SOURCE_ROOT", "TEST_PRIMARY", "complete_lines", "folder_bytes", "kill_pid", "main",
     "read_manifest", "read_text", "sha256_file", "TempDirTestCase", "wait_for",
     "QMP", "ColoSecondary", "DiskSecondary", "LoggedProcess", "Qemu",
-    "qemu_binary", "qemu_command", "require_qemu", "run_once", "Secondary",
+    "qemu_binary", "qemu_command", "qemu_status", "require_qemu",
+    "run_once", "Secondary", "start_logged",
     "cpio_newc", "guest_counters", "make_colo_initial_stream",
     "qemu_load_reference", "require_linux_guest", "run_in_linux_guest",
     "block_file", "ram_files", "ram_matches", "read_record", "record_devices",

@@ -219,6 +219,31 @@ class DiskSecondary(ColoSecondary):
         self.uri = "nbd+unix:///%s?socket=%s" % (node, self.nbd_path)
 
 
+def qemu_status(qmp_path):
+    """QEMU's run state ("running", "paused"...) through a connection of
+    its own (QEMU's monitor takes one client at a time)."""
+    q = QMP(qmp_path)
+    try:
+        return q.cmd("query-status")["status"]
+    finally:
+        q.close()
+
+
+def start_logged(test, argv, log_path):
+    """Starts @argv with its stdout and stderr in @log_path (the process
+    gets .log_path); killed at @test's cleanup if still running."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    test.addCleanup(stop)
+    return proc
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
