@@ -43,6 +43,8 @@ struct ColoDisk {
     uint64_t slots;             /* slots the file has */
     GArray *free_slots;         /* of uint64_t */
     ColoDiskStats st;
+    char *refusal;              /* the first cached write refused since
+                                   caching began, or NULL */
 
     void (*direct_hook)(void *opaque);
     void *direct_opaque;
@@ -163,6 +165,7 @@ void colo_disk_close(ColoDisk *d)
     g_free(d->node);
     g_free(d->filename);
     g_free(d->cache_path);
+    g_free(d->refusal);
     g_free(d);
 }
 
@@ -388,6 +391,7 @@ static bool disk_write(ColoDisk *d, const uint8_t *src, uint64_t offset,
 {
     static const uint8_t zero[PAGE];
     void (*hook)(void *) = NULL;
+    GError *err = NULL;
     bool ok = true;
 
     if (d->read_only) {
@@ -422,9 +426,9 @@ static bool disk_write(ColoDisk *d, const uint8_t *src, uint64_t offset,
         uint64_t n = MIN(len, PAGE - in);
 
         if (d->caching) {
-            ok = cache_write_page(d, p, in, src, n, errp);
+            ok = cache_write_page(d, p, in, src, n, &err);
         } else if (!pwrite_full(d->fd, src ? src : zero, n, offset)) {
-            ok = io_error(errp, errno, d, "cannot write", d->filename);
+            ok = io_error(&err, errno, d, "cannot write", d->filename);
         }
         if (src) {
             src += n;
@@ -432,7 +436,15 @@ static bool disk_write(ColoDisk *d, const uint8_t *src, uint64_t offset,
         offset += n;
         len -= n;
     }
+    if (err && d->caching && !d->refusal) {
+        /* the epoch has a hole now: the primary's mirror fails on it,
+         * and the standby says why when its session ends */
+        d->refusal = g_strdup(err->message);
+    }
     g_mutex_unlock(&d->lock);
+    if (err) {
+        g_propagate_error(errp, err);
+    }
     return ok;
 }
 
@@ -469,9 +481,20 @@ bool colo_disk_flush(ColoDisk *d, GError **errp)
 
 /* --- checkpoints -------------------------------------------------------- */
 
+char *colo_disk_refusal(ColoDisk *d)
+{
+    char *r;
+
+    g_mutex_lock(&d->lock);
+    r = g_strdup(d->refusal);
+    g_mutex_unlock(&d->lock);
+    return r;
+}
+
 void colo_disk_start_caching(ColoDisk *d)
 {
     g_mutex_lock(&d->lock);
+    g_clear_pointer(&d->refusal, g_free);
     d->caching = true;
     d->direct_hook = NULL;
     g_mutex_unlock(&d->lock);

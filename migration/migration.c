@@ -350,6 +350,22 @@ static void migration_colo_session(MigrationIncomingState *mis)
         colo_incoming_run(&ci, &err);
         qemu_fclose(ci.to_primary);
     }
+    /* (the loop ends only with an error) */
+    for (guint i = 0; mis->disks && i < block_devices_count(mis->disks);
+         i++) {
+        g_autofree char *why =
+            colo_disk_refusal(block_devices_nth(mis->disks, i));
+
+        if (why) {
+            /* the primary ended it, because of this */
+            char *m = g_strdup_printf("%s; before that this standby "
+                                      "refused a write of the primary's "
+                                      "disk: %s", err->message, why);
+
+            g_free(err->message);
+            err->message = m;
+        }
+    }
     /* the primary learns why now, not when its writes stall (after a
      * failover the connection is down already) */
     migration_channel_report(mis->channel, err);

@@ -89,6 +89,9 @@ bool colo_disk_flush(ColoDisk *d, GError **errp);
 
 /* --- the checkpoint side (migration thread) --- */
 
+/* The first write refused while caching (its error's text; the caller
+ * frees it), or NULL: a checkpoint with such a write cannot be whole. */
+char *colo_disk_refusal(ColoDisk *d);
 /* Checkpoint 0 is committed: from now on writes are cached. */
 void colo_disk_start_caching(ColoDisk *d);
 /* CHECKPOINT_REQUEST of @number: the open epoch becomes the sealed one. */

@@ -309,9 +309,15 @@ class FullStandby(ct.TempDirTestCase):
                 got = hashlib.sha256(f.read()).hexdigest()
             self.assertEqual(got, hashlib.sha256(content).hexdigest())
             oracle.check()
-            print("\nfull standby, disk cache: %s" % [
+            # and the standby says why the primary ended the session
+            sec.qmp.wait_event("COLO_EXIT", 30)
+            why = sec.qmp.cmd("query-migrate")["error-desc"]
+            self.assertIn("refused a write of the primary's disk", why)
+            self.assertIn("no room in cache file", why)
+            self.assertIn("No space left on device", why)
+            print("\nfull standby, disk cache: %s; the standby: %s" % ([
                 ln for ln in log.splitlines()
-                if "No space" in ln][0][:240], file=sys.stderr)
+                if "No space" in ln][0][:240], why[-200:]), file=sys.stderr)
         finally:
             sec.quit()
 
