@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 import colotest  # noqa: E402
@@ -199,6 +200,27 @@ class ClusterSoak(test_cluster.ClusterTest):
         return primary, standby, self.reprotected(kind, primary, standby,
                                                   sec)
 
+    def print_state(self):
+        """What a failed fault leaves to look at: the client, the guest's
+        serial output, Pacemaker's view."""
+        client = getattr(self, "client", None)
+        if client:
+            lines = self.stream.lines
+            print("--- client: %s; %d lines, the last %.1f s ago: %s" % (
+                "running" if client.poll() is None else
+                "exited with %s" % client.returncode, len(lines),
+                time.monotonic() - lines[-1][0] if lines else -1,
+                lines[-1][1] if lines else "-"), file=sys.stderr)
+        for n in NODES:
+            print("--- %s srv/serial.log (tail)\n%s" % (
+                n, self.serial(n)[-2000:]), file=sys.stderr)
+        try:
+            print("--- crm_mon\n" + ET.tostring(
+                self.cluster.crm_mon(), encoding="unicode")[-3000:],
+                file=sys.stderr)
+        except Exception as e:      # a dead cluster is an answer too
+            print("--- crm_mon: %s" % e, file=sys.stderr)
+
     def test_soak(self):
         c = self.cluster
         rnd = random.Random(SEED)
@@ -213,7 +235,9 @@ class ClusterSoak(test_cluster.ClusterTest):
             c.configure(self.kernel, self.initrd, memwrite=MEMWRITE)
             wait_for(lambda: "serving on port 7777" in self.serial("n1"),
                      180, "the guest's service on n1", interval=0.5)
-            self.start_client()
+            # the client reads for as long as the soak strikes, and more
+            # (its own end is not an outage)
+            self.start_client(seconds=SECONDS + 1800)
             _, sec = self.wait_protected("n1", "n2")
             sampler = Sampler(c, OUT)
             sampler.sample()
@@ -234,6 +258,7 @@ class ClusterSoak(test_cluster.ClusterTest):
             sampler.sample()
         except Exception:
             print(c.logs_text(), file=sys.stderr)
+            self.print_state()
             raise
         finally:
             if sampler:
