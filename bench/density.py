@@ -7,7 +7,9 @@ each protected by its own colo-primary into its own colo-secondary, all
 at once, for BENCH_CHECKPOINTS checkpoints on the 100 ms timer, with
 the write tracking of BENCH_TRACKING (uffd-wp, digest).  Per VM: the
 pause (median, p99) against the same VM protected alone, and checkpoints
-per second; on the standby side: colo-secondary's RSS (its anonymous
+per second, and, for the same number of running VMs with only one of
+them protected, that one's pause (what the guests' own CPU use costs a
+pause on this host); on the standby side: colo-secondary's RSS (its anonymous
 memory: what it holds beside the RAM files), the RAM files and the
 cache folder, per VM.  Writes bench/out/density.txt and
 bench/out/density.png."""
@@ -41,18 +43,21 @@ def status_kb(pid, field):
     return 0
 
 
-def run(count, tracking, tmp):
-    """@count VMs protected at once; per VM (pauses, checkpoints/s) and
-    the standby's memory per VM at the end (MiB: anonymous RSS, files)."""
+def run(count, tracking, tmp, protected=None):
+    """@count VMs running, the first @protected (all if None) protected
+    at once; per protected VM (pauses, checkpoints/s) and the standby's
+    memory per VM at the end (MiB: anonymous RSS, files)."""
     vms, secs, agents = [], [], []
+    protected = count if protected is None else protected
     try:
         for i in range(count):
             d = tempfile.mkdtemp(dir=tmp)
             vms.append(ct.Qemu("10.0", d, mem_mb=MIB, bios=ct.GUEST_BIOS,
                                ram_path=os.path.join(d, "vm.ram")))
-            sd = os.path.join(d, "sec")
-            os.makedirs(sd)
-            secs.append(ct.ColoSecondary(sd))
+            if i < protected:
+                sd = os.path.join(d, "sec")
+                os.makedirs(sd)
+                secs.append(ct.ColoSecondary(sd))
         for vm in vms:
             ct.wait_for(lambda: "C=" in vm.serial(), 120, "the guests")
             vm.qmp.close()
@@ -104,6 +109,9 @@ def plot(rows, path):
                label="pause median, " + tracking)
         a.plot([r["vms"] for r in pts], [r["p99"] for r in pts], "s--",
                label="pause p99, " + tracking)
+        a.plot([r["vms"] for r in pts],
+               [r["one_of_n"] or r["median"] for r in pts], "x:",
+               label="pause median, 1 of N protected, " + tracking)
         b.plot([r["vms"] for r in pts],
                [r["files"] + r["anon"] for r in pts], "o-",
                label="standby per VM, " + tracking)
@@ -112,7 +120,7 @@ def plot(rows, path):
     a.set_ylabel("ms")
     a.legend(fontsize=7)
     b.set_xlabel("VMs protected at once")
-    b.set_ylabel("MiB per VM (RAM files + cache + anonymous RSS)")
+    b.set_ylabel("MiB per VM (files + anonymous)")
     b.set_ylim(bottom=0)
     b.legend(fontsize=7)
     fig.suptitle("colo-guest %d MiB (TCG) per VM, one host" % MIB)
@@ -124,14 +132,18 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="colo-bench-", dir="/dev/shm")
     rows = []
-    lines = ["%-8s %4s %10s %10s %10s %8s %12s %10s" % (
+    lines = ["%-8s %4s %10s %10s %10s %8s %12s %10s %14s" % (
         "tracking", "VMs", "pause", "p99", "vs alone", "ckpt/s",
-        "standby/VM", "anon/VM")]
+        "standby/VM", "anon/VM", "1 of N alone")]
     try:
         for tracking in TRACKING:
             alone = None
             for count in COUNTS:
                 res, anon, files = run(count, tracking, tmp)
+                # the same host load with only one VM protected: what
+                # the guests' own CPU use does to a pause (2 CPUs here)
+                one = run(count, tracking, tmp, 1)[0][0]["median"] \
+                    if count > 1 else None
                 med = statistics.median(r["median"] for r in res)
                 p99 = max(r["p99"] for r in res)
                 if alone is None:
@@ -140,13 +152,15 @@ def main():
                        "p99": p99, "cps": statistics.median(
                            r["cps"] for r in res),
                        "anon": statistics.median(anon),
-                       "files": statistics.median(files)}
+                       "files": statistics.median(files),
+                       "one_of_n": one}
                 rows.append(row)
                 lines.append("%-8s %4d %7.2f ms %7.2f ms %9.2fx %8.2f "
-                             "%8.0f MiB %6.1f MiB" % (
+                             "%8.0f MiB %6.1f MiB %11s" % (
                                  tracking, count, med, p99, med / alone,
                                  row["cps"], row["files"] + row["anon"],
-                                 row["anon"]))
+                                 row["anon"], "%.2f ms" % one if one
+                                 else "-"))
                 print(lines[-1], flush=True)
                 time.sleep(2)
     finally:
