@@ -93,7 +93,9 @@ struct Session {
     uint64_t xbzrle_pages;
     uint64_t by_trigger[CHECKPOINT_TRIGGER__MAX];
     CheckpointFigures sums;     /* of the checkpoints after the first */
-    GArray *pauses_us;          /* int64_t */
+    GArray *pauses_us;          /* int64_t, a ring of the last
+                                   SESSION_PAUSE_WINDOW */
+    uint64_t pauses;            /* all of them */
     bool net_buffered;
     char *net_netdevs;          /* which netdevs, for the queries */
     NetBufferStats net_stats;   /* as of the last checkpoint */
@@ -312,7 +314,13 @@ static void record_figures(Session *s, const CheckpointFigures *fig)
         s->sums.received_us += fig->received_us;
         s->sums.commit_us += fig->commit_us;
         s->sums.release_us += fig->release_us;
-        g_array_append_val(s->pauses_us, fig->pause_us);
+        if (s->pauses_us->len < SESSION_PAUSE_WINDOW) {
+            g_array_append_val(s->pauses_us, fig->pause_us);
+        } else {
+            g_array_index(s->pauses_us, int64_t,
+                          s->pauses % SESSION_PAUSE_WINDOW) = fig->pause_us;
+        }
+        s->pauses++;
     }
     s->total_bytes += fig->wire_bytes;
     s->xbzrle_pages += fig->xbzrle_pages;
@@ -1031,8 +1039,8 @@ void session_query(Session *s, SessionInfo *info)
     info->tracking_why = g_strdup(s->tracking_why);
     info->tracking_fallback = g_strdup(s->tracking_fallback);
     sorted = g_array_copy(s->pauses_us);
+    info->pauses = s->pauses;
     g_mutex_unlock(&s->lock);
-    info->pauses = sorted->len;
     if (sorted->len) {
         g_array_sort(sorted, cmp_int64);
         info->pause_median_us = g_array_index(sorted, int64_t,

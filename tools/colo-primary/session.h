@@ -141,6 +141,11 @@ typedef struct SessionConfig {
     SessionNotifier notify;
 } SessionConfig;
 
+/* The pauses the median and p99 are taken over: the last ones, so that
+ * a session protecting a VM for months keeps a fixed 128 KiB for them
+ * (about half an hour at the 100 ms timer). */
+#define SESSION_PAUSE_WINDOW 16384
+
 /* A snapshot for query-migrate and query-colo-status. */
 typedef struct SessionInfo {
     MigrationStatus status;
@@ -154,6 +159,7 @@ typedef struct SessionInfo {
     CheckpointFigures last;
     uint64_t pauses;            /* checkpoints with a pause figure */
     uint64_t by_trigger[CHECKPOINT_TRIGGER__MAX];
+    /* of the last SESSION_PAUSE_WINDOW pauses */
     int64_t pause_median_us, pause_p99_us;
     int64_t colo_time_us;       /* since the first checkpoint began */
     bool net_buffered;
