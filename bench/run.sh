@@ -22,6 +22,7 @@ nbd) "$PY" bench/nbd_latency.py ;;
 libvirt) "$PY" bench/libvirt.py ;;
 bad-link) "$PY" bench/bad_link.py ;;
 density) "$PY" bench/density.py ;;
+long-session) "$PY" bench/long_session.py ;;
 fuzz) bash bench/fuzz.sh "${FUZZ_SECONDS:-120}" ;;
 all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py
      "$PY" bench/colo_primary.py; "$PY" bench/failover.py
@@ -29,5 +30,5 @@ all) "$PY" bench/load_speed.py; "$PY" bench/colo_commit.py
      "$PY" bench/pause_linux.py; "$PY" bench/soft_dirty_vm.py
      "$PY" bench/disk.py; "$PY" bench/nbd_latency.py
      "$PY" bench/libvirt.py; "$PY" bench/bad_link.py
-     "$PY" bench/density.py ;;
+     "$PY" bench/density.py; "$PY" bench/long_session.py ;;
 esac

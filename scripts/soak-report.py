@@ -10,6 +10,7 @@ bench/out/soak.png (Debian's python3, for matplotlib)."""
 import collections
 import json
 import os
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -17,11 +18,9 @@ PNG = os.path.join(HERE, "..", "bench", "out", "soak.png")
 
 
 def slope(points):
-    n = len(points)
-    mx = sum(t for t, _ in points) / n
-    my = sum(v for _, v in points) / n
-    var = sum((t - mx) ** 2 for t, _ in points)
-    return sum((t - mx) * (v - my) for t, v in points) / var if var else 0.0
+    """Least-squares slope of (t, value) points."""
+    return statistics.linear_regression([t for t, _ in points],
+                                        [v for _, v in points]).slope
 
 
 def main(path):
