@@ -28,6 +28,7 @@ import errno
 import os
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -72,7 +73,7 @@ class FullStandby(ct.TempDirTestCase):
         file; a race with the standby's own use only makes it fuller."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            size = 0
+            size = os.fstat(fd).st_size     # a second call adds to it
             for step in (1 << 20, 4096):
                 while free_bytes(path) > leave + step:
                     try:
@@ -182,9 +183,22 @@ class FullStandby(ct.TempDirTestCase):
                                             monitor=True)
             ct.wait_for(lambda: q.cmd("query-migrate").get(
                 "x-colo-checkpoints", 0) >= 5, 60, "5 checkpoints")
+            # full, and kept full: what a commit gives back (its cache
+            # pages) is taken again at once, until COLO ends
             filler = os.path.join(self.fs, "filler")
-            self.fill(filler)
-            ev = q.wait_event("COLO_EXIT", 60)
+            colo_ended = threading.Event()
+
+            def keep_full():
+                while not colo_ended.is_set():
+                    self.fill(filler)
+                    colo_ended.wait(0.05)
+            filling = threading.Thread(target=keep_full, daemon=True)
+            filling.start()
+            try:
+                ev = q.wait_event("COLO_EXIT", 60)
+            finally:
+                colo_ended.set()
+                filling.join(10)
             self.assertEqual(ev["data"], {"mode": "primary",
                                           "reason": "error"})
             q.wait_event("MIGRATION", 30,
