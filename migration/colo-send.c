@@ -11,6 +11,7 @@
 #include "migration/colo-send.h"
 #include "migration/savevm.h"
 #include "migration/savevm-put.h"
+#include "qemu/log.h"
 
 /* The HOST of tcp:HOST:PORT (without IPv6 brackets), else "". */
 static char *uri_host(const char *uri)
@@ -130,7 +131,7 @@ static bool colo_peer_read_report(ColoPeer *p, GError **errp)
 {
     uint32_t code = qemu_get_be32(p->in);
     uint16_t len = qemu_get_be16(p->in);
-    char text[COLO_STANDBY_ERROR_MAX + 1];
+    char text[COLO_STANDBY_ERROR_MAX];
     g_autofree char *clean = NULL;
 
     if (!qemu_file_propagate_error(p->in, errp)) {
@@ -150,14 +151,8 @@ static bool colo_peer_read_report(ColoPeer *p, GError **errp)
                        "cut off: ", p->uri);
         return false;
     }
-    text[len] = 0;
-    /* the peer's text: shown to people and logs, so no control bytes */
-    clean = g_utf8_make_valid(text, len);
-    for (char *c = clean; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            *c = ' ';
-        }
-    }
+    /* the peer's text, shown to people and logs: escaped as all of it */
+    clean = qemu_escape(text, len, COLO_STANDBY_ERROR_MAX);
     g_set_error(errp, COLO_ERROR, code > 0 && code < 4096 ? (int)code :
                 ECONNABORTED, "the secondary %s gave up: %s", p->uri, clean);
     return false;

@@ -448,7 +448,7 @@ class PeerText(ct.TempDirTestCase):
     def test_standby_report_checked(self):
         """A secondary's X_STANDBY_ERROR (why it gave up) is peer text
         to colo-primary: bounded, cut-off reports named, control bytes
-        and bad UTF-8 never reach its log as such."""
+        and bad UTF-8 escaped (qemu_escape, as the NBD server's log)."""
         ct.require_qemu("10.0")
         vm = ct.Qemu("10.0", self.tmp, mem_mb=64, bios=ct.GUEST_BIOS,
                      ram_path=os.path.join(self.tmp, "vm.ram"))
@@ -463,7 +463,7 @@ class PeerText(ct.TempDirTestCase):
              "its reason was cut off"),
             (head + struct.pack(">IH", 28, 40) +
              b"disk full\n\x1b[31mcolo-primary: FAKE\xff\xfe!!!!!!!!",
-             "gave up: disk full  [31mcolo-primary: FAKE"),
+             "gave up: disk full\\x0a\\x1b[31mcolo-primary: FAKE"),
         ]
         try:
             vm.qmp.close()
