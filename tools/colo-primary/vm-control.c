@@ -52,6 +52,26 @@ static void ignore_shared_reset(VmControl *vc)
     }
 }
 
+/* x-ignore-shared off, waiting out (at most 1 s) and cancelling a
+ * migration that refuses it: not ours, it runs with x-ignore-shared on
+ * and would carry no RAM.  True if one was cancelled. */
+static bool ignore_shared_off_cancelling(VmControl *vc)
+{
+    bool cancelled = false;
+
+    for (int i = 0; i < 100 && vc->ignore_shared_on; i++) {
+        ignore_shared_reset(vc);
+        if (vc->ignore_shared_on) {
+            if (!cancelled) {
+                qmp_client_try(vc->qmp, "migrate_cancel", NULL);
+                cancelled = true;
+            }
+            g_usleep(10 * 1000);
+        }
+    }
+    return cancelled;
+}
+
 VmControl *vm_control_new(const char *qmp_path, const char *work_dir,
                           GError **errp)
 {
@@ -246,12 +266,7 @@ static int vm_control_capture_start_shared(VmControl *vc, GError **errp)
         close(sv[0]);
         /* theirs, without the RAM, or none at all: it must not finish */
         qmp_client_try(vc->qmp, "migrate_cancel", NULL);
-        for (int i = 0; i < 100 && vc->ignore_shared_on; i++) {
-            ignore_shared_reset(vc);
-            if (vc->ignore_shared_on) {
-                g_usleep(10 * 1000);
-            }
-        }
+        ignore_shared_off_cancelling(vc);
         g_clear_error(&err);
         g_set_error(errp, COLO_ERROR, ECANCELED, "a migration of the VM "
                     "that is not ours started within our capture, and was "
@@ -342,6 +357,15 @@ static GBytes *vm_control_capture_now(VmControl *vc, int timeout_ms,
         }
     }
     close(conn);
+    /* ours is over: x-ignore-shared goes off at once, not when the VM is
+     * continued, so that a migration libvirt starts meanwhile (its save
+     * or live migration) carries the RAM; one that started in the round
+     * trip before carries none, and is cancelled */
+    if (vc->shared && ignore_shared_off_cancelling(vc)) {
+        fprintf(stderr, "colo-primary: a migration of the VM that is not "
+                "ours started as our capture ended, and was cancelled: it "
+                "would have carried no RAM\n");
+    }
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
 }
 
