@@ -263,14 +263,18 @@ class Libvirt(ct.TempDirTestCase):
                          "none")
 
         # libvirt's own save (a migration to a file) ends protection, and
-        # carries the RAM: the saved domain restores and runs on
+        # carries the RAM: the saved domain restores and runs on.  libvirt
+        # records in the image whether the domain ran when the save began,
+        # and a checkpoint's pause looks paused to it: --running, as
+        # docs/libvirt.rst tells operators
         lv.virsh("create", xml)
         sec2 = self.secondary("sec2")
         agent = self.protect(lv, sec2)
         self.wait_checkpoints(sec2, 5, agent)
         image = os.path.join(self.tmp, "saved.img")
         self.libvirt_job_ends_protection(lv, agent, "saved",
-                                         "save", NAME, image)
+                                         "save", NAME, image,
+                                         "--running")
         before = ct.guest_counters(serial)[-1]
         lv.virsh("restore", image)
         # libvirt opens the serial file anew: what the restored guest
