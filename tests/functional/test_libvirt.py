@@ -320,7 +320,7 @@ class Libvirt(ct.TempDirTestCase):
         xml = os.path.join(self.tmp, "linux.xml")
         with open(xml, "w") as f:
             f.write(linux_guest_xml(NAME, UUID, serial,
-                                    "colo.run=lifespan colo.life=30"))
+                                    "colo.run=lifespan colo.life=60"))
         lv.virsh("create", xml)
         ct.wait_for(lambda: "tick 1 " in ct.read_text(serial), 120,
                     "the Linux guest to tick")
